@@ -1,0 +1,1 @@
+"""Authentication: JWT claims, token extraction, the dev secret."""

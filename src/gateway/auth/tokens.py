@@ -1,0 +1,106 @@
+"""HS256 JWTs: minting and verification (PyJWT), and the claims we rely on."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import jwt
+
+ROLES = ("student", "teacher", "school_admin", "platform_admin")
+STREAM_ROLES = frozenset(ROLES)
+ALGORITHM = "HS256"
+
+
+class InvalidToken(Exception):
+    """The token is missing, malformed, badly signed, expired or lacks a claim."""
+
+
+@dataclass(frozen=True, slots=True)
+class Claims:
+    sub: str
+    role: str
+    school_id: str | None
+    group_id: str | None
+    district_id: str | None
+    exp: int
+
+    @property
+    def expires_at(self) -> datetime:
+        return datetime.fromtimestamp(self.exp, UTC)
+
+
+def mint(
+    secret: str,
+    *,
+    school_id: str | None,
+    group_id: str | None = None,
+    role: str = "student",
+    ttl_seconds: int = 3600,
+    district_id: str | None = None,
+    sub: str | None = None,
+    now: float | None = None,
+) -> str:
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}")
+    issued = int(now if now is not None else time.time())
+    payload: dict[str, Any] = {
+        "sub": sub or f"{role}:{uuid.uuid4().hex[:12]}",
+        "role": role,
+        "iat": issued,
+        "exp": issued + ttl_seconds,
+    }
+    for key, value in (
+        ("school_id", school_id),
+        ("group_id", group_id),
+        ("district_id", district_id),
+    ):
+        if value is not None:
+            payload[key] = value
+    return jwt.encode(payload, secret, algorithm=ALGORITHM)
+
+
+def verify(token: str | None, secret: str, *, require_group: bool = False) -> Claims:
+    """Verify signature, expiry and claims; raise :class:`InvalidToken` with a safe reason."""
+    if not token:
+        raise InvalidToken("missing token")
+    required = ["exp", "role"]
+    try:
+        payload = jwt.decode(
+            token, secret, algorithms=[ALGORITHM], options={"require": required}, leeway=0
+        )
+    except jwt.ExpiredSignatureError:
+        raise InvalidToken("token expired") from None
+    except jwt.MissingRequiredClaimError as exc:
+        raise InvalidToken(f"token lacks the {exc.claim} claim") from None
+    except jwt.InvalidTokenError:
+        raise InvalidToken("invalid token") from None
+    role = payload.get("role")
+    if role not in ROLES:
+        raise InvalidToken("token has an unknown role")
+    school = _text(payload, "school_id")
+    group = _text(payload, "group_id")
+    if school is None and role != "platform_admin":
+        raise InvalidToken("token lacks the school_id claim")
+    if require_group and (group is None or school is None):
+        raise InvalidToken("token lacks the school_id or group_id claim")
+    return Claims(
+        sub=str(payload.get("sub") or f"{role}:anonymous"),
+        role=role,
+        school_id=school,
+        group_id=group,
+        district_id=_text(payload, "district_id"),
+        exp=int(payload["exp"]),
+    )
+
+
+def _text(payload: dict[str, Any], key: str) -> str | None:
+    value = payload.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value or len(value) > 128:
+        raise InvalidToken(f"token has an invalid {key} claim")
+    return value

@@ -1,0 +1,1 @@
+"""Budget governance: pricing, policy, the Redis ledger."""

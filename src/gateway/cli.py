@@ -1,0 +1,116 @@
+"""``stt-gateway``: serve (default), token, policy validate, audit verify."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from gateway.auth.secret import resolve_secret
+from gateway.auth.tokens import ROLES, mint
+from gateway.errors import ConfigurationError
+from gateway.observability.logging import configure_logging, get_logger
+from gateway.settings import Settings, load_settings
+
+log = get_logger("gateway.cli")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stt-gateway", description=__doc__)
+    sub = parser.add_subparsers(dest="verb")
+    sub.add_parser("serve", help="run the gateway (default)")
+    token = sub.add_parser("token", help="print a JWT signed with the configured secret")
+    token.add_argument("--school", help="school_id claim")
+    token.add_argument("--group", help="group_id claim")
+    token.add_argument("--district", help="district_id claim")
+    token.add_argument("--role", default="student", choices=ROLES)
+    token.add_argument("--ttl", type=int, default=3600, help="seconds until expiry")
+    token.add_argument("--sub", help="subject (defaults to a random id)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        configure_logging(settings.LOG_LEVEL, settings.LOG_FORMAT)
+        if args.verb == "token":
+            return _token(settings, args)
+        return _serve(settings)
+    except ConfigurationError as exc:
+        print(f"stt-gateway: {exc}", file=sys.stderr)
+        return 2
+
+
+def _token(settings: Settings, args: argparse.Namespace) -> int:
+    if args.role != "platform_admin" and not args.school:
+        print("stt-gateway token: --school is required for this role", file=sys.stderr)
+        return 2
+    if args.ttl <= 0:
+        print("stt-gateway token: --ttl must be positive", file=sys.stderr)
+        return 2
+    print(
+        mint(
+            resolve_secret(settings),
+            school_id=args.school,
+            group_id=args.group,
+            role=args.role,
+            ttl_seconds=args.ttl,
+            district_id=args.district,
+            sub=args.sub,
+        )
+    )
+    return 0
+
+
+def _serve(settings: Settings) -> int:
+    asyncio.run(serve(settings))
+    return 0
+
+
+async def serve(settings: Settings) -> None:
+    """Run until SIGTERM/SIGINT, then drain: not ready, no new sessions, finish, close."""
+    from gateway.web.app import create_app
+    from gateway.web.state import GATEWAY
+
+    app = create_app(settings)
+    runner = web.AppRunner(
+        app,
+        access_log=None,
+        handle_signals=False,
+        shutdown_timeout=settings.SHUTDOWN_GRACE_SECONDS + 15,
+    )
+    await runner.setup()
+    site = web.TCPSite(runner, settings.GATEWAY_HOST, settings.GATEWAY_PORT)
+    await site.start()
+    gateway = app[GATEWAY]
+    for address in runner.addresses:
+        host, port = address[0], address[1]
+        log.info(
+            "gateway.listening",
+            url=f"http://{host}:{port}",
+            listen=f"ws://{host}:{port}/api/v1/listen",
+            simulated=gateway.simulated,
+        )
+    if gateway.simulated:
+        log.warning(
+            "gateway.simulated_whisper",
+            message="SIMULATED Whisper in use: set OPENAI_API_KEY for real transcripts",
+        )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("gateway.draining", sessions=len(gateway.registry))
+    await gateway.registry.drain(settings.SHUTDOWN_GRACE_SECONDS)
+    await runner.cleanup()
+    log.info("gateway.stopped")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

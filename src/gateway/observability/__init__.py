@@ -1,0 +1,1 @@
+"""Logs, metrics and (later) the audit trail."""

@@ -1,0 +1,112 @@
+"""structlog set-up: one JSON object per line, with a redaction processor.
+
+Transcript text, audio, tokens, ``Authorization`` values and secrets must
+never reach a log line. :func:`redact` enforces that even when a developer
+logs such a field by mistake: sensitive keys are replaced and JWT / bearer /
+API-key shapes inside any string are masked.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Mapping, MutableMapping
+from typing import Any
+
+import structlog
+
+REDACTED = "[redacted]"
+
+SENSITIVE_KEYS = frozenset(
+    {
+        "text",
+        "transcript",
+        "audio",
+        "pcm",
+        "prompt",
+        "token",
+        "access_token",
+        "jwt",
+        "authorization",
+        "secret",
+        "api_key",
+        "openai_api_key",
+        "auth_jwt_secret",
+        "password",
+        "webhook_url",
+        "cookie",
+    }
+)
+
+_MASKS = (
+    (re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"), REDACTED),  # JWT
+    (re.compile(r"(?i)bearer\s+[^\s,;\"']+"), "Bearer " + REDACTED),
+    (re.compile(r"\bsk-[A-Za-z0-9_-]{8,}"), REDACTED),  # OpenAI-style keys
+    (re.compile(r"(?i)(access_token=)[^&\s]+"), r"\g<1>" + REDACTED),
+    (re.compile(r"https?://hooks\.[^\s\"']+"), REDACTED),  # webhook URLs carry a secret
+)
+
+
+def scrub(value: str) -> str:
+    """Mask token-shaped substrings in ``value``."""
+    for pattern, replacement in _MASKS:
+        value = pattern.sub(replacement, value)
+    return value
+
+
+def _clean(key: str, value: Any) -> Any:
+    if key.lower() in SENSITIVE_KEYS:
+        return REDACTED
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return f"<{len(value)} bytes>"
+    if isinstance(value, Mapping):
+        return {k: _clean(str(k), v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(key, v) for v in value]
+    return value
+
+
+def redact(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: drop what must never be logged."""
+    for key in list(event_dict):
+        event_dict[key] = (
+            _clean(key, event_dict[key]) if key != "event" else _clean("", event_dict[key])
+        )
+    return event_dict
+
+
+def processors(fmt: str) -> list[Any]:
+    renderer: Any = (
+        structlog.dev.ConsoleRenderer(colors=False)
+        if fmt == "console"
+        else structlog.processors.JSONRenderer()
+    )
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+        redact,
+        renderer,
+    ]
+
+
+def configure_logging(level: str = "info", fmt: str = "json") -> None:
+    """Configure structlog for the process (idempotent)."""
+    structlog.configure(
+        processors=processors(fmt),
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping()[level.upper()]
+        ),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+
+
+def get_logger(name: str | None = None) -> Any:
+    return structlog.get_logger(name)

@@ -1,0 +1,178 @@
+"""Prometheus metrics with the names and labels of observability.md.
+
+Each application gets its own :class:`Metrics` (and registry), so several
+gateways can live in one test process. Labels are bounded: never a session
+id, group id or free text.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    gc_collector,
+    generate_latest,
+    platform_collector,
+    process_collector,
+)
+
+from gateway import __version__
+
+CIRCUIT_STATES = ("closed", "open", "half_open")
+SESSION_OUTCOMES = (
+    "accepted",
+    "rejected_auth",
+    "rejected_origin",
+    "rejected_capacity",
+    "rejected_config",
+)
+END_REASONS = (
+    "client_close",
+    "idle_timeout",
+    "budget_exhausted",
+    "server_shutdown",
+    "replaced",
+    "disconnected",
+    "error",
+)
+WINDOW_STATUSES = ("ok", "silence", "dropped")
+UPSTREAM_OUTCOMES = (
+    "ok",
+    "rate_limited",
+    "quota_exhausted",
+    "server_error",
+    "timeout",
+    "connection_error",
+    "rejected",
+)
+
+_LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 8, 13, 21, 34, 60, 120)
+_UPSTREAM_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128)
+_HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+class Metrics:
+    """Every gateway metric, registered in one registry."""
+
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry(auto_describe=True)
+        process_collector.ProcessCollector(registry=r)
+        platform_collector.PlatformCollector(registry=r)
+        gc_collector.GCCollector(registry=r)
+
+        self.build_info = Gauge("stt_build_info", "Gateway build.", ["version"], registry=r)
+        self.build_info.labels(version=__version__).set(1)
+
+        self.sessions_active = Gauge("stt_sessions_active", "Open streaming sessions.", registry=r)
+        self.sessions = Counter(
+            "stt_sessions", "Streaming connection attempts by outcome.", ["outcome"], registry=r
+        )
+        self.sessions_ended = Counter(
+            "stt_sessions_ended", "Streaming sessions ended, by reason.", ["reason"], registry=r
+        )
+        self.stream_restarts = Counter(
+            "stt_stream_restarts",
+            "Groups that reconnected within 5 minutes of their previous stream.",
+            registry=r,
+        )
+        self.audio_received = Counter(
+            "stt_audio_received_seconds", "Seconds of audio received from clients.", registry=r
+        )
+        self.pending_audio = Gauge(
+            "stt_pending_audio_seconds",
+            "Audio waiting for a transcript, all sessions (buffer depth).",
+            registry=r,
+        )
+        self.window_seconds = Gauge(
+            "stt_window_seconds", "Current effective window length.", registry=r
+        )
+        self.windows = Counter(
+            "stt_windows", "Windows delivered, by status.", ["status"], registry=r
+        )
+        self.windows_dropped = Counter(
+            "stt_windows_dropped", "Windows dropped, by reason.", ["reason"], registry=r
+        )
+        self.transcript_latency = Histogram(
+            "stt_transcript_latency_seconds",
+            "Window closed → Transcript sent.",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+
+        self.upstream_requests = Counter(
+            "stt_upstream_requests",
+            "Upstream transcription requests by outcome.",
+            ["model", "outcome"],
+            registry=r,
+        )
+        self.upstream_duration = Histogram(
+            "stt_upstream_request_duration_seconds",
+            "Upstream request duration.",
+            ["model"],
+            buckets=_UPSTREAM_BUCKETS,
+            registry=r,
+        )
+        self.circuit_state = Gauge(
+            "stt_upstream_circuit_state", "Circuit breaker state (one-hot).", ["state"], registry=r
+        )
+        self.circuit_transitions = Counter(
+            "stt_upstream_circuit_transitions", "Circuit breaker transitions.", ["to"], registry=r
+        )
+        self.calls_not_permitted = Counter(
+            "stt_upstream_calls_not_permitted",
+            "Windows held because the circuit was open.",
+            registry=r,
+        )
+
+        self.audio_billed = Counter(
+            "stt_audio_billed_seconds",
+            "Audio seconds billed by the upstream.",
+            ["model"],
+            registry=r,
+        )
+        self.cost_usd = Counter("stt_cost_usd", "Upstream cost in USD.", ["model"], registry=r)
+        self.budget_reservations = Counter(
+            "stt_budget_reservations", "Budget reservations by outcome.", ["outcome"], registry=r
+        )
+        self.budget_overspend = Counter(
+            "stt_budget_overspend_usd", "Billed cost above what was reserved.", registry=r
+        )
+        self.budget_alerts = Counter(
+            "stt_budget_alerts", "Budget alerts fired.", ["threshold"], registry=r
+        )
+
+        self.http_requests = Counter(
+            "http_requests", "HTTP requests.", ["method", "route", "status"], registry=r
+        )
+        self.http_duration = Histogram(
+            "http_request_duration_seconds",
+            "HTTP request duration.",
+            ["method", "route"],
+            buckets=_HTTP_BUCKETS,
+            registry=r,
+        )
+
+        self._prime()
+
+    def _prime(self) -> None:
+        """Create every bounded label value so series exist from the first scrape."""
+        for outcome in SESSION_OUTCOMES:
+            self.sessions.labels(outcome=outcome)
+        for reason in END_REASONS:
+            self.sessions_ended.labels(reason=reason)
+        for status in WINDOW_STATUSES:
+            self.windows.labels(status=status)
+        for state in CIRCUIT_STATES:
+            self.circuit_state.labels(state=state).set(1 if state == "closed" else 0)
+            self.circuit_transitions.labels(to=state)
+        for outcome in ("ok", "exceeded", "error", "bypassed"):
+            self.budget_reservations.labels(outcome=outcome)
+
+    def set_circuit_state(self, state: str) -> None:
+        for s in CIRCUIT_STATES:
+            self.circuit_state.labels(state=s).set(1 if s == state else 0)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

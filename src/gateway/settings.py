@@ -1,0 +1,181 @@
+"""One frozen settings object, read once from the environment.
+
+Every variable of the contract (``shared/spec/api.md``) has a field here with
+the same name. :func:`load_settings` fails fast with one line naming the
+variable that is wrong.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from gateway.errors import ConfigurationError
+
+AppEnv = Literal["dev", "staging", "prod"]
+EnforcementMode = Literal["strict", "advisory", "disabled"]
+
+DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
+
+
+class Settings(BaseSettings):
+    """Gateway configuration. Field names are the environment variable names."""
+
+    model_config = SettingsConfigDict(frozen=True, case_sensitive=True, extra="ignore")
+
+    APP_ENV: AppEnv = "dev"
+    GATEWAY_HOST: str = "127.0.0.1"
+    GATEWAY_PORT: int = Field(8080, ge=0, le=65535)
+
+    OPENAI_API_KEY: str | None = None
+    OPENAI_BASE_URL: str | None = None
+    STT_MODEL: str = "whisper-1"
+    STT_WINDOW_SECONDS: float = Field(5.0, ge=0.5, le=60)
+    STT_WINDOW_MAX_SECONDS: float = Field(15.0, ge=0.5, le=120)
+    STT_MAX_CONCURRENCY: int = Field(32, ge=1, le=10_000)
+    STT_MAX_RETRIES: int = Field(3, ge=0, le=20)
+    STT_REQUEST_TIMEOUT_SECONDS: float = Field(30.0, gt=0, le=600)
+    STT_MAX_IN_FLIGHT_PER_SESSION: int = Field(3, ge=1, le=32)
+    BREAKER_FAIL_MAX: int = Field(5, ge=1, le=1000)
+    BREAKER_RESET_SECONDS: float = Field(30.0, gt=0, le=3600)
+    OPENAI_RPM_LIMIT: int | None = Field(None, ge=1)
+
+    REDIS_URL: str | None = None
+    BUDGET_ENFORCEMENT_MODE: EnforcementMode = "strict"
+    BUDGET_POLICY_PATH: str | None = None
+
+    AUTH_JWT_SECRET: str | None = None
+    ALLOWED_ORIGINS: str | None = None
+
+    MAX_SESSIONS: int = Field(2000, ge=1)
+    IDLE_TIMEOUT_SECONDS: float = Field(30.0, gt=0)
+    MAX_PENDING_AUDIO_SECONDS: float = Field(60.0, gt=0)
+    MAX_FRAME_BYTES: int = Field(65536, ge=2, le=16 * 1024 * 1024)
+    SHUTDOWN_GRACE_SECONDS: float = Field(30.0, ge=0)
+    READY_REQUIRES_WHISPER: bool = False
+    METRICS_MAX_SCHOOLS: int = Field(500, ge=0)
+    VAD_THRESHOLD_DBFS: float = Field(-50.0, ge=-120, le=0)
+
+    DATA_DIR: str = "./data"
+    AUDIT_LOG_PATH: str | None = None
+    LOG_LEVEL: Literal["debug", "info", "warning", "error", "critical"] = "info"
+    LOG_FORMAT: Literal["json", "console"] = "json"
+
+    @field_validator("LOG_LEVEL", "LOG_FORMAT", "APP_ENV", "BUDGET_ENFORCEMENT_MODE", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator(
+        "OPENAI_API_KEY",
+        "OPENAI_BASE_URL",
+        "REDIS_URL",
+        "AUTH_JWT_SECRET",
+        "ALLOWED_ORIGINS",
+        "BUDGET_POLICY_PATH",
+        "AUDIT_LOG_PATH",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("REDIS_URL")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("OPENAI_BASE_URL")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Settings:
+        if self.STT_WINDOW_MAX_SECONDS < self.STT_WINDOW_SECONDS:
+            raise _FieldProblem("STT_WINDOW_MAX_SECONDS", "must be ≥ STT_WINDOW_SECONDS")
+        if self.APP_ENV == "prod":
+            if self.AUTH_JWT_SECRET is None or len(self.AUTH_JWT_SECRET.encode()) < 32:
+                raise _FieldProblem("AUTH_JWT_SECRET", "must be set to at least 32 bytes in prod")
+            if self.OPENAI_API_KEY is None:
+                raise _FieldProblem("OPENAI_API_KEY", "must be set in prod")
+            if self.REDIS_URL is None:
+                raise _FieldProblem("REDIS_URL", "must be set in prod")
+            if self.ALLOWED_ORIGINS is None or self.ALLOWED_ORIGINS.strip() == "*":
+                raise _FieldProblem("ALLOWED_ORIGINS", "must list explicit origins in prod")
+        return self
+
+    # Derived values -------------------------------------------------------
+
+    @property
+    def simulated_upstream(self) -> bool:
+        """No API key and no explicit upstream: the bundled simulated Whisper is used."""
+        return self.OPENAI_API_KEY is None and self.OPENAI_BASE_URL is None
+
+    @property
+    def upstream_url(self) -> str:
+        return self.OPENAI_BASE_URL or DEFAULT_OPENAI_BASE_URL
+
+    @property
+    def allowed_origins(self) -> tuple[str, ...] | None:
+        """Allowed browser origins; ``None`` means any (dev default ``*``)."""
+        raw = self.ALLOWED_ORIGINS
+        if raw is None:
+            return None if self.APP_ENV == "dev" else ()
+        items = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
+        return None if "*" in items else items
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.DATA_DIR)
+
+    @property
+    def audit_log_path(self) -> Path:
+        return Path(self.AUDIT_LOG_PATH) if self.AUDIT_LOG_PATH else self.data_dir / "audit.log"
+
+    @property
+    def budget_policy_path(self) -> Path:
+        return Path(self.BUDGET_POLICY_PATH or f"config/budget-policy.{self.APP_ENV}.json")
+
+
+class _FieldProblem(ValueError):
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+def load_settings(environ: dict[str, str] | None = None, **overrides: object) -> Settings:
+    """Read settings from ``environ`` (default: the process environment).
+
+    Raises :class:`ConfigurationError` with one line naming the bad variable.
+    """
+    try:
+        if environ is None:
+            return Settings(**overrides)  # type: ignore[arg-type]
+        known = {k: v for k, v in environ.items() if k in Settings.model_fields}
+        return Settings.model_validate({**known, **overrides})
+    except ValidationError as exc:
+        raise ConfigurationError(_one_line(exc)) from None
+
+
+def _one_line(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    loc = ".".join(str(p) for p in first.get("loc", ()))
+    ctx = first.get("ctx") or {}
+    inner = ctx.get("error")
+    if isinstance(inner, _FieldProblem):
+        return f"invalid configuration: {inner.field} {inner.problem}"
+    message = first.get("msg", "invalid value").removeprefix("Value error, ")
+    value = first.get("input")
+    shown = (
+        "" if isinstance(value, dict) or "SECRET" in loc or "KEY" in loc else f" (got {value!r})"
+    )
+    return f"invalid configuration: {loc}: {message}{shown}"

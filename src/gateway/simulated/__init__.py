@@ -1,0 +1,1 @@
+"""The bundled simulated Whisper (OpenAI-compatible), for development and tests."""

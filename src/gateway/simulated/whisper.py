@@ -1,0 +1,211 @@
+"""A simulated OpenAI-compatible ``/v1/audio/transcriptions`` server.
+
+Its text is derived from the audio it receives: the dominant tone's frequency
+(to the nearest 10 Hz) and the duration, e.g. ``"[simulated] tone 440 Hz
+5.00 s"``, so a test can tell which group's audio a transcript came from.
+Behaviour is configurable at start and at run time (``POST /_control``):
+latency and jitter, random 429 (with ``Retry-After``), ``insufficient_quota``,
+5xx and malformed answers, or a fixed ``mode`` that answers every request the
+same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import random
+import wave
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import numpy as np
+from aiohttp import web
+
+MODES = ("normal", "429", "quota", "500", "garbage", "reject", "hang")
+
+
+@dataclass
+class Behaviour:
+    latency_ms: float = 0.0
+    jitter_ms: float = 0.0
+    rate_429: float = 0.0
+    rate_quota: float = 0.0
+    rate_5xx: float = 0.0
+    rate_garbage: float = 0.0
+    retry_after: float = 1.0
+    mode: str = "normal"
+    seed: int | None = None
+
+    def update(self, values: dict[str, Any]) -> None:
+        names = {f.name: f.type for f in fields(self)}
+        for key, value in values.items():
+            if key not in names:
+                raise ValueError(f"unknown behaviour field {key!r}")
+            if key == "mode" and value not in MODES:
+                raise ValueError(f"mode must be one of {', '.join(MODES)}")
+            setattr(self, key, value)
+
+
+@dataclass
+class Received:
+    model: str
+    duration: float
+    language: str | None
+    prompt: str | None
+    text: str
+
+
+@dataclass
+class FakeWhisper:
+    behaviour: Behaviour = field(default_factory=Behaviour)
+    received: list[Received] = field(default_factory=list)
+    answered: int = 0
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.behaviour.seed)
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=30 * 1024 * 1024)
+        app.router.add_post("/v1/audio/transcriptions", self.transcriptions)
+        app.router.add_post("/audio/transcriptions", self.transcriptions)
+        app.router.add_get("/v1/models", self.models)
+        app.router.add_post("/_control", self.control)
+        app.router.add_get("/_control", self.control)
+        return app
+
+    async def models(self, _request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "object": "list",
+                "data": [
+                    {"id": m, "object": "model", "owned_by": "simulated"}
+                    for m in ("whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe")
+                ],
+            }
+        )
+
+    async def control(self, request: web.Request) -> web.Response:
+        if request.method == "POST":
+            try:
+                self.behaviour.update(await request.json())
+            except ValueError as exc:
+                return web.json_response({"error": {"message": str(exc)}}, status=400)
+        return web.json_response({**asdict(self.behaviour), "received": len(self.received)})
+
+    async def transcriptions(self, request: web.Request) -> web.StreamResponse:
+        form = await request.post()
+        upload = form.get("file")
+        model = str(form.get("model", ""))
+        if upload is None or not hasattr(upload, "file") or not model:
+            return _error(400, "invalid_request_error", "file and model are required")
+        data = upload.file.read()
+        b = self.behaviour
+        delay = max(0.0, b.latency_ms + self._rng.uniform(-b.jitter_ms, b.jitter_ms)) / 1000
+        if delay:
+            await asyncio.sleep(delay)
+        fault = self._pick_fault()
+        if fault == "hang":
+            await asyncio.sleep(3600)
+        if fault == "429":
+            return _error(
+                429,
+                "requests",
+                "Rate limit reached (simulated).",
+                code="rate_limit_exceeded",
+                headers={"Retry-After": f"{b.retry_after:g}"},
+            )
+        if fault == "quota":
+            return _error(
+                429,
+                "insufficient_quota",
+                "You exceeded your quota (simulated).",
+                code="insufficient_quota",
+            )
+        if fault == "500":
+            return _error(500, "server_error", "The server had an error (simulated).")
+        if fault == "garbage":
+            return web.Response(status=200, text="<html>not json", content_type="application/json")
+        if fault == "reject":
+            return _error(400, "invalid_request_error", "Rejected (simulated).")
+        try:
+            text, duration = describe(data)
+        except (wave.Error, EOFError, ValueError):
+            return _error(400, "invalid_request_error", "Could not decode the audio file.")
+        language = form.get("language")
+        prompt = form.get("prompt")
+        self.received.append(
+            Received(
+                model,
+                duration,
+                str(language) if language else None,
+                str(prompt) if prompt else None,
+                text,
+            )
+        )
+        self.answered += 1
+        return web.json_response(
+            {
+                "text": text,
+                "usage": {"type": "duration", "seconds": round(duration, 3)},
+            }
+        )
+
+    def _pick_fault(self) -> str:
+        b = self.behaviour
+        if b.mode != "normal":
+            return b.mode
+        draw = self._rng.random()
+        for name, rate in (
+            ("429", b.rate_429),
+            ("quota", b.rate_quota),
+            ("500", b.rate_5xx),
+            ("garbage", b.rate_garbage),
+        ):
+            if draw < rate:
+                return name
+            draw -= rate
+        return "normal"
+
+
+def describe(wav: bytes) -> tuple[str, float]:
+    """The simulated transcript of a WAV file, and its duration in seconds."""
+    with wave.open(io.BytesIO(wav)) as reader:
+        rate = reader.getframerate()
+        frames = reader.readframes(reader.getnframes())
+        if reader.getsampwidth() != 2:
+            raise ValueError("16-bit PCM only")
+    samples = np.frombuffer(frames, dtype="<i2").astype(np.float64)
+    duration = len(samples) / rate
+    if len(samples) == 0 or float(np.max(np.abs(samples))) < 100:
+        return "", duration
+    spectrum = np.abs(np.fft.rfft(samples))
+    spectrum[0] = 0
+    freq = float(np.fft.rfftfreq(len(samples), 1 / rate)[int(np.argmax(spectrum))])
+    return f"[simulated] tone {round(freq / 10) * 10} Hz {duration:.2f} s", duration
+
+
+def _error(
+    status: int,
+    kind: str,
+    message: str,
+    *,
+    code: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    body = {"error": {"message": message, "type": kind, "param": None, "code": code or kind}}
+    return web.json_response(body, status=status, headers=headers)
+
+
+async def start(
+    fake: FakeWhisper, host: str = "127.0.0.1", port: int = 0
+) -> tuple[web.AppRunner, str]:
+    """Start ``fake`` on ``host:port``; return the runner and its ``/v1`` base URL."""
+    runner = web.AppRunner(fake.app(), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    server = site._server
+    assert server is not None
+    sockets = getattr(server, "sockets", None) or []
+    bound = sockets[0].getsockname()[1] if sockets else port
+    return runner, f"http://{host}:{bound}/v1"

@@ -1,0 +1,1 @@
+"""Streaming: the pure windowing core, the session pipeline and the registry."""

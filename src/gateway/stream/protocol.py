@@ -1,0 +1,187 @@
+"""Streaming protocol v1: query parameters, control messages and server messages (pure).
+
+Names and fields follow ``shared/spec/protocol.md`` exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from gateway.errors import BadConfig, StreamError
+
+CONTROL_TYPES = ("KeepAlive", "Finalize", "CloseStream")
+_LANGUAGE = re.compile(r"^[a-z]{2}$")
+_KNOWN_PARAMS = frozenset(
+    {"encoding", "sample_rate", "channels", "language", "model", "access_token"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamConfig:
+    encoding: str
+    sample_rate: int
+    channels: int
+    language: str | None
+    model: str
+
+
+def parse_query(
+    query: Mapping[str, str], *, default_model: str, allowed_models: Collection[str]
+) -> StreamConfig:
+    """Validate the connect query; raise :class:`BadConfig` naming the parameter."""
+    unknown = sorted(set(query) - _KNOWN_PARAMS)
+    if unknown:
+        raise BadConfig(f"unknown query parameter: {unknown[0]}")
+    encoding = query.get("encoding", "pcm_s16le")
+    if encoding != "pcm_s16le":
+        raise BadConfig("encoding: only pcm_s16le is supported")
+    sample_rate = _int(query, "sample_rate", 16000)
+    if not 8000 <= sample_rate <= 48000:
+        raise BadConfig("sample_rate: must be between 8000 and 48000")
+    channels = _int(query, "channels", 1)
+    if channels != 1:
+        raise BadConfig("channels: only 1 is supported")
+    language = query.get("language") or None
+    if language is not None and not _LANGUAGE.match(language):
+        raise BadConfig("language: must be an ISO-639-1 code such as en or es")
+    model = query.get("model") or default_model
+    if model not in allowed_models:
+        raise BadConfig(f"model: not allowed here (allowed: {', '.join(sorted(allowed_models))})")
+    return StreamConfig(encoding, sample_rate, channels, language, model)
+
+
+def _int(query: Mapping[str, str], name: str, default: int) -> int:
+    raw = query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise BadConfig(f"{name}: must be an integer") from None
+
+
+def parse_control(text: str) -> str | None:
+    """The control type of a client text frame, or None when it is not one we know."""
+    try:
+        message = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(message, dict):
+        return None
+    kind = message.get("type")
+    return kind if kind in CONTROL_TYPES else None
+
+
+def encode(message: Mapping[str, Any]) -> str:
+    return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+
+
+def begin(
+    *,
+    session_id: str,
+    school_id: str,
+    group_id: str,
+    expires_at: datetime,
+    config: StreamConfig,
+    window_seconds: float,
+    simulated: bool,
+) -> dict[str, Any]:
+    message: dict[str, Any] = {
+        "type": "Begin",
+        "session_id": session_id,
+        "school_id": school_id,
+        "group_id": group_id,
+        "expires_at": expires_at.isoformat().replace("+00:00", "Z"),
+        "config": {
+            "encoding": config.encoding,
+            "sample_rate": config.sample_rate,
+            "channels": config.channels,
+            "language": config.language,
+            "model": config.model,
+            "window_seconds": window_seconds,
+        },
+    }
+    if simulated:
+        message["simulated"] = True
+        message["notice"] = "simulated Whisper: transcripts are synthetic, not speech recognition"
+    return message
+
+
+def transcript(
+    *,
+    seq: int,
+    start: float,
+    end: float,
+    status: str,
+    text: str,
+    model: str,
+    latency_ms: int,
+    from_finalize: bool,
+    reason: str | None = None,
+) -> dict[str, Any]:
+    message: dict[str, Any] = {
+        "type": "Transcript",
+        "seq": seq,
+        "start": round(start, 6),
+        "end": round(end, 6),
+        "status": status,
+        "text": text,
+        "model": model,
+        "latency_ms": latency_ms,
+        "from_finalize": from_finalize,
+    }
+    if reason is not None:
+        message["reason"] = reason
+    return message
+
+
+def warning(code: str, message: str) -> dict[str, Any]:
+    return {"type": "Warning", "code": code, "message": message}
+
+
+def error(exc: StreamError) -> dict[str, Any]:
+    message: dict[str, Any] = {
+        "type": "Error",
+        "code": exc.code,
+        "message": exc.message,
+        "retryable": exc.retryable,
+    }
+    if exc.retry_after is not None:
+        message["retry_after"] = exc.retry_after
+    return message
+
+
+def budget(*, percent_used: float, threshold: int, remaining_usd: float) -> dict[str, Any]:
+    return {
+        "type": "Budget",
+        "percent_used": round(percent_used, 2),
+        "threshold": threshold,
+        "remaining_usd": round(remaining_usd, 6),
+    }
+
+
+def termination(
+    *,
+    reason: str,
+    audio_seconds: float,
+    windows: int,
+    transcribed: int,
+    silence: int,
+    dropped: int,
+    cost_usd: float,
+) -> dict[str, Any]:
+    return {
+        "type": "Termination",
+        "reason": reason,
+        "audio_seconds": round(audio_seconds, 6),
+        "windows": windows,
+        "transcribed": transcribed,
+        "silence": silence,
+        "dropped": dropped,
+        "cost_usd": round(cost_usd, 6),
+    }

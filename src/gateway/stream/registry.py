@@ -1,0 +1,80 @@
+"""Live sessions: one per (school, group), the MAX_SESSIONS bound, draining."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from gateway.errors import Overloaded, Replaced
+from gateway.observability.metrics import Metrics
+from gateway.stream.ending import SHUTDOWN, from_error
+from gateway.stream.session import StreamSession
+
+RESTART_WINDOW_SECONDS = 300.0
+OVERLOADED_RETRY_AFTER = 5.0
+
+
+class SessionRegistry:
+    def __init__(self, max_sessions: int, metrics: Metrics) -> None:
+        self.max_sessions = max_sessions
+        self._metrics = metrics
+        self._by_key: dict[tuple[str, str], StreamSession] = {}
+        self._all: set[StreamSession] = set()
+        self._recently_ended: dict[tuple[str, str], float] = {}
+        self.draining = False
+
+    def __len__(self) -> int:
+        return len(self._all)
+
+    def sessions(self) -> list[StreamSession]:
+        return list(self._all)
+
+    def check_admission(self, key: tuple[str, str]) -> None:
+        """Raise :class:`Overloaded` when a new stream for ``key`` may not start."""
+        if self.draining:
+            raise Overloaded(
+                "the gateway is shutting down; reconnect to another instance",
+                retry_after=OVERLOADED_RETRY_AFTER,
+            )
+        if len(self._all) >= self.max_sessions and key not in self._by_key:
+            raise Overloaded("the gateway is at capacity", retry_after=OVERLOADED_RETRY_AFTER)
+
+    def register(self, session: StreamSession) -> None:
+        key = session.key
+        now = time.monotonic()
+        previous = self._by_key.get(key)
+        ended_at = self._recently_ended.pop(key, None)
+        if previous is not None:
+            previous.request_end(
+                from_error(Replaced("a newer connection for this group replaced this one"))
+            )
+            self._metrics.stream_restarts.inc()
+        elif ended_at is not None and now - ended_at <= RESTART_WINDOW_SECONDS:
+            self._metrics.stream_restarts.inc()
+        self._by_key[key] = session
+        self._all.add(session)
+        self._metrics.sessions_active.set(len(self._all))
+        self._prune(now)
+
+    def unregister(self, session: StreamSession) -> None:
+        self._all.discard(session)
+        if self._by_key.get(session.key) is session:
+            del self._by_key[session.key]
+            self._recently_ended[session.key] = time.monotonic()
+        self._metrics.sessions_active.set(len(self._all))
+
+    def _prune(self, now: float) -> None:
+        if len(self._recently_ended) > 4 * self.max_sessions:
+            cutoff = now - RESTART_WINDOW_SECONDS
+            self._recently_ended = {k: t for k, t in self._recently_ended.items() if t >= cutoff}
+
+    async def drain(self, grace: float) -> None:
+        """Stop admitting; end every session cleanly; wait up to ``grace`` (+ a margin)."""
+        self.draining = True
+        sessions = list(self._all)
+        for session in sessions:
+            session.request_end(SHUTDOWN)
+        if sessions:
+            await asyncio.wait(
+                [asyncio.create_task(s.finished.wait()) for s in sessions], timeout=grace + 10
+            )

@@ -1,0 +1,372 @@
+"""One streaming session: a thin driver loop around the pure windowing core.
+
+receive → feed the :class:`Windower` → submit closed windows to the
+:class:`WindowPipeline` → deliver outcomes in order. Everything that ends a
+session goes through :meth:`StreamSession.request_end`; :meth:`run` then
+flushes the remaining audio, waits (bounded) for pending windows, sends the
+last message and closes with the right code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from gateway.auth.tokens import Claims
+from gateway.errors import (
+    BacklogOverflow,
+    BadAudio,
+    FrameTooLarge,
+    IdleTimeout,
+    SessionExpired,
+    StreamError,
+)
+from gateway.observability.logging import get_logger
+from gateway.observability.metrics import Metrics
+from gateway.stream import protocol
+from gateway.stream.continuity import is_suspect, prompt_tail
+from gateway.stream.ending import CLIENT_CLOSE, DISCONNECTED, Ending, from_error
+from gateway.stream.pipeline import Outcome, PendingWindow, WindowPipeline
+from gateway.stream.processor import WindowProcessor
+from gateway.stream.protocol import StreamConfig
+from gateway.stream.vad import VadParams
+from gateway.stream.windowing import Window, Windower
+
+log = get_logger("gateway.session")
+
+RATE_LIMIT_WARNING_INTERVAL = 5.0
+#: Audio may arrive ahead of real time by this many times the backlog bound before 4029.
+AHEAD_FACTOR = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class SessionLimits:
+    max_frame_bytes: int
+    idle_timeout: float
+    max_pending_seconds: float
+    max_in_flight: int
+    finish_timeout: float
+    vad: VadParams
+
+
+class StreamSession:
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        *,
+        session_id: str,
+        claims: Claims,
+        config: StreamConfig,
+        processor: WindowProcessor,
+        limits: SessionLimits,
+        metrics: Metrics,
+        simulated: bool,
+    ) -> None:
+        assert claims.school_id is not None and claims.group_id is not None
+        self.ws = ws
+        self.session_id = session_id
+        self.claims = claims
+        self.school_id = claims.school_id
+        self.group_id = claims.group_id
+        self.config = config
+        self._processor = processor
+        self._service = processor.service
+        self._limits = limits
+        self._metrics = metrics
+        self._simulated = simulated
+        self._windower = Windower(config.sample_rate, self._service.window_seconds, limits.vad)
+        self._pipeline = WindowPipeline(
+            self._process,
+            self._deliver,
+            max_in_flight=limits.max_in_flight,
+            max_pending_seconds=limits.max_pending_seconds,
+            on_pending_change=metrics.pending_audio.inc,
+        )
+        self._ending: Ending | None = None
+        self._end_requested = asyncio.Event()
+        self.finished = asyncio.Event()
+        self._started = time.monotonic()
+        self._last_activity = self._started
+        self._send_lock = asyncio.Lock()
+        self._background: set[asyncio.Task[Any]] = set()
+        self._prompt = ""
+        self._prompt_seq = -1
+        self._last_rate_warning = -float("inf")
+        self._held_warned = False
+        self.counts = {"windows": 0, "ok": 0, "silence": 0, "dropped": 0}
+        self.cost_usd = 0.0
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.school_id, self.group_id)
+
+    @property
+    def audio_seconds(self) -> float:
+        return self._windower.received_samples / self.config.sample_rate
+
+    def request_end(self, ending: Ending) -> None:
+        """Ask the session to end; the first request wins."""
+        if self._ending is None:
+            self._ending = ending
+            self._end_requested.set()
+
+    # -- the driver ---------------------------------------------------------
+
+    async def run(self) -> Ending:
+        try:
+            return await self._run()
+        finally:
+            self.finished.set()
+
+    async def _run(self) -> Ending:
+        await self._send(
+            protocol.begin(
+                session_id=self.session_id,
+                school_id=self.school_id,
+                group_id=self.group_id,
+                expires_at=self.claims.expires_at,
+                config=self.config,
+                window_seconds=self._windower.window_seconds,
+                simulated=self._simulated,
+            )
+        )
+        delivery = asyncio.create_task(self._pipeline.deliver_forever())
+        reader = asyncio.create_task(self._read_loop())
+        ended = asyncio.create_task(self._end_requested.wait())
+        await asyncio.wait({delivery, ended}, return_when=asyncio.FIRST_COMPLETED)
+        if delivery.done():
+            self.request_end(DISCONNECTED)
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await reader
+        ended.cancel()
+        ending = self._ending or DISCONNECTED
+        if not ending.gone:
+            await self._finish_pending(ending, delivery)
+        if delivery.done() and not ending.gone and not self._pipeline.idle:
+            ending = DISCONNECTED
+        delivery.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await delivery
+        for lost in await self._pipeline.abort():
+            self._count(
+                lost.outcome or Outcome.dropped("DISCONNECTED", lost.model), lost, delivered=False
+            )
+        for task in list(self._background):
+            task.cancel()
+        await self._close(ending)
+        return ending
+
+    async def _finish_pending(self, ending: Ending, delivery: asyncio.Task[None]) -> None:
+        for window in self._windower.close():
+            self._submit(window, dropped="BACKLOG" if ending.drops_backlog else None)
+        if ending.drops_backlog:
+            self._pipeline.drop_unanswered("BACKLOG")
+        waiter = asyncio.create_task(self._pipeline.wait_delivered(self._limits.finish_timeout))
+        await asyncio.wait({waiter, delivery}, return_when=asyncio.FIRST_COMPLETED)
+        if waiter.done() and not waiter.result() and not delivery.done():
+            self._pipeline.drop_unanswered(ending.timeout_reason)
+            waiter = asyncio.create_task(self._pipeline.wait_delivered(5.0))
+            await asyncio.wait({waiter, delivery}, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+
+    async def _close(self, ending: Ending) -> None:
+        if not ending.gone and not self.ws.closed:
+            final: dict[str, Any]
+            if ending.error is not None:
+                final = protocol.error(ending.error)
+            else:
+                final = protocol.termination(
+                    reason=ending.termination or ending.metric_reason,
+                    audio_seconds=self.audio_seconds,
+                    windows=self.counts["windows"],
+                    transcribed=self.counts["ok"],
+                    silence=self.counts["silence"],
+                    dropped=self.counts["dropped"],
+                    cost_usd=self.cost_usd,
+                )
+            with contextlib.suppress(Exception):
+                await self._send(final)
+        with contextlib.suppress(Exception):
+            await self.ws.close(
+                code=ending.close_code if not ending.gone else 1000,
+                message=(ending.error.code if ending.error else "").encode(),
+            )
+
+    # -- receiving ----------------------------------------------------------
+
+    async def _read_loop(self) -> None:
+        try:
+            await self._read()
+        except StreamError as exc:
+            self.request_end(from_error(exc))
+
+    async def _read(self) -> None:
+        limits = self._limits
+        while True:
+            now = time.monotonic()
+            until_idle = self._last_activity + limits.idle_timeout - now
+            until_expiry = self.claims.exp - time.time()
+            if until_expiry <= 0:
+                raise SessionExpired("the token expired; reconnect with a new token")
+            try:
+                msg = await self.ws.receive(timeout=max(0.001, min(until_idle, until_expiry)))
+            except TimeoutError:
+                if self.claims.exp - time.time() <= 0:
+                    raise SessionExpired("the token expired; reconnect with a new token") from None
+                if time.monotonic() - self._last_activity >= limits.idle_timeout:
+                    raise IdleTimeout(
+                        f"no audio or KeepAlive for {limits.idle_timeout:g} seconds"
+                    ) from None
+                continue
+            if msg.type is WSMsgType.BINARY:
+                self._on_audio(msg.data)
+            elif msg.type is WSMsgType.TEXT:
+                self._on_text(msg.data)
+            elif (
+                msg.type is WSMsgType.ERROR
+                and isinstance(msg.data, Exception)
+                and getattr(msg.data, "code", None) == 1009
+            ):
+                raise FrameTooLarge("frame larger than MAX_FRAME_BYTES")
+            else:
+                self.request_end(DISCONNECTED)
+                return
+            if self._ending is not None:
+                return
+
+    def _on_audio(self, data: bytes) -> None:
+        size = len(data)
+        if size == 0:
+            return
+        if size > self._limits.max_frame_bytes:
+            raise FrameTooLarge(
+                f"frame of {size} bytes exceeds MAX_FRAME_BYTES ({self._limits.max_frame_bytes})"
+            )
+        if size % (2 * self.config.channels):
+            raise BadAudio("audio frames must hold whole 16-bit samples")
+        self._last_activity = time.monotonic()
+        self._metrics.audio_received.inc(size / 2 / self.config.sample_rate)
+        self._windower.window_seconds = self._service.window_seconds
+        for window in self._windower.feed(data):
+            self._submit(window)
+        ahead = self.audio_seconds - (self._last_activity - self._started)
+        if ahead > AHEAD_FACTOR * self._limits.max_pending_seconds:
+            raise BacklogOverflow(
+                f"audio is arriving much faster than real time ({ahead:.0f} s ahead)"
+            )
+
+    def _on_text(self, text: str) -> None:
+        kind = protocol.parse_control(text)
+        if kind == "KeepAlive":
+            self._last_activity = time.monotonic()
+        elif kind == "Finalize":
+            for window in self._windower.finalize():
+                self._submit(window)
+        elif kind == "CloseStream":
+            self.request_end(CLIENT_CLOSE)
+        else:
+            self._spawn(
+                self._send(
+                    protocol.warning(
+                        "BAD_MESSAGE",
+                        "expected a JSON object with type KeepAlive, Finalize or CloseStream",
+                    )
+                )
+            )
+
+    def _submit(self, window: Window, *, dropped: str | None = None) -> None:
+        model = self.config.model
+        outcome: Outcome | None = None
+        if dropped is not None:
+            outcome = Outcome.dropped(dropped, model)
+        elif not window.speech:
+            outcome = Outcome(status="silence", model=model)
+        self._pipeline.submit(window, model, outcome)
+
+    # -- processing and delivery -------------------------------------------
+
+    async def _process(self, pending: PendingWindow) -> Outcome:
+        prompt = self._prompt if self._prompt_seq < pending.window.seq else ""
+        outcome = await self._processor.process(
+            pending, language=self.config.language, prompt=prompt, events=self
+        )
+        if outcome.status == "ok":
+            self._held_warned = False
+            if pending.window.seq > self._prompt_seq and not is_suspect(outcome.text):
+                self._prompt, self._prompt_seq = prompt_tail(outcome.text), pending.window.seq
+        return outcome
+
+    async def _deliver(self, pending: PendingWindow, outcome: Outcome) -> None:
+        window = pending.window
+        latency = time.monotonic() - pending.closed_at
+        await self._send(
+            protocol.transcript(
+                seq=window.seq,
+                start=window.start,
+                end=window.end,
+                status=outcome.status,
+                text=outcome.text,
+                model=outcome.model,
+                latency_ms=round(latency * 1000),
+                from_finalize=window.from_finalize,
+                reason=outcome.reason,
+            )
+        )
+        self._metrics.transcript_latency.observe(latency)
+        self._count(outcome, pending, delivered=True)
+
+    def _count(self, outcome: Outcome, pending: PendingWindow, *, delivered: bool) -> None:
+        self.counts["windows"] += 1
+        self.counts[outcome.status] += 1
+        self.cost_usd += outcome.cost_usd
+        self._metrics.windows.labels(status=outcome.status).inc()
+        if outcome.status == "dropped":
+            self._metrics.windows_dropped.labels(reason=outcome.reason or "UNKNOWN").inc()
+
+    # -- UpstreamEvents -----------------------------------------------------
+
+    def rate_limited(self) -> None:
+        now = time.monotonic()
+        if now - self._last_rate_warning >= RATE_LIMIT_WARNING_INTERVAL:
+            self._last_rate_warning = now
+            self._spawn(
+                self._send(
+                    protocol.warning(
+                        "RATE_LIMITED", "the transcription service is rate limiting; retrying"
+                    )
+                )
+            )
+
+    def held(self) -> None:
+        if not self._held_warned:
+            self._held_warned = True
+            self._spawn(
+                self._send(
+                    protocol.warning(
+                        "STT_UNAVAILABLE",
+                        "the transcription service is unavailable; audio is being held",
+                    )
+                )
+            )
+
+    # -- sending ------------------------------------------------------------
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        async with self._send_lock:
+            await self.ws.send_str(protocol.encode(message))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(self._quiet(coro))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    @staticmethod
+    async def _quiet(coro: Any) -> None:
+        with contextlib.suppress(Exception):
+            await coro

@@ -1,0 +1,78 @@
+"""Energy-based voice-activity detection on 16-bit PCM (pure, no I/O).
+
+The audio is cut into 20 ms frames; a frame is *voiced* when its RMS level is
+above a threshold in dBFS. A window is speech when it holds at least
+``min_voiced_seconds`` of voiced frames. Measured against the classroom
+material we ship and generate (tones, speech with pauses, room noise at
+-60 dBFS) the default threshold of -50 dBFS separates silence from speech
+without a model; see docs/Architecture.md for why this over a neural VAD.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+FRAME_SECONDS = 0.02
+_FULL_SCALE = 32768.0
+
+
+@dataclass(frozen=True, slots=True)
+class VadParams:
+    threshold_dbfs: float = -50.0
+    min_voiced_seconds: float = 0.1
+
+
+def frame_levels_dbfs(
+    pcm: bytes | bytearray | memoryview, sample_rate: int
+) -> npt.NDArray[np.float64]:
+    """RMS level of each whole 20 ms frame of mono s16le ``pcm``, in dBFS."""
+    samples = np.frombuffer(pcm, dtype="<i2")
+    frame = max(1, int(sample_rate * FRAME_SECONDS))
+    count = len(samples) // frame
+    if count == 0:
+        if len(samples) == 0:
+            return np.empty(0)
+        count, frame = 1, len(samples)
+    blocks = samples[: count * frame].astype(np.float64).reshape(count, frame)
+    rms = np.sqrt(np.mean(blocks * blocks, axis=1))
+    with np.errstate(divide="ignore"):
+        levels: npt.NDArray[np.float64] = 20.0 * np.log10(np.maximum(rms, 1e-9) / _FULL_SCALE)
+        return levels
+
+
+def voiced_seconds(
+    pcm: bytes | bytearray | memoryview, sample_rate: int, params: VadParams
+) -> float:
+    """Seconds of voiced frames in ``pcm``."""
+    levels = frame_levels_dbfs(pcm, sample_rate)
+    return float(np.count_nonzero(levels > params.threshold_dbfs)) * FRAME_SECONDS
+
+
+def is_speech(pcm: bytes | bytearray | memoryview, sample_rate: int, params: VadParams) -> bool:
+    """True when ``pcm`` holds enough voiced audio to be worth transcribing."""
+    total = len(pcm) // 2 / sample_rate
+    needed = min(params.min_voiced_seconds, total / 2)
+    return total > 0 and voiced_seconds(pcm, sample_rate, params) >= needed - 1e-9
+
+
+def quiet_cut(
+    pcm: bytes | bytearray | memoryview, sample_rate: int, params: VadParams, lo: int, hi: int
+) -> int | None:
+    """A sample index in ``[lo, hi]`` at the end of a quiet 20 ms frame, or None.
+
+    Frames are aligned backwards from ``hi`` and the one nearest ``hi`` wins,
+    so a window is shortened as little as possible (not at all in silence).
+    """
+    frame = max(1, int(sample_rate * FRAME_SECONDS))
+    if hi - lo < frame:
+        return None
+    count = (hi - lo) // frame
+    start = hi - count * frame
+    levels = frame_levels_dbfs(memoryview(pcm)[start * 2 : hi * 2], sample_rate)
+    quiet = np.flatnonzero(levels <= params.threshold_dbfs)
+    if len(quiet) == 0:
+        return None
+    return start + (int(quiet[-1]) + 1) * frame

@@ -1,0 +1,1 @@
+"""The upstream: Transcriber seam, OpenAI client, breaker, retries, adaptive windows."""

@@ -1,0 +1,30 @@
+"""The seam between the gateway and any speech-to-text upstream."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptionRequest:
+    wav: bytes
+    model: str
+    duration: float
+    language: str | None = None
+    prompt: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptionResult:
+    text: str
+    #: Seconds the upstream billed (``usage.seconds``), when it said.
+    billed_seconds: float | None = None
+
+
+class Transcriber(Protocol):
+    """One upstream attempt. Raises :class:`gateway.errors.UpstreamError` leaves only."""
+
+    async def transcribe(self, request: TranscriptionRequest) -> TranscriptionResult: ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,116 @@
+"""The aiohttp application: typed state, lifecycle, routes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from gateway import __version__
+from gateway.auth.secret import resolve_secret
+from gateway.budget.pricing import DEFAULT_PRICES_USD_PER_MINUTE, Pricing
+from gateway.observability.logging import get_logger
+from gateway.observability.metrics import Metrics
+from gateway.settings import Settings
+from gateway.simulated import whisper as simulated_whisper
+from gateway.stream.processor import WindowProcessor
+from gateway.stream.registry import SessionRegistry
+from gateway.stream.session import SessionLimits
+from gateway.stream.vad import VadParams
+from gateway.stt.openai_transcriber import OpenAITranscriber
+from gateway.stt.service import SttService, UpstreamConfig
+from gateway.web import health, listen
+from gateway.web.middleware import make_middleware
+from gateway.web.state import GATEWAY, Gateway
+
+log = get_logger("gateway.app")
+
+#: Upload limit for multipart transcription requests; JSON bodies are limited to 1 MiB.
+CLIENT_MAX_SIZE = 26 * 1024 * 1024
+SIMULATED_API_KEY = "simulated"
+
+
+def create_app(settings: Settings) -> web.Application:
+    metrics = Metrics()
+    gateway = Gateway(
+        settings=settings,
+        secret=resolve_secret(settings),
+        metrics=metrics,
+        registry=SessionRegistry(settings.MAX_SESSIONS, metrics),
+        pricing=Pricing(DEFAULT_PRICES_USD_PER_MINUTE),
+        limits=SessionLimits(
+            max_frame_bytes=settings.MAX_FRAME_BYTES,
+            idle_timeout=settings.IDLE_TIMEOUT_SECONDS,
+            max_pending_seconds=settings.MAX_PENDING_AUDIO_SECONDS,
+            max_in_flight=settings.STT_MAX_IN_FLIGHT_PER_SESSION,
+            finish_timeout=settings.SHUTDOWN_GRACE_SECONDS,
+            vad=VadParams(threshold_dbfs=settings.VAD_THRESHOLD_DBFS),
+        ),
+    )
+    app = web.Application(middlewares=[make_middleware(metrics)], client_max_size=CLIENT_MAX_SIZE)
+    app[GATEWAY] = gateway
+    app.cleanup_ctx.append(_upstream)
+    app.on_shutdown.append(_drain)
+    app.router.add_get("/api/v1/health", health.health)
+    app.router.add_get("/api/v1/ready", health.ready)
+    app.router.add_get("/metrics", health.metrics)
+    app.router.add_get("/api/v1/openapi.json", health.openapi_document)
+    app.router.add_get("/api/v1/listen", listen.listen)
+    return app
+
+
+async def _upstream(app: web.Application) -> AsyncIterator[None]:
+    gateway = app[GATEWAY]
+    settings = gateway.settings
+    runner: web.AppRunner | None = None
+    if settings.simulated_upstream:
+        runner, url = await simulated_whisper.start(
+            simulated_whisper.FakeWhisper(
+                simulated_whisper.Behaviour(latency_ms=300, jitter_ms=100)
+            )
+        )
+        api_key = SIMULATED_API_KEY
+        log.warning(
+            "upstream.simulated",
+            upstream=url,
+            message="no OPENAI_API_KEY: using the simulated Whisper; transcripts are synthetic",
+        )
+    else:
+        url = settings.upstream_url
+        api_key = settings.OPENAI_API_KEY or SIMULATED_API_KEY
+    gateway.upstream_url = url
+    gateway.simulated = settings.simulated_upstream
+    transcriber = OpenAITranscriber(
+        api_key=api_key, base_url=url, timeout=settings.STT_REQUEST_TIMEOUT_SECONDS
+    )
+    gateway.service = SttService(
+        transcriber,
+        UpstreamConfig(
+            max_concurrency=settings.STT_MAX_CONCURRENCY,
+            max_retries=settings.STT_MAX_RETRIES,
+            fail_max=settings.BREAKER_FAIL_MAX,
+            reset_seconds=settings.BREAKER_RESET_SECONDS,
+            window_seconds=settings.STT_WINDOW_SECONDS,
+            window_max_seconds=settings.STT_WINDOW_MAX_SECONDS,
+            url=url,
+            simulated=settings.simulated_upstream,
+        ),
+        gateway.metrics,
+    )
+    gateway.processor = WindowProcessor(gateway.service, gateway.pricing, gateway.metrics)
+    log.info(
+        "gateway.started",
+        version=__version__,
+        upstream=url,
+        simulated=settings.simulated_upstream,
+        env=settings.APP_ENV,
+    )
+    yield
+    await gateway.service.close()
+    if runner is not None:
+        await runner.cleanup()
+
+
+async def _drain(app: web.Application) -> None:
+    gateway = app[GATEWAY]
+    await gateway.registry.drain(gateway.settings.SHUTDOWN_GRACE_SECONDS)

@@ -1,0 +1,84 @@
+"""Liveness, readiness, metrics and the OpenAPI document."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from gateway.web import openapi
+from gateway.web.state import GATEWAY, Gateway
+
+
+def _gateway(request: web.Request) -> Gateway:
+    return request.app[GATEWAY]
+
+
+async def health(_request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+def whisper_check(gateway: Gateway) -> dict[str, Any]:
+    service = gateway.service
+    if service is None:
+        return {
+            "status": "down",
+            "circuit": "closed",
+            "upstream": gateway.upstream_url,
+            "last_success_at": None,
+            "last_error": "not started",
+            "rate_limited_ratio_5m": 0.0,
+        }
+    state = service.guard.state
+    status = "ok" if state == "closed" else "down"
+    check: dict[str, Any] = {
+        "status": status,
+        "circuit": state,
+        "upstream": gateway.upstream_url,
+        "last_success_at": service.last_success_at.isoformat() if service.last_success_at else None,
+        "last_error": service.last_error,
+        "rate_limited_ratio_5m": round(service.stats.rate_limited_ratio(300.0), 4),
+        "window_seconds": service.window_seconds,
+    }
+    if gateway.simulated:
+        check["simulated"] = True
+        check["status"] = "simulated" if status == "ok" else status
+    return check
+
+
+async def ready(request: web.Request) -> web.Response:
+    gateway = _gateway(request)
+    settings = gateway.settings
+    whisper = whisper_check(gateway)
+    checks: dict[str, Any] = {"whisper": whisper}
+    draining = gateway.registry.draining
+    whisper_healthy = (
+        whisper["circuit"] == "closed"
+        and gateway.service is not None
+        and not gateway.simulated
+        and settings.OPENAI_API_KEY is not None
+    )
+    not_ready = draining
+    if not_ready:
+        status, code = "not_ready", 503
+    elif not whisper_healthy:
+        status = "degraded"
+        code = 503 if settings.READY_REQUIRES_WHISPER else 200
+    else:
+        status, code = "ready", 200
+    body: dict[str, Any] = {"status": status, "draining": draining, "checks": checks}
+    if gateway.simulated:
+        body["simulated"] = True
+    return web.json_response(body, status=code)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    gateway = _gateway(request)
+    return web.Response(
+        body=gateway.metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST}
+    )
+
+
+async def openapi_document(_request: web.Request) -> web.Response:
+    return web.json_response(openapi.document())

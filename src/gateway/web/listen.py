@@ -1,0 +1,138 @@
+"""``GET /api/v1/listen``: the handshake, then a :class:`StreamSession`."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+
+import structlog
+from aiohttp import web
+
+from gateway.auth.tokens import Claims, InvalidToken, verify
+from gateway.errors import Forbidden, StreamError, Unauthorized
+from gateway.observability.logging import get_logger
+from gateway.stream import protocol
+from gateway.stream.session import StreamSession
+from gateway.web.errors import json_error
+from gateway.web.state import GATEWAY, Gateway
+
+log = get_logger("gateway.listen")
+SUBPROTOCOL = "token"
+CLOSE_TIMEOUT = 5.0
+
+
+def offered_token(request: web.Request) -> tuple[str | None, bool]:
+    """The JWT from the first place that has one, and whether it came as a subprotocol."""
+    offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")]
+    if len(offered) >= 2 and offered[0] == SUBPROTOCOL and offered[1]:
+        return offered[1], True
+    auth = request.headers.get("Authorization", "")
+    if auth[:7].lower() == "bearer ":
+        return auth[7:].strip() or None, False
+    return request.query.get("access_token") or None, False
+
+
+def origin_allowed(gateway: Gateway, origin: str | None) -> bool:
+    allowed = gateway.settings.allowed_origins
+    return origin is None or allowed is None or origin.rstrip("/") in allowed
+
+
+async def listen(request: web.Request) -> web.StreamResponse:
+    gateway = request.app[GATEWAY]
+    metrics = gateway.metrics
+    if not origin_allowed(gateway, request.headers.get("Origin")):
+        metrics.sessions.labels(outcome="rejected_origin").inc()
+        log.warning("session.rejected", outcome="rejected_origin")
+        return json_error(request, 403, "FORBIDDEN", "origin not allowed")
+    token, as_subprotocol = offered_token(request)
+    hard_limit = max(4 * gateway.settings.MAX_FRAME_BYTES, 1024 * 1024)
+    ws = web.WebSocketResponse(
+        protocols=(SUBPROTOCOL,) if as_subprotocol else (),
+        max_msg_size=hard_limit,
+        compress=False,
+        heartbeat=30.0,
+        timeout=CLOSE_TIMEOUT,
+    )
+    await ws.prepare(request)
+    try:
+        claims = _authenticate(gateway, token)
+        config = protocol.parse_query(
+            request.query,
+            default_model=gateway.settings.STT_MODEL,
+            allowed_models=gateway.pricing.models,
+        )
+        assert claims.school_id is not None and claims.group_id is not None
+        gateway.registry.check_admission((claims.school_id, claims.group_id))
+        if gateway.processor is None:
+            raise Unauthorized("gateway is starting")
+    except StreamError as exc:
+        await _reject(gateway, ws, exc)
+        return ws
+    session = StreamSession(
+        ws,
+        session_id=uuid.uuid4().hex,
+        claims=claims,
+        config=config,
+        processor=gateway.processor,
+        limits=gateway.limits,
+        metrics=metrics,
+        simulated=gateway.simulated,
+    )
+    structlog.contextvars.bind_contextvars(session_id=session.session_id)
+    gateway.registry.register(session)
+    metrics.sessions.labels(outcome="accepted").inc()
+    log.info(
+        "session.started",
+        school_id=session.school_id,
+        group_id=session.group_id,
+        model=config.model,
+        sample_rate=config.sample_rate,
+    )
+    try:
+        ending = await session.run()
+    except Exception:
+        log.exception("session.crashed")
+        with contextlib.suppress(Exception):
+            await ws.close(code=1011, message=b"INTERNAL")
+        metrics.sessions_ended.labels(reason="error").inc()
+    else:
+        metrics.sessions_ended.labels(reason=ending.metric_reason).inc()
+        log.info(
+            "session.ended",
+            reason=ending.metric_reason,
+            close_code=ending.close_code,
+            audio_seconds=round(session.audio_seconds, 3),
+            cost_usd=session.cost_usd,
+            **session.counts,
+        )
+    finally:
+        gateway.registry.unregister(session)
+        structlog.contextvars.unbind_contextvars("session_id")
+    return ws
+
+
+def _authenticate(gateway: Gateway, token: str | None) -> Claims:
+    try:
+        claims = verify(token, gateway.secret)
+    except InvalidToken as exc:
+        raise Unauthorized(str(exc)) from None
+    if claims.school_id is None or claims.group_id is None:
+        raise Forbidden("this token does not name a school and group to stream for")
+    return claims
+
+
+_REJECT_OUTCOMES = {
+    "UNAUTHORIZED": "rejected_auth",
+    "FORBIDDEN": "rejected_auth",
+    "BAD_CONFIG": "rejected_config",
+    "OVERLOADED": "rejected_capacity",
+}
+
+
+async def _reject(gateway: Gateway, ws: web.WebSocketResponse, exc: StreamError) -> None:
+    outcome = _REJECT_OUTCOMES.get(exc.code, "rejected_config")
+    gateway.metrics.sessions.labels(outcome=outcome).inc()
+    log.info("session.rejected", outcome=outcome, code=exc.code, reason=exc.message)
+    with contextlib.suppress(Exception):
+        await ws.send_str(protocol.encode(protocol.error(exc)))
+        await ws.close(code=exc.close_code, message=exc.code.encode())

@@ -1,0 +1,77 @@
+"""Request id, HTTP metrics and the error envelope for every response."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+import structlog
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+
+from gateway.observability.logging import get_logger
+from gateway.observability.metrics import Metrics
+from gateway.web.errors import REQUEST_ID_KEY, json_error
+
+log = get_logger("gateway.http")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_STATUS_CODES = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    408: "REQUEST_TIMEOUT",
+    409: "CONFLICT",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    429: "TOO_MANY_REQUESTS",
+    503: "UNAVAILABLE",
+}
+
+
+def _route(request: web.Request) -> str:
+    info = request.match_info
+    route = getattr(info, "route", None)
+    resource = getattr(route, "resource", None)
+    if resource is None or getattr(info, "http_exception", None) is not None:
+        return "unmatched"
+    canonical = getattr(resource, "canonical", None)
+    return str(canonical) if canonical else "unmatched"
+
+
+def make_middleware(metrics: Metrics) -> Middleware:
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        rid = request.headers.get("X-Request-ID", "")[:64] or uuid.uuid4().hex
+        request[REQUEST_ID_KEY] = rid
+        structlog.contextvars.bind_contextvars(request_id=rid)
+        started = time.perf_counter()
+        route = _route(request)
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            code = _STATUS_CODES.get(exc.status, "HTTP_ERROR")
+            message = exc.reason if exc.status != 404 else "no such route"
+            response = json_error(request, exc.status, code, message)
+        except Exception:
+            log.exception("http.unhandled_error", route=route, method=request.method)
+            response = json_error(request, 500, "INTERNAL", "internal error")
+        finally:
+            structlog.contextvars.unbind_contextvars("request_id")
+        if not response.prepared:
+            response.headers["X-Request-ID"] = rid
+        status = str(response.status)
+        if isinstance(response, web.WebSocketResponse):
+            status = "101"
+        metrics.http_requests.labels(method=request.method, route=route, status=status).inc()
+        metrics.http_duration.labels(method=request.method, route=route).observe(
+            time.perf_counter() - started
+        )
+        return response
+
+    return middleware

@@ -1,0 +1,36 @@
+"""Typed application state shared by the handlers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from aiohttp import web
+
+from gateway.budget.pricing import Pricing
+from gateway.observability.metrics import Metrics
+from gateway.settings import Settings
+from gateway.stream.processor import WindowProcessor
+from gateway.stream.registry import SessionRegistry
+from gateway.stream.session import SessionLimits
+from gateway.stt.service import SttService
+
+
+@dataclass
+class Gateway:
+    """Everything the handlers share, created and closed with the application."""
+
+    settings: Settings
+    secret: str
+    metrics: Metrics
+    registry: SessionRegistry
+    pricing: Pricing
+    limits: SessionLimits
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    service: SttService | None = None
+    processor: WindowProcessor | None = None
+    upstream_url: str = ""
+    simulated: bool = False
+
+
+GATEWAY = web.AppKey("gateway", Gateway)

@@ -1,0 +1,1 @@
+"""stt-loadtest: the simulated Whisper and classroom load scenarios."""
