@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import io
 import random
+import time
 import wave
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -48,6 +49,8 @@ class Behaviour:
 
 @dataclass
 class Received:
+    """A request the simulated server answered successfully."""
+
     model: str
     duration: float
     language: str | None
@@ -60,6 +63,8 @@ class FakeWhisper:
     behaviour: Behaviour = field(default_factory=Behaviour)
     received: list[Received] = field(default_factory=list)
     answered: int = 0
+    #: (monotonic arrival time, answer kind) of every request, faults included.
+    log: list[tuple[float, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.behaviour.seed)
@@ -104,6 +109,7 @@ class FakeWhisper:
         if delay:
             await asyncio.sleep(delay)
         fault = self._pick_fault()
+        self.log.append((time.monotonic(), fault))
         if fault == "hang":
             await asyncio.sleep(3600)
         if fault == "429":

@@ -6,11 +6,11 @@ from typing import Any
 
 from aiohttp import web
 
-REQUEST_ID_KEY = "request_id"
+REQUEST_ID_KEY = web.RequestKey("request_id", str)
 
 
 def request_id(request: web.Request) -> str:
-    return str(request.get(REQUEST_ID_KEY, ""))
+    return request.get(REQUEST_ID_KEY, "")
 
 
 def json_error(

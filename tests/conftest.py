@@ -1,0 +1,68 @@
+"""Shared fixtures: a loopback simulated Whisper, loopback gateways, stream clients.
+
+Every test runs under a non-UTC local timezone: aiobreaker 1.2 mixes local and
+UTC clocks, and the gateway must not care.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+os.environ["TZ"] = "America/Chicago"
+time.tzset()
+
+from collections.abc import AsyncIterator, Awaitable, Callable  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import pytest  # noqa: E402
+
+from gateway.observability.logging import configure_logging  # noqa: E402
+from gateway.simulated.whisper import FakeWhisper, start  # noqa: E402
+from tests.helpers import SECRET, GatewayServer, start_gateway  # noqa: E402
+
+configure_logging("warning", "json")
+
+
+@pytest.fixture
+async def fake_whisper() -> AsyncIterator[FakeWhisper]:
+    fake = FakeWhisper()
+    runner, url = await start(fake)
+    fake.url = url  # type: ignore[attr-defined]
+    yield fake
+    await runner.cleanup()
+
+
+GatewayFactory = Callable[..., Awaitable[GatewayServer]]
+
+
+@pytest.fixture
+async def make_gateway(
+    fake_whisper: FakeWhisper, tmp_path: Path
+) -> AsyncIterator[GatewayFactory]:
+    started: list[GatewayServer] = []
+
+    async def factory(**overrides: Any) -> GatewayServer:
+        env: dict[str, Any] = {
+            "OPENAI_API_KEY": "test-key",
+            "OPENAI_BASE_URL": fake_whisper.url,  # type: ignore[attr-defined]
+            "AUTH_JWT_SECRET": SECRET,
+            "DATA_DIR": str(tmp_path / f"data{len(started)}"),
+            "STT_WINDOW_SECONDS": 1.0,
+            "SHUTDOWN_GRACE_SECONDS": 10.0,
+            "BREAKER_RESET_SECONDS": 0.5,
+            **overrides,
+        }
+        server = await start_gateway(env, fake_whisper)
+        started.append(server)
+        return server
+
+    yield factory
+    for server in reversed(started):
+        await server.stop()
+
+
+@pytest.fixture
+async def gateway(make_gateway: GatewayFactory) -> GatewayServer:
+    return await make_gateway()

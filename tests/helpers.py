@@ -1,0 +1,150 @@
+"""Test helpers: start a gateway on loopback and talk to it like a client would."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from gateway.auth.tokens import mint
+from gateway.settings import load_settings
+from gateway.simulated.whisper import FakeWhisper
+from gateway.web.app import create_app
+from gateway.web.state import GATEWAY, Gateway
+
+SECRET = "test-secret-0123456789abcdef0123456789abcdef"
+#: Scale every test timeout (slow machines set TEST_TIMEOUT_SCALE=3).
+TIMEOUT_SCALE = float(os.environ.get("TEST_TIMEOUT_SCALE", "1"))
+
+
+def t(seconds: float) -> float:
+    return seconds * TIMEOUT_SCALE
+
+
+def token(school: str = "s-1", group: str = "g-1", **kwargs: Any) -> str:
+    return mint(SECRET, school_id=school, group_id=group, **kwargs)
+
+
+@dataclass
+class GatewayServer:
+    runner: web.AppRunner
+    app: web.Application
+    port: int
+    fake: FakeWhisper
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/api/v1/listen"
+
+    @property
+    def state(self) -> Gateway:
+        return self.app[GATEWAY]
+
+    async def stop(self) -> None:
+        await self.runner.cleanup()
+
+
+async def start_gateway(env: dict[str, Any], fake: FakeWhisper) -> GatewayServer:
+    settings = load_settings({k: str(v) for k, v in env.items()})
+    app = create_app(settings)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    return GatewayServer(runner, app, port, fake)
+
+
+@dataclass
+class Stream:
+    """A classroom client over a real WebSocket."""
+
+    session: aiohttp.ClientSession
+    ws: aiohttp.ClientWebSocketResponse
+    messages: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def close_code(self) -> int | None:
+        return self.ws.close_code
+
+    async def next(self, timeout: float = 10.0) -> dict[str, Any]:
+        msg = await self.ws.receive(timeout=t(timeout))
+        if msg.type is not aiohttp.WSMsgType.TEXT:
+            raise AssertionError(f"expected a text frame, got {msg.type} {msg.data!r}")
+        message: dict[str, Any] = json.loads(msg.data)
+        self.messages.append(message)
+        return message
+
+    async def send_audio(self, pcm: bytes, frame_seconds: float = 0.1, rate: int = 16000,
+                         pace: float = 0.0) -> None:
+        step = 2 * round(frame_seconds * rate)
+        for i in range(0, len(pcm), step):
+            await self.ws.send_bytes(pcm[i : i + step])
+            if pace:
+                await asyncio.sleep(pace)
+
+    async def send_json(self, message: dict[str, Any]) -> None:
+        await self.ws.send_str(json.dumps(message))
+
+    async def collect(self, timeout: float = 30.0) -> list[dict[str, Any]]:
+        """Read until the server closes; return every message received so far."""
+        async with asyncio.timeout(t(timeout)):
+            while True:
+                msg = await self.ws.receive()
+                if msg.type is aiohttp.WSMsgType.TEXT:
+                    self.messages.append(json.loads(msg.data))
+                elif msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING,
+                                  aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
+                    break
+        return self.messages
+
+    def of_type(self, kind: str) -> list[dict[str, Any]]:
+        return [m for m in self.messages if m["type"] == kind]
+
+    async def close(self) -> None:
+        await self.ws.close()
+        await self.session.close()
+
+
+async def connect(
+    server: GatewayServer,
+    jwt: str | None = None,
+    *,
+    via: str = "subprotocol",
+    query: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Stream:
+    session = aiohttp.ClientSession()
+    params = dict(query or {})
+    hdrs = dict(headers or {})
+    protocols: tuple[str, ...] = ()
+    if jwt is not None:
+        if via == "subprotocol":
+            protocols = ("token", jwt)
+        elif via == "header":
+            hdrs["Authorization"] = f"Bearer {jwt}"
+        else:
+            params["access_token"] = jwt
+    ws = await session.ws_connect(server.ws_url, protocols=protocols, params=params,
+                                  headers=hdrs, autoclose=False, max_msg_size=0)
+    return Stream(session, ws)
+
+
+def assert_tiling(transcripts: list[dict[str, Any]], total_seconds: float) -> None:
+    """Windows are contiguous from 0 to the total audio, seq 0.. without gaps."""
+    assert [m["seq"] for m in transcripts] == list(range(len(transcripts)))
+    position = 0.0
+    for m in transcripts:
+        assert abs(m["start"] - position) < 1e-6, (m, position)
+        assert m["end"] > m["start"]
+        position = m["end"]
+    assert abs(position - total_seconds) < 1e-6, (position, total_seconds)
