@@ -38,9 +38,7 @@ GatewayFactory = Callable[..., Awaitable[GatewayServer]]
 
 
 @pytest.fixture
-async def make_gateway(
-    fake_whisper: FakeWhisper, tmp_path: Path
-) -> AsyncIterator[GatewayFactory]:
+async def make_gateway(fake_whisper: FakeWhisper, tmp_path: Path) -> AsyncIterator[GatewayFactory]:
     started: list[GatewayServer] = []
 
     async def factory(**overrides: Any) -> GatewayServer:

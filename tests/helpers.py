@@ -84,8 +84,9 @@ class Stream:
         self.messages.append(message)
         return message
 
-    async def send_audio(self, pcm: bytes, frame_seconds: float = 0.1, rate: int = 16000,
-                         pace: float = 0.0) -> None:
+    async def send_audio(
+        self, pcm: bytes, frame_seconds: float = 0.1, rate: int = 16000, pace: float = 0.0
+    ) -> None:
         step = 2 * round(frame_seconds * rate)
         for i in range(0, len(pcm), step):
             await self.ws.send_bytes(pcm[i : i + step])
@@ -102,8 +103,12 @@ class Stream:
                 msg = await self.ws.receive()
                 if msg.type is aiohttp.WSMsgType.TEXT:
                     self.messages.append(json.loads(msg.data))
-                elif msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING,
-                                  aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
+                elif msg.type in (
+                    aiohttp.WSMsgType.CLOSE,
+                    aiohttp.WSMsgType.CLOSING,
+                    aiohttp.WSMsgType.CLOSED,
+                    aiohttp.WSMsgType.ERROR,
+                ):
                     break
         return self.messages
 
@@ -134,8 +139,14 @@ async def connect(
             hdrs["Authorization"] = f"Bearer {jwt}"
         else:
             params["access_token"] = jwt
-    ws = await session.ws_connect(server.ws_url, protocols=protocols, params=params,
-                                  headers=hdrs, autoclose=False, max_msg_size=0)
+    ws = await session.ws_connect(
+        server.ws_url,
+        protocols=protocols,
+        params=params,
+        headers=hdrs,
+        autoclose=False,
+        max_msg_size=0,
+    )
     return Stream(session, ws)
 
 
@@ -148,3 +159,12 @@ def assert_tiling(transcripts: list[dict[str, Any]], total_seconds: float) -> No
         assert m["end"] > m["start"]
         position = m["end"]
     assert abs(position - total_seconds) < 1e-6, (position, total_seconds)
+
+
+async def eventually(predicate: Any, timeout: float = 5.0) -> None:
+    """Wait until ``predicate()`` is true (server-side bookkeeping after a close)."""
+    deadline = asyncio.get_running_loop().time() + t(timeout)
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.02)

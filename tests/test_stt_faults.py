@@ -10,8 +10,6 @@ from tests.audio import tone
 from tests.conftest import GatewayFactory
 from tests.helpers import assert_tiling, connect, token
 
-pytestmark = pytest.mark.asyncio
-
 
 async def test_429_retry_after_is_honoured(make_gateway: GatewayFactory) -> None:
     server = await make_gateway()
@@ -31,8 +29,10 @@ async def test_429_retry_after_is_honoured(make_gateway: GatewayFactory) -> None
     gaps = [b[0] - a[0] for a, b in zip(fake.log, fake.log[1:], strict=False)]
     assert all(gap >= 0.4 - 0.02 for gap in gaps), gaps  # never earlier than Retry-After
     metrics = server.state.metrics
-    assert metrics.upstream_requests.labels(model="whisper-1",
-                                            outcome="rate_limited")._value.get() >= 1
+    assert (
+        metrics.upstream_requests.labels(model="whisper-1", outcome="rate_limited")._value.get()
+        >= 1
+    )
     await stream.close()
 
 
@@ -156,7 +156,9 @@ async def test_upstream_down_connection_refused_is_held_then_dropped_at_close(
     make_gateway: GatewayFactory,
 ) -> None:
     server = await make_gateway(
-        OPENAI_BASE_URL="http://127.0.0.1:9/v1", BREAKER_FAIL_MAX=2, STT_MAX_RETRIES=1,
+        OPENAI_BASE_URL="http://127.0.0.1:9/v1",
+        BREAKER_FAIL_MAX=2,
+        STT_MAX_RETRIES=1,
         SHUTDOWN_GRACE_SECONDS=1.0,
     )
     stream = await connect(server, token())

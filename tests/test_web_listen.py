@@ -11,9 +11,7 @@ import pytest
 from gateway.auth.tokens import mint
 from tests.audio import silence, tone
 from tests.conftest import GatewayFactory
-from tests.helpers import SECRET, GatewayServer, assert_tiling, connect, t, token
-
-pytestmark = pytest.mark.asyncio
+from tests.helpers import SECRET, GatewayServer, assert_tiling, connect, eventually, token
 
 
 @pytest.mark.parametrize("via", ["subprotocol", "header", "query"])
@@ -34,8 +32,12 @@ async def test_begin_transcript_termination(gateway: GatewayServer) -> None:
     assert begin["session_id"]
     assert begin["expires_at"].endswith("Z")
     assert begin["config"] == {
-        "encoding": "pcm_s16le", "sample_rate": 16000, "channels": 1, "language": "es",
-        "model": "whisper-1", "window_seconds": 1.0,
+        "encoding": "pcm_s16le",
+        "sample_rate": 16000,
+        "channels": 1,
+        "language": "es",
+        "model": "whisper-1",
+        "window_seconds": 1.0,
     }
     await stream.send_audio(tone(440, 2.0) + silence(1.0) + tone(440, 0.5))
     await stream.send_json({"type": "CloseStream"})
@@ -43,8 +45,17 @@ async def test_begin_transcript_termination(gateway: GatewayServer) -> None:
     transcripts = stream.of_type("Transcript")
     assert_tiling(transcripts, 3.5)
     for m in transcripts:
-        assert set(m) >= {"type", "seq", "start", "end", "status", "text", "model",
-                          "latency_ms", "from_finalize"}
+        assert set(m) >= {
+            "type",
+            "seq",
+            "start",
+            "end",
+            "status",
+            "text",
+            "model",
+            "latency_ms",
+            "from_finalize",
+        }
         assert isinstance(m["latency_ms"], int) and m["latency_ms"] >= 0
     statuses = [m["status"] for m in transcripts]
     assert statuses.count("silence") >= 1 and "ok" in statuses
@@ -86,11 +97,17 @@ async def test_origin_not_allowed_is_403_without_upgrade(make_gateway: GatewayFa
     server = await make_gateway(ALLOWED_ORIGINS="https://school.example")
     async with aiohttp.ClientSession() as session:
         with pytest.raises(aiohttp.WSServerHandshakeError) as info:
-            await session.ws_connect(server.ws_url, headers={"Origin": "https://evil.example"},
-                                     protocols=("token", token()))
+            await session.ws_connect(
+                server.ws_url,
+                headers={"Origin": "https://evil.example"},
+                protocols=("token", token()),
+            )
         assert info.value.status == 403
-        ws = await session.ws_connect(server.ws_url, headers={"Origin": "https://school.example"},
-                                      protocols=("token", token()))
+        ws = await session.ws_connect(
+            server.ws_url,
+            headers={"Origin": "https://school.example"},
+            protocols=("token", token()),
+        )
         assert (await ws.receive_json())["type"] == "Begin"
         await ws.close()
 
@@ -328,9 +345,6 @@ async def test_client_that_vanishes_does_not_disturb_others(gateway: GatewayServ
     assert all("300 Hz" in m["text"] for m in steady.of_type("Transcript"))
     assert messages[-1]["type"] == "Termination"
     await steady.close()
-    deadline = time.monotonic() + t(5)
-    while len(gateway.state.registry) and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-    assert len(gateway.state.registry) == 0
+    await eventually(lambda: len(gateway.state.registry) == 0)
     ended = gateway.state.metrics.sessions_ended
     assert ended.labels(reason="disconnected")._value.get() == 1

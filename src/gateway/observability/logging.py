@@ -103,9 +103,14 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )
+
+
+def _stderr_logger(*_args: Any) -> structlog.PrintLogger:
+    # Looked up at each use so a replaced sys.stderr (tests, daemons) is honoured.
+    return structlog.PrintLogger(sys.stderr)
 
 
 def get_logger(name: str | None = None) -> Any:

@@ -1,0 +1,95 @@
+"""The stt-gateway command line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gateway.auth.tokens import verify
+from gateway.cli import main
+from tests.helpers import SECRET
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STT_", "OPENAI_"))}
+    return {**env, "DATA_DIR": str(tmp_path), "AUTH_JWT_SECRET": SECRET, **extra}
+
+
+def test_token_verb_mints_a_verifiable_token(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "token",
+            "--school",
+            "s-9",
+            "--group",
+            "g-2",
+            "--role",
+            "teacher",
+            "--ttl",
+            "120",
+        ],
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    claims = verify(out.stdout.strip(), SECRET)
+    assert (claims.school_id, claims.group_id, claims.role) == ("s-9", "g-2", "teacher")
+
+
+def test_dev_secret_is_generated_once_and_kept(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    del env["AUTH_JWT_SECRET"]
+    first = subprocess.run(
+        [sys.executable, "-m", "gateway", "token", "--school", "s"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    secret = (tmp_path / "jwt-secret").read_text().strip()
+    assert (tmp_path / "jwt-secret").stat().st_mode & 0o077 == 0
+    verify(first.stdout.strip(), secret)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("STT_WINDOW_SECONDS", "abc"),
+        ("MAX_SESSIONS", "0"),
+        ("REDIS_URL", "http://x"),
+        ("APP_ENV", "production"),
+        ("LOG_FORMAT", "xml"),
+    ],
+)
+def test_bad_configuration_is_one_line_naming_the_variable(
+    tmp_path: Path, variable: str, value: str
+) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "gateway", "serve"],
+        env=_env(tmp_path, **{variable: value}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and variable in lines[0], out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_prod_requires_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("APP_ENV", "prod")
+    monkeypatch.setenv("AUTH_JWT_SECRET", "short")
+    assert main(["serve"]) == 2
+    err = capsys.readouterr().err
+    assert "AUTH_JWT_SECRET" in err and "short" not in err

@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import pytest
+
+from gateway.errors import ConfigurationError
+from gateway.settings import load_settings
+
+
+def test_defaults_match_the_contract() -> None:
+    s = load_settings({})
+    assert (s.APP_ENV, s.GATEWAY_HOST, s.GATEWAY_PORT) == ("dev", "127.0.0.1", 8080)
+    assert (s.STT_MODEL, s.STT_WINDOW_SECONDS, s.STT_WINDOW_MAX_SECONDS) == ("whisper-1", 5, 15)
+    assert (s.STT_MAX_CONCURRENCY, s.STT_MAX_RETRIES, s.STT_REQUEST_TIMEOUT_SECONDS) == (32, 3, 30)
+    assert (s.BREAKER_FAIL_MAX, s.BREAKER_RESET_SECONDS) == (5, 30)
+    assert (
+        s.MAX_SESSIONS,
+        s.IDLE_TIMEOUT_SECONDS,
+        s.MAX_PENDING_AUDIO_SECONDS,
+        s.MAX_FRAME_BYTES,
+    ) == (2000, 30, 60, 65536)
+    assert s.BUDGET_ENFORCEMENT_MODE == "strict"
+    assert str(s.budget_policy_path) == "config/budget-policy.dev.json"
+    assert str(s.audit_log_path) == "data/audit.log"
+    assert s.allowed_origins is None  # dev: *
+    assert s.simulated_upstream
+
+
+def test_settings_are_frozen() -> None:
+    s = load_settings({})
+    with pytest.raises(ValueError, match="frozen"):
+        s.MAX_SESSIONS = 3  # type: ignore[misc]
+
+
+def test_origins_parsing() -> None:
+    s = load_settings({"ALLOWED_ORIGINS": "https://a.example, https://b.example/"})
+    assert s.allowed_origins == ("https://a.example", "https://b.example")
+    assert load_settings({"APP_ENV": "staging"}).allowed_origins == ()
+
+
+@pytest.mark.parametrize(
+    ("env", "name"),
+    [
+        ({"STT_WINDOW_SECONDS": "10", "STT_WINDOW_MAX_SECONDS": "5"}, "STT_WINDOW_MAX_SECONDS"),
+        ({"APP_ENV": "prod"}, "AUTH_JWT_SECRET"),
+        ({"APP_ENV": "prod", "AUTH_JWT_SECRET": "x" * 32}, "OPENAI_API_KEY"),
+        ({"APP_ENV": "prod", "AUTH_JWT_SECRET": "x" * 32, "OPENAI_API_KEY": "k"}, "REDIS_URL"),
+        (
+            {
+                "APP_ENV": "prod",
+                "AUTH_JWT_SECRET": "x" * 32,
+                "OPENAI_API_KEY": "k",
+                "REDIS_URL": "redis://r",
+            },
+            "ALLOWED_ORIGINS",
+        ),
+        ({"GATEWAY_PORT": "70000"}, "GATEWAY_PORT"),
+        ({"OPENAI_API_KEY": "sk-secret", "OPENAI_BASE_URL": "ftp://x"}, "OPENAI_BASE_URL"),
+    ],
+)
+def test_invalid_values_name_the_variable(env: dict[str, str], name: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        load_settings(env)
+    message = str(info.value)
+    assert name in message and "\n" not in message
+    assert "sk-secret" not in message
+
+
+def test_prod_with_everything_set_loads() -> None:
+    s = load_settings(
+        {
+            "APP_ENV": "prod",
+            "AUTH_JWT_SECRET": "x" * 32,
+            "OPENAI_API_KEY": "k",
+            "REDIS_URL": "rediss://r:6380/0",
+            "ALLOWED_ORIGINS": "https://a.b",
+        }
+    )
+    assert not s.simulated_upstream
