@@ -18,7 +18,7 @@ run: $(STAMP)
 
 ## Run the whole test suite (the command CI runs).
 test: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -p no:cacheprovider
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests

@@ -10,7 +10,7 @@ REQUEST_ID_KEY = web.RequestKey("request_id", str)
 
 
 def request_id(request: web.Request) -> str:
-    return request.get(REQUEST_ID_KEY, "")
+    return str(request.get(REQUEST_ID_KEY, ""))
 
 
 def json_error(
