@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
+import asyncio
 
 import aiohttp
 
@@ -22,6 +22,13 @@ async def test_metrics_pass_promtool(gateway: GatewayServer) -> None:
     await eventually(lambda: len(gateway.state.registry) == 0)
     async with aiohttp.ClientSession() as session, session.get(gateway.http + "/metrics") as r:
         body = await r.read()
-    result = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True,
-                            timeout=60)
-    assert result.returncode == 0, (result.stdout + result.stderr).decode()
+    proc = await asyncio.create_subprocess_exec(
+        promtool,
+        "check",
+        "metrics",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(body), 60)
+    assert proc.returncode == 0, (out + err).decode()

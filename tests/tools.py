@@ -12,7 +12,9 @@ def require_tool(name: str, package: str) -> str:
     path = shutil.which(name)
     if path:
         return path
-    message = f"{name} not found: install the Debian package '{package}' (apt-get install {package})"
+    message = (
+        f"{name} not found: install the Debian package '{package}' (apt-get install {package})"
+    )
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         pytest.fail(f"CI=true and {message}")
     pytest.skip(f"SKIPPED LOUDLY: {message}")
