@@ -170,3 +170,19 @@ async def test_upstream_down_connection_refused_is_held_then_dropped_at_close(
     assert transcript["status"] == "dropped" and transcript["reason"] == "STT_UNAVAILABLE"
     assert messages[-1]["type"] == "Termination" and messages[-1]["dropped"] == 1
     await stream.close()
+
+
+async def test_process_wide_concurrency_limit(make_gateway: GatewayFactory) -> None:
+    server = await make_gateway(STT_MAX_CONCURRENCY=2, STT_WINDOW_SECONDS=0.5)
+    server.fake.behaviour.latency_ms = 150
+    streams = [await connect(server, token(group=f"g-{i}")) for i in range(5)]
+    for s in streams:
+        await s.next()
+    await asyncio.gather(*(s.send_audio(tone(400, 1.5)) for s in streams))
+    for s in streams:
+        await s.send_json({"type": "CloseStream"})
+    for s in streams:
+        await s.collect()
+        assert [m["status"] for m in s.of_type("Transcript")] == ["ok"] * 3
+        await s.close()
+    assert server.fake.max_in_flight == 2

@@ -348,3 +348,34 @@ async def test_client_that_vanishes_does_not_disturb_others(gateway: GatewayServ
     await eventually(lambda: len(gateway.state.registry) == 0)
     ended = gateway.state.metrics.sessions_ended
     assert ended.labels(reason="disconnected")._value.get() == 1
+
+
+async def test_internal_error_is_1011_and_other_sessions_continue(
+    gateway: GatewayServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gateway.stream.session import StreamSession
+
+    original = StreamSession._on_text
+
+    def explode(self: StreamSession, text: str) -> None:
+        if "boom" in text:
+            raise RuntimeError("bug")
+        original(self, text)
+
+    monkeypatch.setattr(StreamSession, "_on_text", explode)
+    healthy = await connect(gateway, token(group="healthy"))
+    await healthy.next()
+    broken = await connect(gateway, token(group="broken"))
+    await broken.next()
+    await broken.send_audio(tone(440, 1.0))
+    await broken.ws.send_str("boom")
+    messages = await broken.collect()
+    assert messages[-1]["type"] == "Error" and messages[-1]["code"] == "INTERNAL"
+    assert_tiling(broken.of_type("Transcript"), 1.0)
+    assert broken.close_code == 1011
+    await healthy.send_audio(tone(300, 1.0))
+    await healthy.send_json({"type": "CloseStream"})
+    await healthy.collect()
+    assert healthy.close_code == 1000
+    await broken.close()
+    await healthy.close()

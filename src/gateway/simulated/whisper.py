@@ -65,6 +65,9 @@ class FakeWhisper:
     answered: int = 0
     #: (monotonic arrival time, answer kind) of every request, faults included.
     log: list[tuple[float, str]] = field(default_factory=list)
+    #: Requests being answered now, and the most there ever were at once.
+    in_flight: int = 0
+    max_in_flight: int = 0
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.behaviour.seed)
@@ -104,6 +107,14 @@ class FakeWhisper:
         if upload is None or not hasattr(upload, "file") or not model:
             return _error(400, "invalid_request_error", "file and model are required")
         data = upload.file.read()
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            return await self._answer(form, data, model)
+        finally:
+            self.in_flight -= 1
+
+    async def _answer(self, form: Any, data: bytes, model: str) -> web.Response:
         b = self.behaviour
         delay = max(0.0, b.latency_ms + self._rng.uniform(-b.jitter_ms, b.jitter_ms)) / 1000
         if delay:

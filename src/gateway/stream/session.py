@@ -23,6 +23,7 @@ from gateway.errors import (
     BadAudio,
     FrameTooLarge,
     IdleTimeout,
+    InternalError,
     SessionExpired,
     StreamError,
 )
@@ -205,6 +206,9 @@ class StreamSession:
             await self._read()
         except StreamError as exc:
             self.request_end(from_error(exc))
+        except Exception:
+            log.exception("session.reader_failed")
+            self.request_end(from_error(InternalError("internal error; please reconnect")))
 
     async def _read(self) -> None:
         limits = self._limits
