@@ -168,3 +168,15 @@ async def eventually(predicate: Any, timeout: float = 5.0) -> None:
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not reached in time")
         await asyncio.sleep(0.02)
+
+
+async def stream_and_close(server: GatewayServer, pcm: bytes, **connect_kwargs: Any) -> Stream:
+    """Connect, stream ``pcm``, CloseStream, read to the end, and wait for server bookkeeping."""
+    stream = await connect(server, connect_kwargs.pop("jwt", None) or token(), **connect_kwargs)
+    await stream.next()
+    await stream.send_audio(pcm)
+    await stream.send_json({"type": "CloseStream"})
+    await stream.collect()
+    await stream.close()
+    await eventually(lambda: len(server.state.registry) == 0)
+    return stream

@@ -7,19 +7,13 @@ import asyncio
 import aiohttp
 
 from tests.audio import tone
-from tests.helpers import GatewayServer, connect, eventually, token
+from tests.helpers import GatewayServer, stream_and_close
 from tests.tools import require_tool
 
 
 async def test_metrics_pass_promtool(gateway: GatewayServer) -> None:
     promtool = require_tool("promtool", "prometheus")
-    stream = await connect(gateway, token())
-    await stream.next()
-    await stream.send_audio(tone(440, 1.0))
-    await stream.send_json({"type": "CloseStream"})
-    await stream.collect()
-    await stream.close()
-    await eventually(lambda: len(gateway.state.registry) == 0)
+    await stream_and_close(gateway, tone(440, 1.0))
     async with aiohttp.ClientSession() as session, session.get(gateway.http + "/metrics") as r:
         body = await r.read()
     proc = await asyncio.create_subprocess_exec(

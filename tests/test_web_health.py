@@ -10,7 +10,7 @@ import pytest
 
 from tests.audio import tone
 from tests.conftest import GatewayFactory
-from tests.helpers import GatewayServer, connect, eventually, token
+from tests.helpers import GatewayServer, connect, stream_and_close, token
 
 
 async def _get(server: GatewayServer, path: str) -> tuple[int, Any, str]:
@@ -73,13 +73,7 @@ async def test_ready_not_ready_while_draining(gateway: GatewayServer) -> None:
 
 
 async def test_metrics_exposition(gateway: GatewayServer) -> None:
-    stream = await connect(gateway, token())
-    await stream.next()
-    await stream.send_audio(tone(440, 1.0))
-    await stream.send_json({"type": "CloseStream"})
-    await stream.collect()
-    await stream.close()
-    await eventually(lambda: len(gateway.state.registry) == 0)
+    await stream_and_close(gateway, tone(440, 1.0))
     status, _, text = await _get(gateway, "/metrics")
     assert status == 200
     for name in (

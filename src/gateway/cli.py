@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import sys
 from collections.abc import Sequence
 
@@ -15,6 +14,7 @@ from gateway.auth.tokens import ROLES, mint
 from gateway.errors import ConfigurationError
 from gateway.observability.logging import configure_logging, get_logger
 from gateway.settings import Settings, load_settings
+from gateway.signals import wait_for_stop_signal
 
 log = get_logger("gateway.cli")
 
@@ -101,11 +101,7 @@ async def serve(settings: Settings) -> None:
             "gateway.simulated_whisper",
             message="SIMULATED Whisper in use: set OPENAI_API_KEY for real transcripts",
         )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    await wait_for_stop_signal()
     log.info("gateway.draining", sessions=len(gateway.registry))
     await gateway.registry.drain(settings.SHUTDOWN_GRACE_SECONDS)
     await runner.cleanup()

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import sys
 from collections.abc import Sequence
 
+from gateway.signals import wait_for_stop_signal
 from gateway.simulated.whisper import MODES, Behaviour, FakeWhisper, start
 
 
@@ -57,11 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 async def _fake_whisper(fake: FakeWhisper, host: str, port: int) -> None:
     runner, url = await start(fake, host, port)
     print(f"simulated Whisper listening on {url} (OPENAI_BASE_URL={url})", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    await wait_for_stop_signal()
     await runner.cleanup()
 
 
