@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     REDIS_URL: str | None = None
     BUDGET_ENFORCEMENT_MODE: EnforcementMode = "strict"
     BUDGET_POLICY_PATH: str | None = None
+    BUDGET_LEASE_SECONDS: float = Field(600.0, gt=0, le=86400)
 
     AUTH_JWT_SECRET: str | None = None
     ALLOWED_ORIGINS: str | None = None

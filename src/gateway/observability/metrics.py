@@ -143,6 +143,25 @@ class Metrics:
             "stt_budget_alerts", "Budget alerts fired.", ["threshold"], registry=r
         )
 
+        self.budget_used_ratio = Gauge(
+            "stt_budget_used_ratio",
+            "Share of the daily limit spent (0–1), global and district.",
+            ["scope"],
+            registry=r,
+        )
+        self.school_used_ratio = Gauge(
+            "stt_school_budget_used_ratio",
+            "Share of a school's daily limit spent (top schools).",
+            ["school_id"],
+            registry=r,
+        )
+        self.school_spent_usd = Gauge(
+            "stt_school_budget_spent_usd",
+            "USD a school spent today (top schools).",
+            ["school_id"],
+            registry=r,
+        )
+
         self.http_requests = Counter(
             "http_requests", "HTTP requests.", ["method", "route", "status"], registry=r
         )

@@ -1,32 +1,43 @@
-"""Turns one pending window into an outcome: WAV, upstream call, cost."""
+"""Turns one pending window into an outcome: budget hold, WAV, upstream call, commit."""
 
 from __future__ import annotations
 
-from gateway.budget.pricing import Pricing, usd
+import asyncio
+
+from gateway.budget.policy import SchoolBudget
+from gateway.budget.pricing import usd
+from gateway.budget.service import BudgetRefused, BudgetService, BudgetUnavailable, Hold
 from gateway.errors import UpstreamError
 from gateway.observability.metrics import Metrics
 from gateway.stream.pipeline import Outcome, PendingWindow
 from gateway.stream.wav import wav_bytes
 from gateway.stt.service import SttService, UpstreamEvents
-from gateway.stt.transcriber import TranscriptionRequest
+from gateway.stt.transcriber import TranscriptionRequest, TranscriptionResult
 
 
 class WindowProcessor:
-    def __init__(self, service: SttService, pricing: Pricing, metrics: Metrics) -> None:
+    def __init__(self, service: SttService, budget: BudgetService, metrics: Metrics) -> None:
         self.service = service
-        self.pricing = pricing
+        self.budget = budget
         self._metrics = metrics
 
     async def process(
         self,
         pending: PendingWindow,
         *,
+        school: SchoolBudget,
         language: str | None,
         prompt: str | None,
         events: UpstreamEvents,
     ) -> Outcome:
         window = pending.window
         model = pending.model
+        try:
+            hold = await self.budget.reserve(school, model, window.duration)
+        except BudgetRefused:
+            return Outcome.dropped("BUDGET_EXCEEDED", model)
+        except BudgetUnavailable:
+            return Outcome.dropped("BUDGET_UNAVAILABLE", model)
         request = TranscriptionRequest(
             wav=wav_bytes(window.pcm, window.sample_rate),
             model=model,
@@ -37,11 +48,19 @@ class WindowProcessor:
         try:
             result = await self.service.transcribe(request, events)
         except UpstreamError as exc:
+            await self.budget.release(hold)
             return Outcome.dropped(exc.drop_reason, model)
-        billed = result.billed_seconds if result.billed_seconds is not None else window.duration
-        cost = usd(self.pricing.cost_micro(model, billed))
-        self._metrics.audio_billed.labels(model=model).inc(billed)
-        self._metrics.cost_usd.labels(model=model).inc(cost)
+        except asyncio.CancelledError:
+            await asyncio.shield(self.budget.release(hold))
+            raise
+        return await self.settle(hold, result, window.duration)
+
+    async def settle(self, hold: Hold, result: TranscriptionResult, duration: float) -> Outcome:
+        """Commit the billed duration of ``result`` against ``hold``; the window's outcome."""
+        billed = result.billed_seconds if result.billed_seconds is not None else duration
+        cost = usd(await self.budget.commit(hold, billed))
+        self._metrics.audio_billed.labels(model=hold.model).inc(billed)
+        self._metrics.cost_usd.labels(model=hold.model).inc(cost)
         return Outcome(
-            status="ok", model=model, text=result.text, billed_seconds=billed, cost_usd=cost
+            status="ok", model=hold.model, text=result.text, billed_seconds=billed, cost_usd=cost
         )

@@ -29,6 +29,9 @@ class SessionRegistry:
     def sessions(self) -> list[StreamSession]:
         return list(self._all)
 
+    def sessions_of_school(self, school_id: str) -> list[StreamSession]:
+        return [s for s in self._all if s.school_id == school_id]
+
     def check_admission(self, key: tuple[str, str]) -> None:
         """Raise :class:`Overloaded` when a new stream for ``key`` may not start."""
         if self.draining:

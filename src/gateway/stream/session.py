@@ -21,6 +21,7 @@ from gateway.auth.tokens import Claims
 from gateway.errors import (
     BacklogOverflow,
     BadAudio,
+    BudgetExhausted,
     FrameTooLarge,
     IdleTimeout,
     InternalError,
@@ -285,7 +286,7 @@ class StreamSession:
             )
 
     def _submit(self, window: Window, *, dropped: str | None = None) -> None:
-        model = self.config.model
+        model = self._processor.budget.model_for(self.school_id, self.config.model)
         outcome: Outcome | None = None
         if dropped is not None:
             outcome = Outcome.dropped(dropped, model)
@@ -297,9 +298,14 @@ class StreamSession:
 
     async def _process(self, pending: PendingWindow) -> Outcome:
         prompt = self._prompt if self._prompt_seq < pending.window.seq else ""
+        school = await self._processor.budget.school(self.school_id, self.claims.district_id)
         outcome = await self._processor.process(
-            pending, language=self.config.language, prompt=prompt, events=self
+            pending, school=school, language=self.config.language, prompt=prompt, events=self
         )
+        if outcome.reason == "BUDGET_EXCEEDED":
+            self.request_end(
+                from_error(BudgetExhausted("the school's daily transcription budget is used up"))
+            )
         if outcome.status == "ok":
             self._held_warned = False
             if pending.window.seq > self._prompt_seq and not is_suspect(outcome.text):
@@ -346,6 +352,16 @@ class StreamSession:
                     )
                 )
             )
+
+    def budget_alert(self, *, percent_used: float, threshold: int, remaining_usd: float) -> None:
+        """The school crossed an alert threshold: tell this classroom."""
+        self._spawn(
+            self._send(
+                protocol.budget(
+                    percent_used=percent_used, threshold=threshold, remaining_usd=remaining_usd
+                )
+            )
+        )
 
     def held(self) -> None:
         if not self._held_warned:

@@ -110,7 +110,7 @@ class OpenAITranscriber:
             kwargs["prompt"] = request.prompt
         with map_openai_errors():
             response = await self._client.audio.transcriptions.create(
-                file=("window.wav", request.wav, "audio/wav"),
+                file=(request.filename, request.wav, request.content_type),
                 model=request.model,
                 response_format="json",
                 **kwargs,

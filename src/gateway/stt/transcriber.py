@@ -13,6 +13,8 @@ class TranscriptionRequest:
     duration: float
     language: str | None = None
     prompt: str | None = None
+    filename: str = "window.wav"
+    content_type: str = "audio/wav"
 
 
 @dataclass(frozen=True, slots=True)

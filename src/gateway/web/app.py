@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import redis.asyncio as aioredis
 from aiohttp import web
 
 from gateway import __version__
 from gateway.auth.secret import resolve_secret
-from gateway.budget.pricing import DEFAULT_PRICES_USD_PER_MINUTE, Pricing
+from gateway.budget.ledger import Ledger
+from gateway.budget.policy import load_policy
+from gateway.budget.service import BudgetService
+from gateway.budget.store import EmbeddedRedis
+from gateway.budget.webhooks import WebhookSender
+from gateway.observability.audit import AuditTrail, audit_key
 from gateway.observability.logging import get_logger
 from gateway.observability.metrics import Metrics
 from gateway.settings import Settings
@@ -19,7 +25,8 @@ from gateway.stream.session import SessionLimits
 from gateway.stream.vad import VadParams
 from gateway.stt.openai_transcriber import OpenAITranscriber
 from gateway.stt.service import SttService, UpstreamConfig
-from gateway.web import health, listen
+from gateway.web import budget_api, health, listen, passthrough
+from gateway.web.alerts import AlertDispatcher
 from gateway.web.middleware import make_middleware
 from gateway.web.state import GATEWAY, Gateway
 
@@ -28,16 +35,19 @@ log = get_logger("gateway.app")
 #: Upload limit for multipart transcription requests; JSON bodies are limited to 1 MiB.
 CLIENT_MAX_SIZE = 26 * 1024 * 1024
 SIMULATED_API_KEY = "simulated"
+REDIS_TIMEOUT_SECONDS = 2.0
 
 
 def create_app(settings: Settings) -> web.Application:
     metrics = Metrics()
+    secret = resolve_secret(settings)
+    policy = load_policy(settings.budget_policy_path)
     gateway = Gateway(
         settings=settings,
-        secret=resolve_secret(settings),
+        secret=secret,
         metrics=metrics,
         registry=SessionRegistry(settings.MAX_SESSIONS, metrics),
-        pricing=Pricing(DEFAULT_PRICES_USD_PER_MINUTE),
+        policy=policy,
         limits=SessionLimits(
             max_frame_bytes=settings.MAX_FRAME_BYTES,
             idle_timeout=settings.IDLE_TIMEOUT_SECONDS,
@@ -46,9 +56,19 @@ def create_app(settings: Settings) -> web.Application:
             finish_timeout=settings.SHUTDOWN_GRACE_SECONDS,
             vad=VadParams(threshold_dbfs=settings.VAD_THRESHOLD_DBFS),
         ),
+        audit=AuditTrail(settings.audit_log_path, audit_key(secret)),
+        budget=BudgetService(
+            policy,
+            None,
+            mode=settings.BUDGET_ENFORCEMENT_MODE,
+            metrics=metrics,
+            lease_seconds=settings.BUDGET_LEASE_SECONDS,
+        ),
+        webhooks=WebhookSender(),
     )
     app = web.Application(middlewares=[make_middleware(metrics)], client_max_size=CLIENT_MAX_SIZE)
     app[GATEWAY] = gateway
+    app.cleanup_ctx.append(_ledger)
     app.cleanup_ctx.append(_upstream)
     app.on_shutdown.append(_drain)
     app.router.add_get("/api/v1/health", health.health)
@@ -56,7 +76,39 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/metrics", health.metrics)
     app.router.add_get("/api/v1/openapi.json", health.openapi_document)
     app.router.add_get("/api/v1/listen", listen.listen)
+    budget_api.add_routes(app.router)
+    app.router.add_post("/v1/audio/transcriptions", passthrough.transcriptions)
     return app
+
+
+async def _ledger(app: web.Application) -> AsyncIterator[None]:
+    gateway = app[GATEWAY]
+    settings = gateway.settings
+    embedded: EmbeddedRedis | None = None
+    if settings.BUDGET_ENFORCEMENT_MODE != "disabled":
+        if settings.REDIS_URL:
+            url, gateway.redis_mode = settings.REDIS_URL, "external"
+        else:
+            embedded = EmbeddedRedis(settings.data_dir)
+            await embedded.start()
+            url, gateway.redis_mode = embedded.url, "embedded"
+        gateway.redis = aioredis.Redis.from_url(
+            url,
+            socket_timeout=REDIS_TIMEOUT_SECONDS,
+            socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+            retry_on_timeout=False,
+        )
+        gateway.budget.ledger = Ledger(gateway.redis)
+        log.info("ledger.connected", mode=gateway.redis_mode)
+    gateway.webhooks.start()
+    gateway.budget.add_alert_listener(AlertDispatcher(gateway).on_alert)
+    yield
+    await gateway.budget.close()
+    await gateway.webhooks.close()
+    if gateway.redis is not None:
+        await gateway.redis.aclose()
+    if embedded is not None:
+        await embedded.stop()
 
 
 async def _upstream(app: web.Application) -> AsyncIterator[None]:
@@ -97,13 +149,15 @@ async def _upstream(app: web.Application) -> AsyncIterator[None]:
         ),
         gateway.metrics,
     )
-    gateway.processor = WindowProcessor(gateway.service, gateway.pricing, gateway.metrics)
+    gateway.processor = WindowProcessor(gateway.service, gateway.budget, gateway.metrics)
     log.info(
         "gateway.started",
         version=__version__,
         upstream=url,
         simulated=settings.simulated_upstream,
         env=settings.APP_ENV,
+        budget_mode=settings.BUDGET_ENFORCEMENT_MODE,
+        policy=str(settings.budget_policy_path),
     )
     yield
     await gateway.service.close()

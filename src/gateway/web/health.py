@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from gateway.budget.service import LEDGER_ERRORS
 from gateway.web import openapi
+from gateway.web.budget_gauges import refresh_budget_gauges
 from gateway.web.state import GATEWAY, Gateway
 
 
@@ -47,11 +51,41 @@ def whisper_check(gateway: Gateway) -> dict[str, Any]:
     return check
 
 
+async def redis_check(gateway: Gateway) -> dict[str, Any]:
+    if gateway.redis is None:
+        return {"status": "disabled", "mode": gateway.redis_mode, "latency_ms": None}
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(1.0):
+            await gateway.redis.ping()
+    except (*LEDGER_ERRORS, TimeoutError) as exc:
+        return {
+            "status": "down",
+            "mode": gateway.redis_mode,
+            "latency_ms": None,
+            "error": type(exc).__name__,
+        }
+    return {
+        "status": "ok",
+        "mode": gateway.redis_mode,
+        "latency_ms": round((time.perf_counter() - started) * 1000, 2),
+    }
+
+
 async def ready(request: web.Request) -> web.Response:
     gateway = _gateway(request)
     settings = gateway.settings
     whisper = whisper_check(gateway)
-    checks: dict[str, Any] = {"whisper": whisper}
+    redis_state = await redis_check(gateway)
+    checks: dict[str, Any] = {
+        "redis": redis_state,
+        "whisper": whisper,
+        "budget_policy": {
+            "status": "ok",
+            "path": gateway.policy.path,
+            "enforcement_mode": settings.BUDGET_ENFORCEMENT_MODE,
+        },
+    }
     draining = gateway.registry.draining
     whisper_healthy = (
         whisper["circuit"] == "closed"
@@ -59,7 +93,9 @@ async def ready(request: web.Request) -> web.Response:
         and not gateway.simulated
         and settings.OPENAI_API_KEY is not None
     )
-    not_ready = draining
+    not_ready = draining or (
+        redis_state["status"] == "down" and settings.BUDGET_ENFORCEMENT_MODE == "strict"
+    )
     if not_ready:
         status, code = "not_ready", 503
     elif not whisper_healthy:
@@ -75,6 +111,7 @@ async def ready(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     gateway = _gateway(request)
+    await refresh_budget_gauges(gateway)
     return web.Response(
         body=gateway.metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST}
     )

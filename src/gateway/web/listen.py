@@ -10,6 +10,7 @@ from aiohttp import web
 
 from gateway.auth.tokens import Claims, InvalidToken, verify
 from gateway.errors import Forbidden, StreamError, Unauthorized
+from gateway.observability.audit import actor
 from gateway.observability.logging import get_logger
 from gateway.stream import protocol
 from gateway.stream.session import StreamSession
@@ -59,7 +60,7 @@ async def listen(request: web.Request) -> web.StreamResponse:
         config = protocol.parse_query(
             request.query,
             default_model=gateway.settings.STT_MODEL,
-            allowed_models=gateway.pricing.models,
+            allowed_models=gateway.policy.pricing.models,
         )
         assert claims.school_id is not None and claims.group_id is not None
         gateway.registry.check_admission((claims.school_id, claims.group_id))
@@ -81,6 +82,14 @@ async def listen(request: web.Request) -> web.StreamResponse:
     structlog.contextvars.bind_contextvars(session_id=session.session_id)
     gateway.registry.register(session)
     metrics.sessions.labels(outcome="accepted").inc()
+    gateway.audit.record(
+        "session.started",
+        who=actor(claims.sub, claims.role),
+        school_id=session.school_id,
+        group_id=session.group_id,
+        session_id=session.session_id,
+        model=config.model,
+    )
     log.info(
         "session.started",
         school_id=session.school_id,
@@ -97,6 +106,17 @@ async def listen(request: web.Request) -> web.StreamResponse:
         metrics.sessions_ended.labels(reason="error").inc()
     else:
         metrics.sessions_ended.labels(reason=ending.metric_reason).inc()
+        gateway.audit.record(
+            "session.ended",
+            who=actor(claims.sub, claims.role),
+            school_id=session.school_id,
+            group_id=session.group_id,
+            session_id=session.session_id,
+            reason=ending.metric_reason,
+            audio_seconds=round(session.audio_seconds, 3),
+            cost_usd=round(session.cost_usd, 6),
+            **session.counts,
+        )
         log.info(
             "session.ended",
             reason=ending.metric_reason,
@@ -132,6 +152,8 @@ _REJECT_OUTCOMES = {
 async def _reject(gateway: Gateway, ws: web.WebSocketResponse, exc: StreamError) -> None:
     outcome = _REJECT_OUTCOMES.get(exc.code, "rejected_config")
     gateway.metrics.sessions.labels(outcome=outcome).inc()
+    if outcome == "rejected_auth":
+        gateway.audit.record("auth.denied", reason=exc.message, route="/api/v1/listen")
     log.info("session.rejected", outcome=outcome, code=exc.code, reason=exc.message)
     with contextlib.suppress(Exception):
         await ws.send_str(protocol.encode(protocol.error(exc)))

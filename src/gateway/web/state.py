@@ -5,9 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import redis.asyncio as aioredis
 from aiohttp import web
 
-from gateway.budget.pricing import Pricing
+from gateway.budget.policy import Policy
+from gateway.budget.service import BudgetService
+from gateway.budget.webhooks import WebhookSender
+from gateway.observability.audit import AuditTrail
 from gateway.observability.metrics import Metrics
 from gateway.settings import Settings
 from gateway.stream.processor import WindowProcessor
@@ -24,11 +28,16 @@ class Gateway:
     secret: str
     metrics: Metrics
     registry: SessionRegistry
-    pricing: Pricing
+    policy: Policy
     limits: SessionLimits
+    audit: AuditTrail
+    budget: BudgetService
+    webhooks: WebhookSender
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     service: SttService | None = None
     processor: WindowProcessor | None = None
+    redis: aioredis.Redis | None = None
+    redis_mode: str = "disabled"
     upstream_url: str = ""
     simulated: bool = False
 

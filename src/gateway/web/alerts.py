@@ -1,0 +1,56 @@
+"""What happens when a school crosses a budget threshold: audit, sessions, webhook."""
+
+from __future__ import annotations
+
+from gateway.budget.service import AlertFired
+from gateway.observability.logging import get_logger
+from gateway.web.state import Gateway
+
+log = get_logger("gateway.alerts")
+
+
+class AlertDispatcher:
+    def __init__(self, gateway: Gateway) -> None:
+        self._gateway = gateway
+
+    async def on_alert(self, alert: AlertFired) -> None:
+        gateway = self._gateway
+        gateway.audit.record(
+            "budget.alert_fired",
+            school_id=alert.school_id,
+            threshold=alert.threshold,
+            date=alert.day,
+            percent_used=alert.percent_used,
+        )
+        if alert.threshold >= 100:
+            gateway.audit.record(
+                "budget.exceeded",
+                school_id=alert.school_id,
+                date=alert.day,
+                percent_used=alert.percent_used,
+            )
+        for session in gateway.registry.sessions_of_school(alert.school_id):
+            session.budget_alert(
+                percent_used=alert.percent_used,
+                threshold=alert.threshold,
+                remaining_usd=alert.remaining_usd,
+            )
+        school = await gateway.budget.school(alert.school_id)
+        if school.webhook_url:
+            gateway.webhooks.send(
+                school.webhook_url,
+                {
+                    "text": (
+                        f"stt-gateway: school {alert.school_id} has used "
+                        f"{alert.percent_used:.1f}% of its daily transcription budget "
+                        f"(threshold {alert.threshold}%) on {alert.day}; "
+                        f"${alert.remaining_usd:.2f} remaining."
+                    ),
+                    "school_id": alert.school_id,
+                    "date": alert.day,
+                    "threshold": alert.threshold,
+                    "percent_used": alert.percent_used,
+                    "remaining_usd": alert.remaining_usd,
+                    "fired_at": alert.fired_at,
+                },
+            )

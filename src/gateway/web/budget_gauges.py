@@ -1,0 +1,56 @@
+"""Budget gauges computed from the ledger at scrape time (capped, bounded labels)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+
+from gateway.budget.pricing import usd
+from gateway.budget.scopes import day_in, percent
+from gateway.budget.service import LEDGER_ERRORS
+from gateway.web.state import Gateway
+
+SCRAPE_BUDGET_SECONDS = 2.0
+
+
+async def refresh_budget_gauges(gateway: Gateway) -> None:
+    """Set ``stt_budget_used_ratio`` and the per-school gauges; leave them be if Redis is down."""
+    ledger = gateway.budget.ledger
+    if ledger is None:
+        return
+    metrics = gateway.metrics
+    policy = gateway.policy
+    now = datetime.now(UTC)
+    try:
+        async with asyncio.timeout(SCRAPE_BUDGET_SECONDS):
+            utc_day = now.date().isoformat()
+            if policy.global_limit_micro:
+                spent = (await ledger.day("global", utc_day)).get("spent", 0)
+                metrics.budget_used_ratio.labels(scope="global").set(
+                    percent(spent, policy.global_limit_micro) / 100
+                )
+            for district_id in policy.districts:
+                district = policy.district(district_id)
+                if district.daily_limit_micro:
+                    spent = (
+                        await ledger.day(f"district:{district_id}", day_in(district.timezone, now))
+                    ).get("spent", 0)
+                    metrics.budget_used_ratio.labels(scope=f"district:{district_id}").set(
+                        percent(spent, district.daily_limit_micro) / 100
+                    )
+            rows = []
+            for school_id in await ledger.active_schools(int((time.time() - 2 * 86400) * 1000)):
+                school = await gateway.budget.school(school_id)
+                spent = (await ledger.day(f"school:{school_id}", day_in(school.timezone, now))).get(
+                    "spent", 0
+                )
+                rows.append((percent(spent, school.daily_limit_micro) / 100, spent, school_id))
+    except (*LEDGER_ERRORS, TimeoutError):
+        return
+    rows.sort(reverse=True)
+    metrics.school_used_ratio.clear()
+    metrics.school_spent_usd.clear()
+    for ratio, spent, school_id in rows[: gateway.settings.METRICS_MAX_SCHOOLS]:
+        metrics.school_used_ratio.labels(school_id=school_id).set(ratio)
+        metrics.school_spent_usd.labels(school_id=school_id).set(usd(spent))
