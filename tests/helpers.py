@@ -180,3 +180,25 @@ async def stream_and_close(server: GatewayServer, pcm: bytes, **connect_kwargs: 
     await stream.close()
     await eventually(lambda: len(server.state.registry) == 0)
     return stream
+
+
+def write_policy(path: Any, **changes: Any) -> str:
+    """A policy file: the dev policy with top-level ``changes``; returns its path."""
+    from pathlib import Path
+
+    base = json.loads(Path("config/budget-policy.dev.json").read_text())
+    base.update(changes)
+    target = Path(path)
+    target.write_text(json.dumps(base))
+    return str(target)
+
+
+async def http_json(
+    method: str, url: str, jwt: str | None = None, body: Any = None
+) -> tuple[int, Any]:
+    headers = {"Authorization": f"Bearer {jwt}"} if jwt else {}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.request(method, url, json=body, headers=headers) as response,
+    ):
+        return response.status, await response.json(content_type=None)

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from aiohttp import web
 
 from gateway.auth.secret import resolve_secret
 from gateway.auth.tokens import ROLES, mint
+from gateway.budget.policy import problems
 from gateway.errors import ConfigurationError
+from gateway.observability.audit import audit_key
+from gateway.observability.audit import verify as verify_audit
 from gateway.observability.logging import configure_logging, get_logger
 from gateway.settings import Settings, load_settings
 from gateway.signals import wait_for_stop_signal
@@ -30,7 +35,45 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--role", default="student", choices=ROLES)
     token.add_argument("--ttl", type=int, default=3600, help="seconds until expiry")
     token.add_argument("--sub", help="subject (defaults to a random id)")
+    policy = sub.add_parser("policy", help="budget policy tools")
+    policy_sub = policy.add_subparsers(dest="policy_verb", required=True)
+    validate = policy_sub.add_parser("validate", help="check a policy file; list every problem")
+    validate.add_argument("path", nargs="?", help="policy file (default: BUDGET_POLICY_PATH)")
+    audit = sub.add_parser("audit", help="audit trail tools")
+    audit_sub = audit.add_subparsers(dest="audit_verb", required=True)
+    verify_cmd = audit_sub.add_parser("verify", help="check the audit trail's hash chain")
+    verify_cmd.add_argument("path", nargs="?", help="audit log (default: AUDIT_LOG_PATH)")
     return parser
+
+
+def _policy_validate(settings: Settings, args: argparse.Namespace) -> int:
+    path = Path(args.path) if args.path else settings.budget_policy_path
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        print(f"{path}: file not found", file=sys.stderr)
+        return 1
+    except (OSError, ValueError) as exc:
+        print(f"{path}: not readable JSON: {exc}", file=sys.stderr)
+        return 1
+    found = problems(data)
+    for problem in found:
+        print(f"{path}: {problem}")
+    if found:
+        print(f"{len(found)} problem(s) found", file=sys.stderr)
+        return 1
+    print(f"{path}: valid")
+    return 0
+
+
+def _audit_verify(settings: Settings, args: argparse.Namespace) -> int:
+    path = Path(args.path) if args.path else settings.audit_log_path
+    result = verify_audit(path, audit_key(resolve_secret(settings)))
+    if result.ok:
+        print(f"{path}: {result.records} records, chain intact")
+        return 0
+    print(f"{path}: BROKEN after {result.records} good records: {result.problem}")
+    return 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -40,6 +83,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging(settings.LOG_LEVEL, settings.LOG_FORMAT)
         if args.verb == "token":
             return _token(settings, args)
+        if args.verb == "policy":
+            return _policy_validate(settings, args)
+        if args.verb == "audit":
+            return _audit_verify(settings, args)
         return _serve(settings)
     except ConfigurationError as exc:
         print(f"stt-gateway: {exc}", file=sys.stderr)

@@ -159,6 +159,8 @@ class StreamSession:
             self._count(
                 lost.outcome or Outcome.dropped("DISCONNECTED", lost.model), lost, delivered=False
             )
+        if self._background:
+            await asyncio.wait(list(self._background), timeout=1.0)
         for task in list(self._background):
             task.cancel()
         await self._close(ending)
@@ -276,13 +278,13 @@ class StreamSession:
         elif kind == "CloseStream":
             self.request_end(CLIENT_CLOSE)
         else:
-            self._spawn(
-                self._send(
+            self._notify(
+
                     protocol.warning(
                         "BAD_MESSAGE",
                         "expected a JSON object with type KeepAlive, Finalize or CloseStream",
                     )
-                )
+
             )
 
     def _submit(self, window: Window, *, dropped: str | None = None) -> None:
@@ -345,34 +347,34 @@ class StreamSession:
         now = time.monotonic()
         if now - self._last_rate_warning >= RATE_LIMIT_WARNING_INTERVAL:
             self._last_rate_warning = now
-            self._spawn(
-                self._send(
+            self._notify(
+
                     protocol.warning(
                         "RATE_LIMITED", "the transcription service is rate limiting; retrying"
                     )
-                )
+
             )
 
     def budget_alert(self, *, percent_used: float, threshold: int, remaining_usd: float) -> None:
         """The school crossed an alert threshold: tell this classroom."""
-        self._spawn(
-            self._send(
+        self._notify(
+
                 protocol.budget(
                     percent_used=percent_used, threshold=threshold, remaining_usd=remaining_usd
                 )
-            )
+
         )
 
     def held(self) -> None:
         if not self._held_warned:
             self._held_warned = True
-            self._spawn(
-                self._send(
+            self._notify(
+
                     protocol.warning(
                         "STT_UNAVAILABLE",
                         "the transcription service is unavailable; audio is being held",
                     )
-                )
+
             )
 
     # -- sending ------------------------------------------------------------
@@ -381,12 +383,12 @@ class StreamSession:
         async with self._send_lock:
             await self.ws.send_str(protocol.encode(message))
 
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.create_task(self._quiet(coro))
+    def _notify(self, message: dict[str, Any]) -> None:
+        """Send ``message`` without waiting (warnings, budget alerts); failures are ignored."""
+        task = asyncio.create_task(self._send_quietly(message))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    @staticmethod
-    async def _quiet(coro: Any) -> None:
+    async def _send_quietly(self, message: dict[str, Any]) -> None:
         with contextlib.suppress(Exception):
-            await coro
+            await self._send(message)

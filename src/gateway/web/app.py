@@ -36,6 +36,7 @@ log = get_logger("gateway.app")
 CLIENT_MAX_SIZE = 26 * 1024 * 1024
 SIMULATED_API_KEY = "simulated"
 REDIS_TIMEOUT_SECONDS = 2.0
+REDIS_MAX_CONNECTIONS = 64
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -92,12 +93,7 @@ async def _ledger(app: web.Application) -> AsyncIterator[None]:
             embedded = EmbeddedRedis(settings.data_dir)
             await embedded.start()
             url, gateway.redis_mode = embedded.url, "embedded"
-        gateway.redis = aioredis.Redis.from_url(
-            url,
-            socket_timeout=REDIS_TIMEOUT_SECONDS,
-            socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
-            retry_on_timeout=False,
-        )
+        gateway.redis = connect_redis(url)
         gateway.budget.ledger = Ledger(gateway.redis)
         log.info("ledger.connected", mode=gateway.redis_mode)
     gateway.webhooks.start()
@@ -109,6 +105,18 @@ async def _ledger(app: web.Application) -> AsyncIterator[None]:
         await gateway.redis.aclose()
     if embedded is not None:
         await embedded.stop()
+
+
+def connect_redis(url: str) -> aioredis.Redis:
+    """A client whose pool waits (bounded) for a free connection instead of failing."""
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=REDIS_MAX_CONNECTIONS,
+        timeout=REDIS_TIMEOUT_SECONDS,
+        socket_timeout=REDIS_TIMEOUT_SECONDS,
+        socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+    )
+    return aioredis.Redis(connection_pool=pool)
 
 
 async def _upstream(app: web.Application) -> AsyncIterator[None]:

@@ -1,0 +1,169 @@
+"""The ledger's guarantees, against a real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from gateway.budget.ledger import HOLD_TTL_SECONDS, Ledger, ScopeDay, day_key
+from gateway.budget.policy import Policy, load_policy
+from gateway.budget.scopes import scopes_for
+from tests.redis_server import RedisServer
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def ledger(redis_server: RedisServer) -> AsyncIterator[Ledger]:
+    client = aioredis.Redis.from_url(redis_server.url)
+    yield Ledger(client)
+    await client.aclose()
+
+
+SCOPES = [ScopeDay("global", "2026-11-22", 10_000), ScopeDay("school:s", "2026-11-21", 1000)]
+
+
+async def test_many_processes_never_exceed_the_limit(
+    redis_server: RedisServer, ledger: Ledger
+) -> None:
+    limit = 5_000
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "tests.ledger_worker",
+            redis_server.url,
+            "300",
+            str(limit),
+            stdout=asyncio.subprocess.PIPE,
+        )
+        for _ in range(4)
+    ]
+    outputs = [await p.communicate() for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    committed = sum(int(out.split()[0]) for out, _ in outputs)
+    refused = sum(int(out.split()[1]) for out, _ in outputs)
+    school = await ledger.day("school:proof", "2026-11-21")
+    assert refused > 0, "the limit was actually contended"
+    assert school["spent"] == committed
+    assert school["spent"] <= limit
+    assert school["reserved"] == 0
+    assert (await ledger.day("global", "2026-11-22"))["spent"] == committed
+    assert (await ledger.day("district:d", "2026-11-22"))["spent"] == committed
+
+
+async def test_refusal_names_the_full_scope_and_changes_nothing(ledger: Ledger) -> None:
+    first = await ledger.reserve(
+        scopes=SCOPES, amount_micro=900, school_id="s", model="m", now_ms=0, lease_ms=60_000
+    )
+    assert first.ok
+    refused = await ledger.reserve(
+        scopes=SCOPES, amount_micro=200, school_id="s", model="m", now_ms=0, lease_ms=60_000
+    )
+    assert not refused.ok and refused.refused_scope == "school:s"
+    assert (await ledger.day("global", "2026-11-22"))["reserved"] == 900
+
+
+async def test_commit_is_idempotent_and_overspend_counted(ledger: Ledger) -> None:
+    r = await ledger.reserve(
+        scopes=SCOPES, amount_micro=100, school_id="s", model="m", now_ms=0, lease_ms=60_000
+    )
+    assert r.reservation_id
+    first = await ledger.commit(r.reservation_id, actual_micro=130, audio_ms=1000, model="m")
+    second = await ledger.commit(r.reservation_id, actual_micro=130, audio_ms=1000, model="m")
+    assert (first.status, first.overspend_micro, second.status) == (1, 30, 0)
+    day = await ledger.day("school:s", "2026-11-21")
+    assert (day["spent"], day["reserved"], day["overspend"], day["spent:m"]) == (130, 0, 30, 130)
+    assert await ledger.release(r.reservation_id) is False
+
+
+async def test_release_is_idempotent(ledger: Ledger) -> None:
+    r = await ledger.reserve(
+        scopes=SCOPES, amount_micro=100, school_id="s", model="m", now_ms=0, lease_ms=60_000
+    )
+    assert r.reservation_id
+    assert await ledger.release(r.reservation_id) is True
+    assert await ledger.release(r.reservation_id) is False
+    day = await ledger.day("school:s", "2026-11-21")
+    assert day["reserved"] == 0 and day.get("spent", 0) == 0
+
+
+async def test_crashed_hold_is_reclaimed_after_its_lease(ledger: Ledger) -> None:
+    r = await ledger.reserve(
+        scopes=SCOPES, amount_micro=800, school_id="s", model="m", now_ms=1_000, lease_ms=5_000
+    )
+    assert r.ok  # …and the process that made it dies: never committed nor released
+    early = await ledger.reserve(
+        scopes=SCOPES, amount_micro=300, school_id="s", model="m", now_ms=5_999, lease_ms=5_000
+    )
+    assert not early.ok  # still held within the lease
+    late = await ledger.reserve(
+        scopes=SCOPES, amount_micro=300, school_id="s", model="m", now_ms=6_001, lease_ms=5_000
+    )
+    assert late.ok  # the lease ran out: the hold was reclaimed
+    assert (await ledger.day("school:s", "2026-11-21"))["reserved"] == 300
+    # A late commit of the reclaimed hold is still charged: never under-count.
+    assert r.reservation_id
+    late_commit = await ledger.commit(r.reservation_id, actual_micro=700, audio_ms=1, model="m")
+    assert late_commit.status == 1
+    day = await ledger.day("school:s", "2026-11-21")
+    assert (day["spent"], day["reserved"]) == (700, 300)
+
+
+async def test_reserved_at_23_59_59_lands_on_that_day(ledger: Ledger) -> None:
+    policy: Policy = load_policy(Path("config/budget-policy.dev.json"))
+    school = policy.school("s-1")  # America/Chicago, district d-1 (America/Chicago)
+    before_midnight = datetime(2026, 11, 22, 5, 59, 59, tzinfo=UTC)  # 23:59:59 in Chicago
+    scopes = scopes_for(policy, school, "whisper-1", before_midnight)
+    assert [s.day for s in scopes] == ["2026-11-22", "2026-11-22", "2026-11-21", "2026-11-21"]
+    r = await ledger.reserve(
+        scopes=scopes,
+        amount_micro=500,
+        school_id="s-1",
+        model="whisper-1",
+        now_ms=0,
+        lease_ms=60_000,
+    )
+    assert r.reservation_id
+    # The commit happens after Chicago midnight: it still lands on the 21st.
+    after = scopes_for(policy, school, "whisper-1", datetime(2026, 11, 22, 6, 0, 5, tzinfo=UTC))
+    assert after[-1].day == "2026-11-22"
+    await ledger.commit(r.reservation_id, actual_micro=500, audio_ms=5000, model="whisper-1")
+    assert (await ledger.day("school:s-1", "2026-11-21"))["spent"] == 500
+    assert (await ledger.day("school:s-1", "2026-11-22")) == {}
+
+
+async def test_keys_share_one_hash_slot_and_expire(
+    ledger: Ledger, redis_server: RedisServer
+) -> None:
+    r = await ledger.reserve(
+        scopes=SCOPES, amount_micro=10, school_id="s", model="m", now_ms=0, lease_ms=60_000
+    )
+    assert r.reservation_id
+    client = ledger.client
+    keys = [k.decode() for k in await client.keys("*")]
+    assert keys and all(k.startswith("{stt}:") for k in keys)
+    assert await client.ttl(day_key("school:s", "2026-11-21")) >= 35 * 86400
+    assert 0 < await client.ttl(f"{{stt}}:hold:{r.reservation_id}") <= HOLD_TTL_SECONDS
+
+
+async def test_alerts_fire_once(ledger: Ledger) -> None:
+    assert await ledger.fire_alerts(
+        "s", "2026-11-21", [50, 80], {"fired_at": "t", "percent_used": 81}
+    ) == [50, 80]
+    assert await ledger.fire_alerts(
+        "s", "2026-11-21", [50, 80, 100], {"fired_at": "t", "percent_used": 100}
+    ) == [100]
+    assert sorted(await ledger.fired_alerts("s", "2026-11-21")) == [50, 80, 100]
