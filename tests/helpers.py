@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -202,3 +204,65 @@ async def http_json(
         session.request(method, url, json=body, headers=headers) as response,
     ):
         return response.status, await response.json(content_type=None)
+
+
+class GatewayProcess:
+    """A gateway in its own process (``python -m gateway serve``), its JSON log parsed."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.lines: list[dict[str, Any]] = []
+        self.port: int | None = None
+        self._listening = asyncio.Event()
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self.proc.stderr is not None
+        async for raw in self.proc.stderr:
+            try:
+                line = json.loads(raw)
+            except ValueError:
+                continue
+            self.lines.append(line)
+            if line.get("event") == "gateway.listening":
+                self.port = int(line["url"].rsplit(":", 1)[1])
+                self._listening.set()
+
+    async def listening(self) -> int:
+        await asyncio.wait_for(self._listening.wait(), t(20))
+        assert self.port is not None
+        return self.port
+
+    async def stop(self) -> None:
+        if self.proc.returncode is None:
+            self.proc.terminate()
+            try:
+                await asyncio.wait_for(self.proc.wait(), t(30))
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+        self._reader.cancel()
+
+
+async def spawn_gateway(fake: FakeWhisper, data_dir: Path, **overrides: str) -> GatewayProcess:
+    env = {
+        **os.environ,
+        "OPENAI_API_KEY": "test-key",
+        "OPENAI_BASE_URL": fake.url,  # type: ignore[attr-defined]
+        "AUTH_JWT_SECRET": SECRET,
+        "DATA_DIR": str(data_dir),
+        "GATEWAY_PORT": "0",
+        "STT_WINDOW_SECONDS": "1",
+        "LOG_FORMAT": "json",
+        **overrides,
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gateway",
+        "serve",
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    return GatewayProcess(proc)

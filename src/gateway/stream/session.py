@@ -279,12 +279,10 @@ class StreamSession:
             self.request_end(CLIENT_CLOSE)
         else:
             self._notify(
-
-                    protocol.warning(
-                        "BAD_MESSAGE",
-                        "expected a JSON object with type KeepAlive, Finalize or CloseStream",
-                    )
-
+                protocol.warning(
+                    "BAD_MESSAGE",
+                    "expected a JSON object with type KeepAlive, Finalize or CloseStream",
+                )
             )
 
     def _submit(self, window: Window, *, dropped: str | None = None) -> None:
@@ -348,33 +346,27 @@ class StreamSession:
         if now - self._last_rate_warning >= RATE_LIMIT_WARNING_INTERVAL:
             self._last_rate_warning = now
             self._notify(
-
-                    protocol.warning(
-                        "RATE_LIMITED", "the transcription service is rate limiting; retrying"
-                    )
-
+                protocol.warning(
+                    "RATE_LIMITED", "the transcription service is rate limiting; retrying"
+                )
             )
 
     def budget_alert(self, *, percent_used: float, threshold: int, remaining_usd: float) -> None:
         """The school crossed an alert threshold: tell this classroom."""
         self._notify(
-
-                protocol.budget(
-                    percent_used=percent_used, threshold=threshold, remaining_usd=remaining_usd
-                )
-
+            protocol.budget(
+                percent_used=percent_used, threshold=threshold, remaining_usd=remaining_usd
+            )
         )
 
     def held(self) -> None:
         if not self._held_warned:
             self._held_warned = True
             self._notify(
-
-                    protocol.warning(
-                        "STT_UNAVAILABLE",
-                        "the transcription service is unavailable; audio is being held",
-                    )
-
+                protocol.warning(
+                    "STT_UNAVAILABLE",
+                    "the transcription service is unavailable; audio is being held",
+                )
             )
 
     # -- sending ------------------------------------------------------------
