@@ -167,3 +167,19 @@ async def test_alerts_fire_once(ledger: Ledger) -> None:
         "s", "2026-11-21", [50, 80, 100], {"fired_at": "t", "percent_used": 100}
     ) == [100]
     assert sorted(await ledger.fired_alerts("s", "2026-11-21")) == [50, 80, 100]
+
+
+async def test_rpm_limiter_shares_one_budget_across_clients(redis_server: RedisServer) -> None:
+    from gateway.stt.rpm import RpmLimiter
+
+    clock_now = [120.0]
+    clients = [aioredis.Redis.from_url(redis_server.url) for _ in range(2)]
+    limiters = [RpmLimiter(c, 3, clock=lambda: clock_now[0]) for c in clients]
+    for i in range(3):
+        await limiters[i % 2].acquire()  # 3 requests in minute 2, from two "replicas"
+    waiter = asyncio.create_task(limiters[0].acquire())
+    await asyncio.sleep(0.1)
+    assert not waiter.done() and limiters[0].waited == 1  # the 4th waits for the next minute
+    waiter.cancel()
+    for c in clients:
+        await c.aclose()

@@ -121,4 +121,19 @@ async def test_openapi_document(gateway: GatewayServer) -> None:
     status, body, _ = await _get(gateway, "/api/v1/openapi.json")
     assert status == 200 and body["openapi"].startswith("3.1")
     validate(body)
-    assert "/api/v1/ready" in body["paths"]
+    for path in (
+        "/api/v1/ready",
+        "/api/v1/tokens",
+        "/api/v1/schools/{school_id}/budget",
+        "/api/v1/schools/{school_id}/budget/usage",
+        "/api/v1/budget/usage",
+        "/api/v1/schools/{school_id}/budget/alerts",
+        "/v1/audio/transcriptions",
+    ):
+        assert path in body["paths"], path
+    routes = {
+        r.resource.canonical
+        for r in gateway.app.router.routes()  # type: ignore[union-attr]
+        if r.resource is not None
+    }
+    assert routes <= set(body["paths"]), routes - set(body["paths"])

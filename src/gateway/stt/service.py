@@ -20,6 +20,7 @@ from gateway.observability.metrics import Metrics
 from gateway.stt.adaptive import AdaptiveWindow, UpstreamStats
 from gateway.stt.breaker import CircuitGuard
 from gateway.stt.retry import backoff_delay
+from gateway.stt.rpm import RpmLimiter
 from gateway.stt.transcriber import Transcriber, TranscriptionRequest, TranscriptionResult
 
 
@@ -68,6 +69,7 @@ class SttService:
         self.adaptive = AdaptiveWindow(
             config.window_seconds, config.window_max_seconds, clock=clock
         )
+        self.rpm: RpmLimiter | None = None
         self.last_success_at: datetime | None = None
         self.last_error: str | None = None
         metrics.window_seconds.set(self.adaptive.current)
@@ -111,6 +113,8 @@ class SttService:
     async def _attempt(self, request: TranscriptionRequest) -> TranscriptionResult:
         model = request.model
         async with self._semaphore:
+            if self.rpm is not None:
+                await self.rpm.acquire()
             started = time.perf_counter()
             try:
                 result = await self.transcriber.transcribe(request)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import redis.asyncio as aioredis
@@ -11,7 +13,7 @@ from gateway import __version__
 from gateway.auth.secret import resolve_secret
 from gateway.budget.ledger import Ledger
 from gateway.budget.policy import load_policy
-from gateway.budget.service import BudgetService
+from gateway.budget.service import LEDGER_ERRORS, BudgetService
 from gateway.budget.store import EmbeddedRedis
 from gateway.budget.webhooks import WebhookSender
 from gateway.observability.audit import AuditTrail, audit_key
@@ -24,6 +26,7 @@ from gateway.stream.registry import SessionRegistry
 from gateway.stream.session import SessionLimits
 from gateway.stream.vad import VadParams
 from gateway.stt.openai_transcriber import OpenAITranscriber
+from gateway.stt.rpm import RpmLimiter
 from gateway.stt.service import SttService, UpstreamConfig
 from gateway.web import budget_api, health, listen, passthrough
 from gateway.web.alerts import AlertDispatcher
@@ -37,6 +40,7 @@ CLIENT_MAX_SIZE = 26 * 1024 * 1024
 SIMULATED_API_KEY = "simulated"
 REDIS_TIMEOUT_SECONDS = 2.0
 REDIS_MAX_CONNECTIONS = 64
+LEASE_SWEEP_SECONDS = 30.0
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -98,13 +102,30 @@ async def _ledger(app: web.Application) -> AsyncIterator[None]:
         log.info("ledger.connected", mode=gateway.redis_mode)
     gateway.webhooks.start()
     gateway.budget.add_alert_listener(AlertDispatcher(gateway).on_alert)
+    sweeper = asyncio.create_task(_reclaim_leases(gateway))
     yield
+    sweeper.cancel()
     await gateway.budget.close()
     await gateway.webhooks.close()
     if gateway.redis is not None:
         await gateway.redis.aclose()
     if embedded is not None:
         await embedded.stop()
+
+
+async def _reclaim_leases(gateway: Gateway) -> None:
+    """Return expired holds to their scopes even when no new reservation comes."""
+    while True:
+        await asyncio.sleep(LEASE_SWEEP_SECONDS)
+        ledger = gateway.budget.ledger
+        if ledger is None:
+            continue
+        try:
+            reclaimed = await ledger.reclaim(int(time.time() * 1000))
+        except LEDGER_ERRORS:
+            continue
+        if reclaimed:
+            log.warning("budget.leases_reclaimed", holds=reclaimed)
 
 
 def connect_redis(url: str) -> aioredis.Redis:
@@ -157,6 +178,8 @@ async def _upstream(app: web.Application) -> AsyncIterator[None]:
         ),
         gateway.metrics,
     )
+    if settings.OPENAI_RPM_LIMIT and gateway.redis is not None:
+        gateway.service.rpm = RpmLimiter(gateway.redis, settings.OPENAI_RPM_LIMIT)
     gateway.processor = WindowProcessor(gateway.service, gateway.budget, gateway.metrics)
     log.info(
         "gateway.started",

@@ -13,6 +13,206 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+_SECURED: list[dict[str, list[str]]] = [{"bearer": []}]
+_SCHOOL = [{"name": "school_id", "in": "path", "required": True, "schema": {"type": "string"}}]
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    names = {
+        400: "Validation error",
+        401: "Missing or invalid token",
+        403: "Not allowed for this token",
+        413: "Body over 1 MiB",
+        503: "Ledger unreachable",
+    }
+    return {str(c): _json(_ERROR, names[c]) for c in codes}
+
+
+def _op(
+    summary: str,
+    op_id: str,
+    ok: dict[str, Any],
+    *errors: int,
+    body: dict[str, Any] | None = None,
+    params: list[dict[str, Any]] | None = None,
+    status: int = 200,
+) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "summary": summary,
+        "operationId": op_id,
+        "security": _SECURED,
+        "responses": {str(status): _json(ok, "OK"), **_errors(*errors)},
+    }
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+    if params:
+        op["parameters"] = params
+    return op
+
+
+def _budget_paths() -> dict[str, Any]:
+    from gateway.web.budget_api import ALERTS_SCHEMA, BUDGET_SCHEMA, TOKEN_SCHEMA
+
+    budget = {"$ref": "#/components/schemas/Budget"}
+    usage = {"$ref": "#/components/schemas/Usage"}
+    alerts = {
+        "type": "object",
+        "properties": {
+            "thresholds": {"type": "array", "items": {"type": "integer"}},
+            "webhook_configured": {"type": "boolean"},
+            "fired": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "threshold": {"type": "integer"},
+                        "date": {"type": "string"},
+                        "fired_at": {"type": "string"},
+                        "percent_used": {"type": "number"},
+                    },
+                },
+            },
+        },
+    }
+    date_param = {
+        "name": "date",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string", "format": "date"},
+    }
+    return {
+        "/api/v1/tokens": {
+            "post": _op(
+                "Mint a short-lived student stream token (teacher+)",
+                "issueToken",
+                {
+                    "type": "object",
+                    "properties": {"token": {"type": "string"}, "expires_at": {"type": "string"}},
+                },
+                400,
+                401,
+                403,
+                413,
+                body=TOKEN_SCHEMA,
+                status=201,
+            )
+        },
+        "/api/v1/schools/{school_id}/budget": {
+            "get": _op(
+                "A school's budget settings (teacher+)",
+                "getBudget",
+                budget,
+                401,
+                403,
+                params=_SCHOOL,
+            ),
+            "put": _op(
+                "Change a school's budget settings (school_admin+)",
+                "putBudget",
+                budget,
+                400,
+                401,
+                403,
+                413,
+                503,
+                body=BUDGET_SCHEMA,
+                params=_SCHOOL,
+            ),
+        },
+        "/api/v1/schools/{school_id}/budget/usage": {
+            "get": _op(
+                "Usage today in the school's timezone, or on ?date (teacher+)",
+                "getUsage",
+                usage,
+                400,
+                401,
+                403,
+                503,
+                params=[*_SCHOOL, date_param],
+            )
+        },
+        "/api/v1/schools/{school_id}/budget/alerts": {
+            "get": _op(
+                "Alert thresholds, webhook and fired alerts (teacher+)",
+                "getAlerts",
+                alerts,
+                401,
+                403,
+                503,
+                params=_SCHOOL,
+            ),
+            "put": _op(
+                "Change thresholds or webhook (school_admin+)",
+                "putAlerts",
+                alerts,
+                400,
+                401,
+                403,
+                413,
+                503,
+                body=ALERTS_SCHEMA,
+                params=_SCHOOL,
+            ),
+        },
+        "/api/v1/budget/usage": {
+            "get": _op(
+                "Every school with spend today, with global, district and model scopes "
+                "(platform_admin)",
+                "getGlobalUsage",
+                {
+                    "type": "object",
+                    "properties": {
+                        "date": {"type": "string"},
+                        "scopes": {"type": "array"},
+                        "schools": {"type": "array", "items": usage},
+                    },
+                },
+                401,
+                403,
+                503,
+            )
+        },
+        "/v1/audio/transcriptions": {
+            "post": {
+                "summary": "OpenAI-compatible transcription with the gateway's budget and breaker",
+                "operationId": "createTranscription",
+                "security": _SECURED,
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "multipart/form-data": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["file"],
+                                "properties": {
+                                    "file": {
+                                        "type": "string",
+                                        "contentMediaType": "application/octet-stream",
+                                    },
+                                    "model": {"type": "string"},
+                                    "language": {"type": "string"},
+                                    "prompt": {"type": "string"},
+                                    "response_format": {"enum": ["json", "text"]},
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _json(
+                        {"type": "object", "properties": {"text": {"type": "string"}}},
+                        "The transcript",
+                    ),
+                    "429": {
+                        "description": "Budget exhausted (code BUDGET_EXCEEDED) or upstream "
+                        "quota (UPSTREAM_QUOTA), in OpenAI's error shape"
+                    },
+                },
+            }
+        },
+    }
+
+
 def document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
@@ -78,6 +278,7 @@ def document() -> dict[str, Any]:
                     },
                 }
             },
+            **_budget_paths(),
         },
         "components": {
             "securitySchemes": {
@@ -98,6 +299,34 @@ def document() -> dict[str, Any]:
                                 "details": {"type": "array"},
                             },
                         }
+                    },
+                },
+                "Budget": {
+                    "type": "object",
+                    "properties": {
+                        "school_id": {"type": "string"},
+                        "daily_limit_usd": {"type": "number"},
+                        "timezone": {"type": "string"},
+                        "alert_thresholds": {"type": "array", "items": {"type": "integer"}},
+                        "district_id": {"type": ["string", "null"]},
+                        "source": {"enum": ["policy", "override"]},
+                    },
+                },
+                "Usage": {
+                    "type": "object",
+                    "properties": {
+                        "school_id": {"type": "string"},
+                        "date": {"type": "string"},
+                        "timezone": {"type": "string"},
+                        "daily_limit_usd": {"type": "number"},
+                        "spent_usd": {"type": "number"},
+                        "reserved_usd": {"type": "number"},
+                        "remaining_usd": {"type": "number"},
+                        "percent_used": {"type": "number"},
+                        "audio_seconds": {"type": "number"},
+                        "by_model": {"type": "object"},
+                        "status": {"enum": ["ok", "warning", "exceeded"]},
+                        "enforcement_mode": {"enum": ["strict", "advisory", "disabled"]},
                     },
                 },
                 "Ready": {
