@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint fmt bench clean
+.PHONY: run test lint fmt bench clean dashboards monitor-up monitor-down monitor-logs monitor-reload
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,28 @@ lint: $(STAMP)
 fmt: $(STAMP)
 	$(BIN)/ruff format src tests
 	$(BIN)/ruff check --fix src tests
+
+## Regenerate dashboards/grafana/*.json from dashboards/generate.py.
+dashboards: $(STAMP)
+	$(BIN)/python dashboards/generate.py
+
+## The stack: gateway + Redis, with Prometheus, Grafana (http://localhost:3000, admin/admin)
+## and Alertmanager in the "monitoring" profile.
+COMPOSE ?= docker compose
+monitor-up:
+	$(COMPOSE) --profile monitoring up -d --build
+	@echo "Grafana: http://localhost:$${GRAFANA_PORT:-3000} (admin / $${GRAFANA_ADMIN_PASSWORD:-admin})"
+	@echo "Prometheus: http://localhost:$${PROMETHEUS_PORT:-9090}  Alertmanager: http://localhost:$${ALERTMANAGER_PORT:-9093}"
+
+monitor-down:
+	$(COMPOSE) --profile monitoring down
+
+monitor-logs:
+	$(COMPOSE) --profile monitoring logs -f --tail=100
+
+## Reload Prometheus rules and config without a restart.
+monitor-reload:
+	curl -fsS -X POST http://localhost:$${PROMETHEUS_PORT:-9090}/-/reload && echo "Prometheus reloaded"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

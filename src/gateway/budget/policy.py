@@ -22,7 +22,8 @@ from jsonschema import Draft202012Validator
 from gateway.budget.pricing import MICRO, Pricing
 from gateway.errors import ConfigurationError
 
-SCHEMA_PATH = Path(__file__).resolve().parents[3] / "config" / "budget-policy.schema.json"
+#: Shipped in the package; in the source tree a link to ``config/budget-policy.schema.json``.
+SCHEMA_PATH = Path(__file__).with_name("budget-policy.schema.json")
 
 
 def to_micro(usd: float) -> int:

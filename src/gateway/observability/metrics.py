@@ -149,6 +149,12 @@ class Metrics:
             ["scope"],
             registry=r,
         )
+        self.budget_spent_usd = Gauge(
+            "stt_budget_spent_usd",
+            "USD spent today, global and district scopes.",
+            ["scope"],
+            registry=r,
+        )
         self.school_used_ratio = Gauge(
             "stt_school_budget_used_ratio",
             "Share of a school's daily limit spent (top schools).",

@@ -25,18 +25,19 @@ async def refresh_budget_gauges(gateway: Gateway) -> None:
     try:
         async with asyncio.timeout(SCRAPE_BUDGET_SECONDS):
             utc_day = now.date().isoformat()
+            spent = (await ledger.day("global", utc_day)).get("spent", 0)
+            metrics.budget_spent_usd.labels(scope="global").set(usd(spent))
             if policy.global_limit_micro:
-                spent = (await ledger.day("global", utc_day)).get("spent", 0)
                 metrics.budget_used_ratio.labels(scope="global").set(
                     percent(spent, policy.global_limit_micro) / 100
                 )
             for district_id in policy.districts:
                 district = policy.district(district_id)
+                scope = f"district:{district_id}"
+                spent = (await ledger.day(scope, day_in(district.timezone, now))).get("spent", 0)
+                metrics.budget_spent_usd.labels(scope=scope).set(usd(spent))
                 if district.daily_limit_micro:
-                    spent = (
-                        await ledger.day(f"district:{district_id}", day_in(district.timezone, now))
-                    ).get("spent", 0)
-                    metrics.budget_used_ratio.labels(scope=f"district:{district_id}").set(
+                    metrics.budget_used_ratio.labels(scope=scope).set(
                         percent(spent, district.daily_limit_micro) / 100
                     )
             rows = []

@@ -65,10 +65,14 @@ def make_middleware(metrics: Metrics) -> Middleware:
             structlog.contextvars.unbind_contextvars("request_id")
         if not response.prepared:
             response.headers["X-Request-ID"] = rid
-        status = str(response.status)
         if isinstance(response, web.WebSocketResponse):
-            status = "101"
-        metrics.http_requests.labels(method=request.method, route=route, status=status).inc()
+            # A stream's duration is not request latency: count it, do not time it.
+            status = "101" if response.prepared else str(response.status)
+            metrics.http_requests.labels(method=request.method, route=route, status=status).inc()
+            return response
+        metrics.http_requests.labels(
+            method=request.method, route=route, status=str(response.status)
+        ).inc()
         metrics.http_duration.labels(method=request.method, route=route).observe(
             time.perf_counter() - started
         )
