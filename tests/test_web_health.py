@@ -74,6 +74,7 @@ async def test_ready_not_ready_while_draining(gateway: GatewayServer) -> None:
 
 async def test_metrics_exposition(gateway: GatewayServer) -> None:
     await stream_and_close(gateway, tone(440, 1.0))
+    await _get(gateway, "/api/v1/health")
     status, _, text = await _get(gateway, "/metrics")
     assert status == 200
     for name in (
@@ -102,7 +103,8 @@ async def test_metrics_exposition(gateway: GatewayServer) -> None:
     assert 'stt_windows_total{status="ok"} 1.0' in text
     assert 'stt_upstream_circuit_state{state="closed"} 1.0' in text
     assert 'stt_sessions_total{outcome="accepted"} 1.0' in text
-    assert 'route="/api/v1/listen"' in text
+    assert 'http_requests_total{method="GET",route="/api/v1/listen",status="101"} 1.0' in text
+    assert 'http_request_duration_seconds_count{method="GET",route="/api/v1/listen"}' not in text
     for forbidden in ("session_id", "group_id", "[simulated]"):
         assert forbidden not in text
 

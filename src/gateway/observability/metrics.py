@@ -12,6 +12,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    disable_created_metrics,
     gc_collector,
     generate_latest,
     platform_collector,
@@ -57,6 +58,7 @@ class Metrics:
     """Every gateway metric, registered in one registry."""
 
     def __init__(self) -> None:
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # no *_created series
         r = self.registry = CollectorRegistry(auto_describe=True)
         process_collector.ProcessCollector(registry=r)
         platform_collector.PlatformCollector(registry=r)
