@@ -1,19 +1,24 @@
-"""``stt-loadtest``: fake-whisper (and the classroom scenarios)."""
+"""``stt-loadtest``: fake-whisper, classroom, spike, soak, capacity."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from gateway.signals import wait_for_stop_signal
 from gateway.simulated.whisper import MODES, Behaviour, FakeWhisper, start
+from loadtest.report import Thresholds, render
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stt-loadtest", description=__doc__)
     sub = parser.add_subparsers(dest="verb", required=True)
+
     fake = sub.add_parser("fake-whisper", help="run an OpenAI-compatible simulated Whisper")
     fake.add_argument("--host", default="127.0.0.1")
     fake.add_argument("--port", type=int, default=9000)
@@ -28,11 +33,136 @@ def _parser() -> argparse.ArgumentParser:
     fake.add_argument("--retry-after", type=float, default=1.0, help="Retry-After on 429s")
     fake.add_argument("--mode", choices=MODES, default="normal")
     fake.add_argument("--seed", type=int)
+
+    def scenario(name: str, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument(
+            "--url", required=True, help="listen endpoint, e.g. ws://127.0.0.1:8080/api/v1/listen"
+        )
+        p.add_argument("--groups", type=int, default=25)
+        p.add_argument("--duration", type=float, default=60.0, help="seconds of audio per group")
+        p.add_argument("--secret", help="AUTH_JWT_SECRET, to mint one token per group")
+        p.add_argument("--token-file", type=Path, help="one JWT per line, one per group")
+        p.add_argument("--school", default="s-1")
+        p.add_argument("--audio", type=Path, help="16 kHz mono WAV to stream (default: tones)")
+        p.add_argument("--max-p95-ms", type=float, default=15000.0)
+        p.add_argument("--max-error-ratio", type=float, default=0.01)
+        p.add_argument("--json", type=Path, help="write the report here")
+        p.add_argument("--no-progress", action="store_true")
+        p.add_argument(
+            "--verify-text",
+            choices=("auto", "always", "never"),
+            default="auto",
+            help="check each group got transcripts of its own tone (auto: when the "
+            "gateway says its upstream is simulated)",
+        )
+        return p
+
+    scenario("classroom", "N groups stream at real time; verify, report, judge")
+    spike = scenario("spike", "a classroom while the fake upstream fails (alerts should fire)")
+    spike.add_argument(
+        "--fake-url", required=True, help="the fake-whisper base URL, e.g. http://127.0.0.1:9000"
+    )
+    spike.add_argument("--fault", choices=("500", "429"), default="500")
+    spike.add_argument("--fault-after", type=float, default=10.0)
+    spike.add_argument("--fault-seconds", type=float, default=60.0)
+    soak = scenario("soak", "reconnecting groups for a long time; judge memory growth")
+    soak.add_argument("--metrics-url", required=True, help="the gateway's /metrics URL")
+    soak.add_argument(
+        "--session-seconds",
+        type=float,
+        default=120.0,
+        help="each group reconnects after this much audio",
+    )
+    soak.add_argument("--sample-every", type=float, default=10.0)
+    soak.add_argument("--warmup", type=float, default=300.0)
+    soak.add_argument("--max-growth-mb-per-hour", type=float, default=10.0)
+
+    cap = sub.add_parser("capacity", help="benchmark: bare WebSocket sink vs the gateway")
+    cap.add_argument(
+        "--steps", default="100,250,500,1000", help="concurrent real-time streams per step"
+    )
+    cap.add_argument("--step-seconds", type=float, default=20.0)
+    cap.add_argument("--upstream-latency-ms", type=float, default=300.0)
+    cap.add_argument("--window-seconds", type=float, default=5.0)
+    cap.add_argument("--loaders", type=int, default=2, help="load-generator processes")
+    cap.add_argument("--json", type=Path)
+    cap.add_argument("--markdown", type=Path, help="write a docs-ready table here")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.verb == "fake-whisper":
+        return _fake_whisper_main(args)
+    if args.verb == "capacity":
+        from loadtest.capacity import main as capacity_main
+
+        return capacity_main(args)
+    return asyncio.run(_scenario(args))
+
+
+def _thresholds(args: argparse.Namespace) -> Thresholds:
+    return Thresholds(max_p95_ms=args.max_p95_ms, max_error_ratio=args.max_error_ratio)
+
+
+async def _scenario(args: argparse.Namespace) -> int:
+    from loadtest.classroom import ClassroomConfig, run_classroom
+
+    tokens: list[str] = []
+    if args.token_file:
+        tokens = [t.strip() for t in args.token_file.read_text().splitlines() if t.strip()]
+    config = ClassroomConfig(
+        url=args.url,
+        groups=args.groups,
+        duration=args.duration,
+        school=args.school,
+        secret=args.secret,
+        tokens=tokens,
+        audio=args.audio,
+        thresholds=_thresholds(args),
+        progress=not args.no_progress and sys.stderr.isatty(),
+        verify_text=args.verify_text,
+    )
+    try:
+        if args.verb == "classroom":
+            report = await run_classroom(config)
+        elif args.verb == "spike":
+            from loadtest.spike import run_spike
+
+            report = await run_spike(
+                config, args.fake_url, args.fault, args.fault_after, args.fault_seconds
+            )
+        else:
+            from loadtest.soak import SoakConfig, run_soak
+
+            report = await run_soak(
+                SoakConfig(
+                    classroom=config,
+                    metrics_url=args.metrics_url,
+                    session_seconds=args.session_seconds,
+                    sample_every=args.sample_every,
+                    warmup=args.warmup,
+                    max_growth_mb_per_hour=args.max_growth_mb_per_hour,
+                )
+            )
+    except ValueError as exc:
+        print(f"stt-loadtest {args.verb}: {exc}", file=sys.stderr)
+        return 2
+    _emit(report, args.json)
+    return 0 if report["verdict"] == "pass" else 1
+
+
+def _emit(report: dict[str, Any], path: Path | None) -> None:
+    if path is not None:
+        path.write_text(json.dumps(report, indent=2) + "\n")
+    if "verification_problems" in report:
+        print(render(report))
+    else:
+        print(json.dumps(report, indent=2))
+
+
+def _fake_whisper_main(args: argparse.Namespace) -> int:
     for name in ("rate_429", "rate_quota", "rate_5xx", "rate_garbage"):
         if not 0.0 <= getattr(args, name) <= 1.0:
             print(

@@ -1,0 +1,119 @@
+"""The classroom scenario: N groups at once, verified, reported, judged."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from gateway.auth.tokens import mint
+from loadtest.audio import FRAME_SECONDS, group_audio, group_frequency, load_wav
+from loadtest.group import run_group
+from loadtest.report import Thresholds, build_report
+from loadtest.verify import GroupResult
+
+
+@dataclass(frozen=True)
+class ClassroomConfig:
+    url: str
+    groups: int = 25
+    duration: float = 60.0
+    school: str = "s-1"
+    secret: str | None = None
+    tokens: Sequence[str] = ()
+    audio: Path | None = None
+    sample_rate: int = 16000
+    pace: float = FRAME_SECONDS
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    progress: bool = True
+    group_prefix: str = "group"
+    #: Check that each group's transcripts describe its own tone: auto = when simulated.
+    verify_text: str = "auto"
+
+
+def tokens_for(config: ClassroomConfig) -> list[str]:
+    if config.tokens:
+        if len(config.tokens) < config.groups:
+            raise ValueError(f"{len(config.tokens)} tokens for {config.groups} groups")
+        return list(config.tokens[: config.groups])
+    if not config.secret:
+        raise ValueError("give --secret (to mint tokens) or --token-file")
+    return [
+        mint(
+            config.secret,
+            school_id=config.school,
+            group_id=f"{config.group_prefix}-{i}",
+            role="student",
+            ttl_seconds=int(config.duration) + 3600,
+        )
+        for i in range(config.groups)
+    ]
+
+
+async def run_classroom(config: ClassroomConfig) -> dict[str, Any]:
+    jwts = tokens_for(config)
+    wav = load_wav(config.audio, config.sample_rate) if config.audio else None
+    results: list[GroupResult] = []
+    bar = tqdm(
+        total=config.groups * max(1, round(config.duration)),
+        unit="s audio",
+        disable=not config.progress,
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
+    counts = {"transcripts": 0, "warnings": 0, "errors": 0}
+
+    def seen(message: dict[str, object]) -> None:
+        kind = message.get("type")
+        if kind == "Transcript":
+            counts["transcripts"] += 1
+            start, end = message.get("start"), message.get("end")
+            if isinstance(start, int | float) and isinstance(end, int | float):
+                bar.update(round(end - start))
+        elif kind == "Warning":
+            counts["warnings"] += 1
+        elif kind == "Error":
+            counts["errors"] += 1
+        bar.set_postfix(counts, refresh=False)
+
+    tasks = []
+    for i, jwt in enumerate(jwts):
+        pcm = wav if wav is not None else group_audio(i, config.duration, config.sample_rate)
+        result = GroupResult(
+            group_id=f"{config.group_prefix}-{i}",
+            index=i,
+            frequency=None if wav is not None else group_frequency(i),
+            audio_seconds=len(pcm) / 2 / config.sample_rate,
+        )
+        results.append(result)
+        tasks.append(
+            run_group(
+                config.url,
+                jwt,
+                result,
+                pcm,
+                sample_rate=config.sample_rate,
+                pace=config.pace,
+                on_message=seen,
+            )
+        )
+    started = time.monotonic()
+    await asyncio.gather(*tasks)
+    bar.close()
+    simulated = any(m.get("simulated") for r in results for m in r.of_type("Begin"))
+    check_text = wav is None and (
+        config.verify_text == "always" or (config.verify_text == "auto" and simulated)
+    )
+    report = build_report(
+        results, config.thresholds, check_text=check_text, duration=config.duration
+    )
+    report["verified_text"] = check_text
+    report["wall_seconds"] = round(time.monotonic() - started, 2)
+    report["simulated_upstream"] = simulated
+    return report

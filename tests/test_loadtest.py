@@ -1,0 +1,187 @@
+"""The classroom harness: it passes a healthy gateway and fails a faulty one."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from loadtest.classroom import ClassroomConfig, run_classroom
+from loadtest.report import Thresholds, build_report, percentile
+from loadtest.soak import parse_sample, slope_per_hour
+from loadtest.verify import GroupResult, problems
+from tests.conftest import GatewayFactory
+from tests.helpers import SECRET, eventually
+
+pytestmark = pytest.mark.slow
+
+
+def _config(url: str, **kwargs: object) -> ClassroomConfig:
+    return ClassroomConfig(url=url, secret=SECRET, progress=False, verify_text="always", **kwargs)  # type: ignore[arg-type]
+
+
+async def test_cli_classroom_of_25_passes_against_a_local_gateway(
+    make_gateway: GatewayFactory, tmp_path: Path
+) -> None:
+    server = await make_gateway(STT_WINDOW_SECONDS=2.0)
+    server.fake.behaviour.latency_ms = 200
+    out = tmp_path / "report.json"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "loadtest",
+        "classroom",
+        "--url",
+        server.ws_url,
+        "--groups",
+        "25",
+        "--duration",
+        "6",
+        "--secret",
+        SECRET,
+        "--json",
+        str(out),
+        "--max-p95-ms",
+        "10000",
+        "--verify-text",
+        "always",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await proc.communicate()
+    text = stdout.decode()
+    assert proc.returncode == 0, text + stderr.decode()[-2000:]
+    assert "verdict: PASS" in text
+    report = json.loads(out.read_text())
+    assert report["connect"]["ok"] == 25 and report["verification_problems"] == []
+    assert report["windows"]["total"] >= 25 * 3 and report["windows"]["dropped"] == 0
+    assert report["latency_ms"]["p95"] is not None and report["verified_text"] is True
+    assert report["close_codes"] == {"1000": 25} and report["cost_usd"] > 0
+
+
+async def test_harness_fails_a_gateway_with_a_tiny_backlog(make_gateway: GatewayFactory) -> None:
+    server = await make_gateway(
+        MAX_PENDING_AUDIO_SECONDS=0.6, STT_WINDOW_SECONDS=0.5, STT_MAX_IN_FLIGHT_PER_SESSION=1
+    )
+    server.fake.behaviour.latency_ms = 1500
+    report = await run_classroom(_config(server.ws_url, groups=3, duration=3.0))
+    assert report["verdict"] == "fail"
+    assert report["windows"]["dropped_by_reason"].get("BACKLOG", 0) > 0
+    assert any("error ratio" in b for b in report["breaches"])
+
+
+async def test_harness_fails_when_the_upstream_drops_requests(
+    make_gateway: GatewayFactory,
+) -> None:
+    server = await make_gateway(STT_MAX_RETRIES=0, BREAKER_FAIL_MAX=100)
+    server.fake.behaviour.rate_5xx = 0.5
+    server.fake.behaviour.seed = 3
+    report = await run_classroom(_config(server.ws_url, groups=4, duration=3.0))
+    assert report["verdict"] == "fail"
+    assert report["windows"]["dropped_by_reason"].get("STT_UNAVAILABLE", 0) > 0
+
+
+async def test_harness_reports_rejected_connections(make_gateway: GatewayFactory) -> None:
+    server = await make_gateway(MAX_SESSIONS=2)
+    report = await run_classroom(_config(server.ws_url, groups=4, duration=2.0))
+    assert report["verdict"] == "fail"
+    assert report["connect"]["failed"] == 2
+    assert report["errors_by_code"].get("OVERLOADED") == 2
+    assert report["close_codes"].get("1013") == 2
+    await eventually(lambda: len(server.state.registry) == 0)
+
+
+def _result(**kwargs: object) -> GroupResult:
+    base = GroupResult(
+        group_id="group-0",
+        index=0,
+        frequency=200,
+        audio_seconds=2.0,
+        connected=True,
+        close_code=1000,
+    )
+    for key, value in kwargs.items():
+        setattr(base, key, value)
+    return base
+
+
+def _transcript(
+    seq: int,
+    start: float,
+    end: float,
+    text: str = "[simulated] tone 200 Hz 1.00 s",
+    status: str = "ok",
+) -> dict[str, object]:
+    return {
+        "type": "Transcript",
+        "seq": seq,
+        "start": start,
+        "end": end,
+        "status": status,
+        "text": text,
+        "latency_ms": 100 + seq,
+    }
+
+
+GOOD = [
+    {"type": "Begin", "group_id": "group-0"},
+    _transcript(0, 0, 1),
+    _transcript(1, 1, 2),
+    {
+        "type": "Termination",
+        "windows": 2,
+        "transcribed": 2,
+        "silence": 0,
+        "dropped": 0,
+        "audio_seconds": 2.0,
+        "cost_usd": 0.0002,
+    },
+]
+
+
+def test_verification_accepts_a_good_session() -> None:
+    assert problems(_result(messages=list(GOOD)), check_text=True) == []
+
+
+@pytest.mark.parametrize(
+    ("messages", "fragment"),
+    [
+        (GOOD[:2] + GOOD[3:], "cover"),
+        ([GOOD[0], _transcript(0, 0, 1), _transcript(1, 1.5, 2), GOOD[3]], "starts at"),
+        ([GOOD[0], _transcript(0, 0, 1), _transcript(2, 1, 2), GOOD[3]], "seq"),
+        (
+            [
+                GOOD[0],
+                _transcript(0, 0, 1),
+                _transcript(1, 1, 2, "[simulated] tone 220 Hz 1.00 s"),
+                GOOD[3],
+            ],
+            "other audio",
+        ),
+        (GOOD[:3], "no Termination"),
+        ([*GOOD[:3], {**GOOD[3], "windows": 3}], "Termination.windows"),
+    ],
+)
+def test_verification_finds_problems(messages: list[dict[str, object]], fragment: str) -> None:
+    found = problems(_result(messages=messages), check_text=True)
+    assert any(fragment in p for p in found), found
+
+
+def test_report_thresholds() -> None:
+    results = [_result(messages=list(GOOD)) for _ in range(3)]
+    ok = build_report(results, Thresholds(max_p95_ms=1000), check_text=True, duration=2)
+    assert ok["verdict"] == "pass" and ok["latency_ms"]["p50"] == pytest.approx(100.5)
+    slow = build_report(results, Thresholds(max_p95_ms=50), check_text=True, duration=2)
+    assert slow["verdict"] == "fail" and "p95" in slow["breaches"][0]
+    assert percentile([1, 2, 3, 4], 0.5) == 2.5 and percentile([], 0.5) is None
+
+
+def test_soak_slope_and_parsing() -> None:
+    assert slope_per_hour([(0, 100), (1800, 100.5), (3600, 101)]) == pytest.approx(1.0)
+    assert slope_per_hour([(0, 1)]) is None
+    text = "# HELP x\nprocess_resident_memory_bytes 1.5e+08\nprocess_open_fds 42.0\n"
+    assert parse_sample(text, "process_resident_memory_bytes") == 1.5e8
+    assert parse_sample(text, "process_open_fds") == 42
