@@ -20,6 +20,11 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/pytest -q -p no:cacheprovider
 
+## A short capacity benchmark (bare sink vs gateway); writes docs-ready output to bench.md.
+bench: $(STAMP)
+	$(BIN)/stt-loadtest capacity --steps 50,200 --step-seconds 10 --loaders 1 --markdown bench.md --json bench.json
+	@echo "wrote bench.md and bench.json"
+
 lint: $(STAMP)
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests

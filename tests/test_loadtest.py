@@ -185,3 +185,57 @@ def test_soak_slope_and_parsing() -> None:
     text = "# HELP x\nprocess_resident_memory_bytes 1.5e+08\nprocess_open_fds 42.0\n"
     assert parse_sample(text, "process_resident_memory_bytes") == 1.5e8
     assert parse_sample(text, "process_open_fds") == 42
+
+
+async def test_short_soak_samples_memory_and_judges_growth(make_gateway: GatewayFactory) -> None:
+    from loadtest.soak import SoakConfig, run_soak
+
+    server = await make_gateway(STT_WINDOW_SECONDS=1.0)
+    report = await run_soak(
+        SoakConfig(
+            classroom=_config(server.ws_url, groups=3, duration=6.0),
+            metrics_url=f"{server.http}/metrics",
+            session_seconds=2.5,
+            sample_every=0.5,
+            warmup=1.0,
+            max_growth_mb_per_hour=1e9,
+        )
+    )
+    soak = report["soak"]
+    assert soak["sessions"] >= 6  # every group reconnected
+    assert report["restarts"] >= 3
+    assert len(soak["samples"]) >= 5 and soak["rss_growth_mb_per_hour"] is not None
+    assert soak["open_fds_last"] > 0
+    assert report["verdict"] == "pass", report["breaches"]
+    strict = await run_soak(
+        SoakConfig(
+            classroom=_config(server.ws_url, groups=1, duration=3.0),
+            metrics_url=f"{server.http}/metrics",
+            session_seconds=3.0,
+            sample_every=0.5,
+            warmup=100.0,
+        )
+    )
+    assert strict["verdict"] == "fail"  # no samples after warm-up: it cannot judge, so it fails
+
+
+async def test_spike_drives_the_upstream_into_errors_and_recovers(
+    make_gateway: GatewayFactory,
+) -> None:
+    from loadtest.spike import run_spike
+
+    server = await make_gateway(BREAKER_FAIL_MAX=2, BREAKER_RESET_SECONDS=0.5)
+    fake_url = server.fake.url  # type: ignore[attr-defined]
+    report = await run_spike(
+        _config(server.ws_url, groups=3, duration=4.0),
+        fake_url,
+        "500",
+        fault_after=0.5,
+        fault_seconds=1.5,
+    )
+    assert server.fake.behaviour.mode == "normal"  # restored
+    kinds = {kind for _, kind in server.fake.log}
+    assert "500" in kinds and "normal" in kinds
+    assert server.state.metrics.circuit_transitions.labels(to="open")._value.get() >= 1
+    assert report["spike"]["fault"] == "500"
+    assert report["connect"]["ok"] == 3

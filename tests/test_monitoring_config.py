@@ -143,6 +143,7 @@ def test_dockerfile_is_non_root_with_healthcheck() -> None:
         "test",
         "lint",
         "dashboards",
+        "bench",
     ],
 )
 def test_makefile_targets(target: str) -> None:

@@ -9,6 +9,10 @@ frames) both servers run in their own process, measured from outside:
 - for the gateway, its own added latency: ``Transcript.latency_ms`` minus the
   simulated upstream's fixed latency.
 
+Each step also runs the gateway on *silent* audio (``gateway-silent``): every
+window is skipped by voice-activity detection, so no upstream or ledger call
+is made and what remains is the cost of the frame path alone.
+
 The ratio gateway / baseline of CPU per frame is the headline. Load comes from
 separate loader processes (``python -m loadtest.capacity loader``).
 """
@@ -105,7 +109,9 @@ async def _stream(
         stats["errors"].append(type(exc).__name__)
 
 
-async def _loader(url: str, streams: int, seconds: float, first: int, ramp: float) -> None:
+async def _loader(
+    url: str, streams: int, seconds: float, first: int, ramp: float, silent: bool
+) -> None:
     sample_rate = 16000
     t = np.arange(sample_rate * 3) / sample_rate
     stats: dict[str, Any] = {
@@ -119,7 +125,8 @@ async def _loader(url: str, streams: int, seconds: float, first: int, ramp: floa
     tasks = []
     for i in range(streams):
         index = first + i
-        tone = (np.sin(2 * np.pi * (200 + index % 500) * t) * 0.3 * 32767).astype("<i2")
+        amplitude = 0.0 if silent else 0.3
+        tone = (np.sin(2 * np.pi * (200 + index % 500) * t) * amplitude * 32767).astype("<i2")
         jwt = mint(
             SECRET,
             school_id=f"bench-{index}",
@@ -308,7 +315,7 @@ def markdown(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
     base = {r["streams"]: r for r in rows if r["server"] == "sink"}
     for r in rows:
         ratio = ""
-        if r["server"] == "gateway" and r["streams"] in base:
+        if r["server"] != "sink" and r["streams"] in base:
             b = base[r["streams"]]["cpu_seconds_per_1000_frames"]
             ratio = f"{r['cpu_seconds_per_1000_frames'] / b:.2f}×" if b else "∞"
         lat = r["added_latency_ms"]
@@ -326,7 +333,7 @@ def main(args: argparse.Namespace) -> int:
     rows = []
     with tempfile.TemporaryDirectory(prefix="stt-capacity-") as tmp:
         for streams in steps:
-            for kind in ("sink", "gateway"):
+            for kind in ("sink", "gateway-silent", "gateway"):
                 row = run_step(kind, streams, args, Path(tmp))
                 rows.append(row)
                 print(json.dumps(row), file=sys.stderr, flush=True)
@@ -348,5 +355,6 @@ if __name__ == "__main__":
     loader.add_argument("--seconds", type=float, required=True)
     loader.add_argument("--first", type=int, default=0)
     loader.add_argument("--ramp", type=float, default=2.0)
+    loader.add_argument("--silent", action="store_true")
     ns = parser.parse_args()
-    asyncio.run(_loader(ns.url, ns.streams, ns.seconds, ns.first, ns.ramp))
+    asyncio.run(_loader(ns.url, ns.streams, ns.seconds, ns.first, ns.ramp, ns.silent))

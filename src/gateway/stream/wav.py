@@ -25,4 +25,4 @@ def wav_bytes(pcm: bytes | bytearray | memoryview, sample_rate: int, channels: i
         b"data",
         size,
     )
-    return header + bytes(pcm)
+    return b"".join((header, pcm))

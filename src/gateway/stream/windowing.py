@@ -120,7 +120,8 @@ class Windower:
 
     def _emit(self, samples: int, *, from_finalize: bool) -> Window:
         nbytes = samples * 2
-        pcm = bytes(self._buffer[:nbytes])
+        with memoryview(self._buffer) as view:
+            pcm = bytes(view[:nbytes])  # one copy, not a slice and then a copy
         del self._buffer[:nbytes]
         start = self._start_sample
         self._start_sample += samples
