@@ -12,7 +12,7 @@ import time
 os.environ["TZ"] = "America/Chicago"
 time.tzset()
 
-from collections.abc import AsyncIterator, Awaitable, Callable  # noqa: E402
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -21,8 +21,18 @@ import pytest  # noqa: E402
 from gateway.observability.logging import configure_logging  # noqa: E402
 from gateway.simulated.whisper import FakeWhisper, start  # noqa: E402
 from tests.helpers import SECRET, GatewayServer, start_gateway  # noqa: E402
+from tests.redis_server import RedisServer  # noqa: E402
 
 configure_logging("warning", "json")
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A real redis-server on loopback that the test may kill and restart."""
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

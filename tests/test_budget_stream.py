@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,14 +25,6 @@ from tests.redis_server import RedisServer
 
 CAP_SCHOOL = "cap-school"
 WINDOW_MICRO = 100  # one 1-second window of whisper-1 at $0.006/min
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis")
-    server.start()
-    yield server
-    server.stop()
 
 
 def teacher(school: str) -> str:

@@ -59,6 +59,13 @@ def rss_bytes(pid: int) -> int:
 
 # -- the loader (runs in its own process) ------------------------------------------
 
+COUNTS = ("connected", "held", "frames", "late_frames")
+
+
+def empty_stats() -> dict[str, Any]:
+    """What a loader reports: counts, error kinds and transcript latencies."""
+    return {**dict.fromkeys(COUNTS, 0), "errors": [], "latency_ms": []}
+
 
 async def _stream(
     url: str, jwt: str, seconds: float, start_delay: float, stats: dict[str, Any], pcm: bytes
@@ -114,14 +121,7 @@ async def _loader(
 ) -> None:
     sample_rate = 16000
     t = np.arange(sample_rate * 3) / sample_rate
-    stats: dict[str, Any] = {
-        "connected": 0,
-        "held": 0,
-        "frames": 0,
-        "late_frames": 0,
-        "errors": [],
-        "latency_ms": [],
-    }
+    stats = empty_stats()
     tasks = []
     for i in range(streams):
         index = first + i
@@ -264,17 +264,10 @@ def run_step(kind: str, streams: int, args: argparse.Namespace, workdir: Path) -
         cpu = cpu_seconds(server.pid) - cpu_before
     finally:
         server.stop()
-    stats: dict[str, Any] = {
-        "connected": 0,
-        "held": 0,
-        "frames": 0,
-        "late_frames": 0,
-        "errors": [],
-        "latency_ms": [],
-    }
+    stats = empty_stats()
     for out in outputs:
         part = json.loads(out.decode().strip().splitlines()[-1])
-        for key in ("connected", "held", "frames", "late_frames"):
+        for key in COUNTS:
             stats[key] += part[key]
         stats["errors"] += part["errors"]
         stats["latency_ms"] += part["latency_ms"]

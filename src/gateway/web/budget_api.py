@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -88,6 +89,24 @@ def _detail(error: Any) -> dict[str, str]:
         missing = error.message.split("'")[1] if "'" in error.message else path
         return {"field": missing, "problem": "required"}
     return {"field": path or "(body)", "problem": error.message}
+
+
+def _ascending(body: dict[str, Any], field: str) -> list[dict[str, str]]:
+    """A validation detail when ``body[field]`` is not strictly ascending."""
+    values = body.get(field)
+    if values is not None and any(a >= b for a, b in itertools.pairwise(values)):
+        return [{"field": field, "problem": "must be strictly ascending"}]
+    return []
+
+
+def _reject_if(details: list[dict[str, str]]) -> None:
+    if details:
+        raise HttpError(
+            400,
+            "VALIDATION_ERROR",
+            "invalid fields: " + ", ".join(d["field"] for d in details),
+            details,
+        )
 
 
 def _ledger(gateway: Gateway) -> Ledger:
@@ -195,11 +214,7 @@ async def put_budget(request: web.Request) -> web.Response:
     details = []
     if "timezone" in body and not valid_timezone(body["timezone"]):
         details.append({"field": "timezone", "problem": "not an IANA timezone name"})
-    thresholds = body.get("alert_thresholds")
-    if thresholds is not None and (
-        thresholds != sorted(thresholds) or len(set(thresholds)) != len(thresholds)
-    ):
-        details.append({"field": "alert_thresholds", "problem": "must be strictly ascending"})
+    details += _ascending(body, "alert_thresholds")
     cap = before.max_daily_limit_micro
     if (
         "daily_limit_usd" in body
@@ -213,13 +228,7 @@ async def put_budget(request: web.Request) -> web.Response:
                 "problem": f"above this school's maximum of {usd(cap)} USD",
             }
         )
-    if details:
-        raise HttpError(
-            400,
-            "VALIDATION_ERROR",
-            "invalid fields: " + ", ".join(d["field"] for d in details),
-            details,
-        )
+    _reject_if(details)
     overrides = {**await ledger.overrides(school_id), **body}
     await ledger.set_overrides(school_id, overrides)
     gateway.budget.forget_overrides(school_id)
@@ -403,23 +412,14 @@ async def put_alerts(request: web.Request) -> web.Response:
     claims = require(request, "school_admin", school_id)
     body = await read_json(request, ALERTS_SCHEMA)
     details = []
+    details += _ascending(body, "thresholds")
     thresholds = body.get("thresholds")
-    if thresholds is not None and (
-        thresholds != sorted(thresholds) or len(set(thresholds)) != len(thresholds)
-    ):
-        details.append({"field": "thresholds", "problem": "must be strictly ascending"})
     url = body.get("webhook_url")
     if url:
         problem = webhook_url_problem(url, allow_loopback_http=gateway.settings.APP_ENV == "dev")
         if problem:
             details.append({"field": "webhook_url", "problem": problem})
-    if details:
-        raise HttpError(
-            400,
-            "VALIDATION_ERROR",
-            "invalid fields: " + ", ".join(d["field"] for d in details),
-            details,
-        )
+    _reject_if(details)
     ledger = _ledger(gateway)
     before = await gateway.budget.school(school_id)
     overrides = await ledger.overrides(school_id)
