@@ -222,8 +222,14 @@ class Server:
 
 
 def run_step(kind: str, streams: int, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    """One server under ``streams`` streams. ``gateway-silent`` streams silence: the frame
+    path only (VAD marks every window silent: no upstream call, no ledger call)."""
+    silent = kind == "gateway-silent"
     server = Server(
-        kind, workdir / f"{kind}-{streams}", args.upstream_latency_ms, args.window_seconds
+        "gateway" if silent else kind,
+        workdir / f"{kind}-{streams}",
+        args.upstream_latency_ms,
+        args.window_seconds,
     )
     server.start()
     try:
@@ -252,6 +258,7 @@ def run_step(kind: str, streams: int, args: argparse.Namespace, workdir: Path) -
                         str(first),
                         "--ramp",
                         str(ramp),
+                        *(["--silent"] if silent else []),
                     ],
                     stdout=subprocess.PIPE,
                     stderr=subprocess.DEVNULL,
@@ -286,7 +293,7 @@ def run_step(kind: str, streams: int, args: argparse.Namespace, workdir: Path) -
         "rss_per_stream_kib": round((loaded_rss - idle_rss) / max(1, streams) / 1024, 1),
         "windows_ok": len(stats["latency_ms"]),
         "added_latency_ms": None
-        if kind == "sink"
+        if kind != "gateway"
         else {
             "p50": percentile(added, 0.5),
             "p95": percentile(added, 0.95),

@@ -164,6 +164,7 @@ class WindowPipeline:
             await self._deliver(head, head.outcome)
             self._undelivered.popleft()
             self._pending(-head.window.duration)
+            del head  # do not pin the window's audio while waiting for the next one
             self.delivered += 1
             self._progress.set()
 

@@ -36,11 +36,12 @@ def frame_levels_dbfs(
         if len(samples) == 0:
             return np.empty(0)
         count, frame = 1, len(samples)
-    blocks = samples[: count * frame].astype(np.float64).reshape(count, frame)
-    rms = np.sqrt(np.mean(blocks * blocks, axis=1))
-    with np.errstate(divide="ignore"):
-        levels: npt.NDArray[np.float64] = 20.0 * np.log10(np.maximum(rms, 1e-9) / _FULL_SCALE)
-        return levels
+    blocks = samples[: count * frame].reshape(count, frame)
+    # Sum of squares per frame without materialising a float copy of the window.
+    energy = np.einsum("ij,ij->i", blocks, blocks, dtype=np.int64).astype(np.float64)
+    mean_square = np.maximum(energy / frame, 1e-18)
+    levels: npt.NDArray[np.float64] = 10.0 * np.log10(mean_square / _FULL_SCALE**2)
+    return levels
 
 
 def voiced_seconds(

@@ -58,7 +58,10 @@ class Windower:
         self.sample_rate = sample_rate
         self.window_seconds = window_seconds
         self._vad = vad or VadParams()
+        # One buffer per stream, grown to about a window (plus a frame) and then reused:
+        # no reallocation churn per frame, so the allocator keeps no stale copies.
         self._buffer = bytearray()
+        self._fill = 0
         self._start_sample = 0
         self._next_seq = 0
         self._closed = False
@@ -66,11 +69,11 @@ class Windower:
 
     @property
     def received_samples(self) -> int:
-        return self._start_sample + len(self._buffer) // 2
+        return self._start_sample + self._fill // 2
 
     @property
     def buffered_samples(self) -> int:
-        return len(self._buffer) // 2
+        return self._fill // 2
 
     @property
     def buffered_seconds(self) -> float:
@@ -86,12 +89,18 @@ class Windower:
             raise RuntimeError("windower is closed")
         if len(pcm) % 2:
             raise ValueError("PCM must hold whole 16-bit samples")
-        self._buffer += pcm
+        end = self._fill + len(pcm)
+        if end > len(self._buffer):
+            # Grow once to a whole window (and two frames of slack), not frame by frame.
+            size = max(end, self.target_samples * 2 + 6400)
+            self._buffer.extend(bytes(size - len(self._buffer)))
+        self._buffer[self._fill : end] = pcm
+        self._fill = end
         target = self.target_samples
-        if len(self._buffer) < target * 2:
+        if end < target * 2:
             return []
         out: list[Window] = []
-        while len(self._buffer) >= target * 2:
+        while self._fill >= target * 2:
             out.append(self._emit(self._cut_point(target), from_finalize=False))
         return out
 
@@ -115,14 +124,18 @@ class Windower:
             round(PAUSE_SEARCH_SECONDS * self.sample_rate), round(target * PAUSE_SEARCH_FRACTION)
         )
         lo = max(self.min_samples, target - search)
-        cut = quiet_cut(self._buffer, self.sample_rate, self._vad, lo, target)
+        with memoryview(self._buffer) as view:
+            cut = quiet_cut(view[: self._fill], self.sample_rate, self._vad, lo, target)
         return target if cut is None else cut
 
     def _emit(self, samples: int, *, from_finalize: bool) -> Window:
         nbytes = samples * 2
         with memoryview(self._buffer) as view:
             pcm = bytes(view[:nbytes])  # one copy, not a slice and then a copy
-        del self._buffer[:nbytes]
+        rest = self._fill - nbytes
+        if rest:
+            self._buffer[:rest] = self._buffer[nbytes : self._fill]
+        self._fill = rest
         start = self._start_sample
         self._start_sample += samples
         long_enough = samples >= self.min_samples
