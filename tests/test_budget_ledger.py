@@ -175,3 +175,32 @@ async def test_rpm_limiter_shares_one_budget_across_clients(redis_server: RedisS
     waiter.cancel()
     for c in clients:
         await c.aclose()
+
+
+async def test_overspend_is_counted_and_logged_beyond_rounding(redis_server: RedisServer) -> None:
+    from structlog.testing import capture_logs
+
+    from gateway.budget.service import BudgetService
+    from gateway.observability.metrics import Metrics
+
+    policy = load_policy(Path("config/budget-policy.dev.json"))
+    client = aioredis.Redis.from_url(redis_server.url)
+    metrics = Metrics()
+    service = BudgetService(
+        policy, Ledger(client), mode="strict", metrics=metrics, lease_seconds=60
+    )
+    school = policy.school("s-9")
+    with capture_logs() as logs:
+        hold = await service.reserve(school, "whisper-1", 1.9)  # 190 µ$
+        await service.commit(hold, 1.905)  # 190.5 → 191 µ$: rounding, counted, not logged
+        hold = await service.reserve(school, "whisper-1", 1.0)  # 100 µ$
+        await service.commit(hold, 2.0)  # 200 µ$: logged
+        hold = await service.reserve(school, "whisper-1", 1.0)
+        await service.commit(hold, 6.0)  # 600 µ$ > 5×: critical
+    overspend = [
+        (e["log_level"], e["actual_micro"]) for e in logs if e["event"] == "budget.overspend"
+    ]
+    assert overspend == [("warning", 200), ("critical", 600)]
+    assert metrics.budget_overspend._value.get() == pytest.approx((1 + 100 + 500) / 1e6)
+    await service.close()
+    await client.aclose()

@@ -59,7 +59,7 @@ def rss_bytes(pid: int) -> int:
 
 # -- the loader (runs in its own process) ------------------------------------------
 
-COUNTS = ("connected", "held", "frames", "late_frames")
+COUNTS = ("connected", "held", "frames", "late_frames", "dropped")
 
 
 def empty_stats() -> dict[str, Any]:
@@ -93,6 +93,8 @@ async def _stream(
                     m = json.loads(raw)
                     if m.get("type") == "Transcript" and m.get("status") == "ok":
                         stats["latency_ms"].append(m["latency_ms"])
+                    elif m.get("type") == "Transcript" and m.get("status") == "dropped":
+                        stats["dropped"] += 1
                     elif m.get("type") == "Error":
                         stats["errors"].append(m.get("code"))
 
@@ -292,6 +294,7 @@ def run_step(kind: str, streams: int, args: argparse.Namespace, workdir: Path) -
         "rss_idle_mb": round(idle_rss / 2**20, 1),
         "rss_per_stream_kib": round((loaded_rss - idle_rss) / max(1, streams) / 1024, 1),
         "windows_ok": len(stats["latency_ms"]),
+        "windows_dropped": stats["dropped"],
         "added_latency_ms": None
         if kind != "gateway"
         else {
@@ -308,9 +311,9 @@ def markdown(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
         f"{args.window_seconds:g} s, simulated upstream at {args.upstream_latency_ms:g} ms, "
         f"{args.loaders} loader processes, on {os.cpu_count()} cores.",
         "",
-        "| streams | server | held | errors | CPU s / 1k frames | ratio | RSS / stream | "
-        "added latency p50 / p99 |",
-        "|---|---|---|---|---|---|---|---|",
+        "| streams | server | held | errors | dropped windows | CPU s / 1k frames | ratio | "
+        "RSS / stream | added latency p50 / p99 |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     base = {r["streams"]: r for r in rows if r["server"] == "sink"}
     for r in rows:
@@ -322,7 +325,7 @@ def markdown(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
         added = "-" if not lat or lat["p50"] is None else f"{lat['p50']:.0f} / {lat['p99']:.0f} ms"
         lines.append(
             f"| {r['streams']} | {r['server']} | {r['held']} | {r['errors']} | "
-            f"{r['cpu_seconds_per_1000_frames']:.3f} | {ratio} | "
+            f"{r.get('windows_dropped', 0)} | {r['cpu_seconds_per_1000_frames']:.3f} | {ratio} | "
             f"{r['rss_per_stream_kib']:.0f} KiB | {added} |"
         )
     return "\n".join(lines) + "\n"

@@ -51,7 +51,8 @@ def build_report(
     if found:
         breaches.append(f"{len(found)} verification problem(s)")
     return {
-        "groups": len(results),
+        "groups": len({r.group_id for r in results}),
+        "sessions": len(results),
         "duration_seconds": duration,
         "connect": {
             "ok": connected,
@@ -95,7 +96,8 @@ def render(report: dict[str, Any]) -> str:
         return "-" if value is None else f"{value:.0f} ms"
 
     lines = [
-        f"classroom: {report['groups']} groups, {report['duration_seconds']:.0f} s of audio each",
+        f"classroom: {report['groups']} groups ({report['sessions']} sessions), "
+        f"{report['duration_seconds']:.0f} s of audio each",
         f"  connected        {report['connect']['ok']}/{report['groups']} "
         f"(p50 {ms(report['connect']['p50_ms'])})",
         f"  latency          p50 {ms(lat['p50'])}  p95 {ms(lat['p95'])}  p99 {ms(lat['p99'])}",

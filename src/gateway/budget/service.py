@@ -207,14 +207,18 @@ class BudgetService:
         if result.status != 1:
             return
         if result.overspend_micro:
+            # Always counted; logged when it is more than rounding (the upstream's usage
+            # seconds are rounded, so a 1 µ$ difference is routine).
             self._metrics.budget_overspend.inc(usd(result.overspend_micro))
+            noteworthy = result.overspend_micro > max(1, hold.amount_micro // 100)
             emit = log.critical if actual > 5 * hold.amount_micro else log.warning
-            emit(
-                "budget.overspend",
-                school_id=hold.school.school_id,
-                reserved_micro=hold.amount_micro,
-                actual_micro=actual,
-            )
+            if noteworthy:
+                emit(
+                    "budget.overspend",
+                    school_id=hold.school.school_id,
+                    reserved_micro=hold.amount_micro,
+                    actual_micro=actual,
+                )
         used = percent(result.school_spent, hold.school.daily_limit_micro)
         self._percent[hold.school.school_id] = used
         await self._fire(hold.school, hold.school_day, used, result.school_spent)

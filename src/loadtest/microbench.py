@@ -1,0 +1,72 @@
+"""CPU per window of the pieces a window goes through (``python -m loadtest.microbench``).
+
+Starts the simulated Whisper in-process with no latency and measures, with
+``time.process_time``, the CPU of: one request through the official openai
+client (what the gateway uses), the same multipart POST with bare aiohttp
+(for comparison), and VAD + WAV building for a 5-second window. The simulated
+server runs in this process too, so each request figure includes its share;
+the difference between the two request lines is the client's own cost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+
+import aiohttp
+import numpy as np
+
+from gateway.simulated.whisper import FakeWhisper, start
+from gateway.stream.vad import VadParams, is_speech
+from gateway.stream.wav import wav_bytes
+from gateway.stt.openai_transcriber import OpenAITranscriber
+from gateway.stt.transcriber import TranscriptionRequest
+
+RATE = 16000
+
+
+async def measure(n: int = 300) -> dict[str, float]:
+    t = np.arange(RATE * 5) / RATE
+    pcm = (np.sin(2 * np.pi * 440 * t) * 0.3 * 32767).astype("<i2").tobytes()
+    wav = wav_bytes(pcm, RATE)
+    runner, url = await start(FakeWhisper())
+    client = OpenAITranscriber(api_key="bench", base_url=url, timeout=10)
+    request = TranscriptionRequest(wav=wav, model="whisper-1", duration=5.0)
+
+    async def cpu_per_call(call: object) -> float:
+        for _ in range(20):
+            await call()  # type: ignore[operator]
+        started = time.process_time()
+        await asyncio.gather(*(call() for _ in range(n)))  # type: ignore[operator]
+        return (time.process_time() - started) / n * 1000
+
+    results = {"openai_sdk_request_ms": await cpu_per_call(lambda: client.transcribe(request))}
+    async with aiohttp.ClientSession() as session:
+
+        async def bare() -> None:
+            form = aiohttp.FormData()
+            form.add_field("file", wav, filename="window.wav", content_type="audio/wav")
+            form.add_field("model", "whisper-1")
+            async with session.post(f"{url}/audio/transcriptions", data=form) as r:
+                await r.json()
+
+        results["bare_aiohttp_request_ms"] = await cpu_per_call(bare)
+    started = time.process_time()
+    for _ in range(n):
+        is_speech(pcm, RATE, VadParams())
+        wav_bytes(pcm, RATE)
+    results["vad_and_wav_ms"] = (time.process_time() - started) / n * 1000
+    await client.close()
+    await runner.cleanup()
+    return {k: round(v, 3) for k, v in results.items()}
+
+
+def main() -> int:
+    for name, value in asyncio.run(measure()).items():
+        print(f"{name:28s} {value:8.3f} ms CPU per 5-second window")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
