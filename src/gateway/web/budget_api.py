@@ -62,12 +62,7 @@ async def read_json(request: web.Request, schema: dict[str, Any]) -> dict[str, A
     try:
         body = json.loads(raw or b"null")
     except ValueError:
-        raise HttpError(
-            400,
-            "VALIDATION_ERROR",
-            "body is not valid JSON",
-            [{"field": "(body)", "problem": "not valid JSON"}],
-        ) from None
+        raise invalid("(body)", "not valid JSON", "body is not valid JSON") from None
     errors = sorted(Draft202012Validator(schema).iter_errors(body), key=lambda e: e.path)
     if errors:
         details = [_detail(e) for e in errors]
@@ -97,6 +92,16 @@ def _ascending(body: dict[str, Any], field: str) -> list[dict[str, str]]:
     if values is not None and any(a >= b for a, b in itertools.pairwise(values)):
         return [{"field": field, "problem": "must be strictly ascending"}]
     return []
+
+
+def invalid(field: str, problem: str, message: str | None = None) -> HttpError:
+    """A 400 VALIDATION_ERROR naming one field."""
+    return HttpError(
+        400,
+        "VALIDATION_ERROR",
+        message or f"invalid field: {field}",
+        [{"field": field, "problem": problem}],
+    )
 
 
 def _reject_if(details: list[dict[str, str]]) -> None:
@@ -151,12 +156,7 @@ async def issue_token(request: web.Request) -> web.Response:
             raise HttpError(403, "FORBIDDEN", "school_id may be chosen by platform admins only")
         school_id = body["school_id"]
     if school_id is None:
-        raise HttpError(
-            400,
-            "VALIDATION_ERROR",
-            "school_id is required for this token",
-            [{"field": "school_id", "problem": "required"}],
-        )
+        raise invalid("school_id", "required", "school_id is required for this token")
     ttl = int(body.get("ttl_seconds", 3600))
     token = mint(
         gateway.secret,
@@ -300,18 +300,10 @@ async def school_usage(request: web.Request) -> web.Response:
     try:
         wanted = date.fromisoformat(day)
     except ValueError:
-        raise HttpError(
-            400,
-            "VALIDATION_ERROR",
-            "date must be YYYY-MM-DD",
-            [{"field": "date", "problem": "not a YYYY-MM-DD date"}],
-        ) from None
+        raise invalid("date", "not a YYYY-MM-DD date", "date must be YYYY-MM-DD") from None
     if not 0 <= (date.fromisoformat(today) - wanted).days <= HISTORY_DAYS:
-        raise HttpError(
-            400,
-            "VALIDATION_ERROR",
-            f"date must be within the last {HISTORY_DAYS} days",
-            [{"field": "date", "problem": "out of the kept history"}],
+        raise invalid(
+            "date", "out of the kept history", f"date must be within the last {HISTORY_DAYS} days"
         )
     return web.json_response(await usage_document(gateway, school, wanted.isoformat()))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -82,14 +83,13 @@ async def listen(request: web.Request) -> web.StreamResponse:
     structlog.contextvars.bind_contextvars(session_id=session.session_id)
     gateway.registry.register(session)
     metrics.sessions.labels(outcome="accepted").inc()
-    gateway.audit.record(
-        "session.started",
-        who=actor(claims.sub, claims.role),
-        school_id=session.school_id,
-        group_id=session.group_id,
-        session_id=session.session_id,
-        model=config.model,
-    )
+    identity: dict[str, Any] = {
+        "who": actor(claims.sub, claims.role),
+        "school_id": session.school_id,
+        "group_id": session.group_id,
+        "session_id": session.session_id,
+    }
+    gateway.audit.record("session.started", **identity, model=config.model)
     log.info(
         "session.started",
         school_id=session.school_id,
@@ -106,17 +106,14 @@ async def listen(request: web.Request) -> web.StreamResponse:
         metrics.sessions_ended.labels(reason="error").inc()
     else:
         metrics.sessions_ended.labels(reason=ending.metric_reason).inc()
-        gateway.audit.record(
-            "session.ended",
-            who=actor(claims.sub, claims.role),
-            school_id=session.school_id,
-            group_id=session.group_id,
-            session_id=session.session_id,
-            reason=ending.metric_reason,
-            audio_seconds=round(session.audio_seconds, 3),
-            cost_usd=round(session.cost_usd, 6),
+        ended: dict[str, Any] = {
+            **identity,
+            "reason": ending.metric_reason,
+            "audio_seconds": round(session.audio_seconds, 3),
+            "cost_usd": round(session.cost_usd, 6),
             **session.counts,
-        )
+        }
+        gateway.audit.record("session.ended", **ended)
         log.info(
             "session.ended",
             reason=ending.metric_reason,
