@@ -143,6 +143,13 @@ async def serve(settings: Settings) -> None:
             listen=f"ws://{host}:{port}/api/v1/listen",
             simulated=gateway.simulated,
         )
+    if settings.APP_ENV == "dev":
+        log.info(
+            "gateway.try_it",
+            token="stt-gateway token --school s-1 --group g-1",
+            message="mint a stream token with the command above and connect to the "
+            "listen URL (see README: Streaming from Python)",
+        )
     if gateway.simulated:
         log.warning(
             "gateway.simulated_whisper",
