@@ -146,8 +146,8 @@ async def serve(settings: Settings) -> None:
     if settings.APP_ENV == "dev":
         log.info(
             "gateway.try_it",
-            token="stt-gateway token --school s-1 --group g-1",
-            message="mint a stream token with the command above and connect to the "
+            command=".venv/bin/stt-gateway token --school s-1 --group g-1",
+            message="mint a stream token with this command and connect to the "
             "listen URL (see README: Streaming from Python)",
         )
     if gateway.simulated:
