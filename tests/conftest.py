@@ -51,7 +51,9 @@ GatewayFactory = Callable[..., Awaitable[GatewayServer]]
 async def make_gateway(fake_whisper: FakeWhisper, tmp_path: Path) -> AsyncIterator[GatewayFactory]:
     started: list[GatewayServer] = []
 
-    async def factory(**overrides: Any) -> GatewayServer:
+    async def factory(
+        *, app_kwargs: dict[str, Any] | None = None, **overrides: Any
+    ) -> GatewayServer:
         env: dict[str, Any] = {
             "OPENAI_API_KEY": "test-key",
             "OPENAI_BASE_URL": fake_whisper.url,  # type: ignore[attr-defined]
@@ -62,7 +64,7 @@ async def make_gateway(fake_whisper: FakeWhisper, tmp_path: Path) -> AsyncIterat
             "BREAKER_RESET_SECONDS": 0.5,
             **overrides,
         }
-        server = await start_gateway(env, fake_whisper)
+        server = await start_gateway(env, fake_whisper, **(app_kwargs or {}))
         started.append(server)
         return server
 

@@ -55,9 +55,9 @@ class GatewayServer:
         await self.runner.cleanup()
 
 
-async def start_gateway(env: dict[str, Any], fake: FakeWhisper) -> GatewayServer:
+async def start_gateway(env: dict[str, Any], fake: FakeWhisper, **app_kwargs: Any) -> GatewayServer:
     settings = load_settings({k: str(v) for k, v in env.items()})
-    app = create_app(settings)
+    app = create_app(settings, **app_kwargs)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     METRICS_MAX_SCHOOLS: int = Field(500, ge=0)
     VAD_THRESHOLD_DBFS: float = Field(-50.0, ge=-120, le=0)
 
+    OTEL_TRACING_ENABLED: bool = False
+    OTEL_SERVICE_NAME: str = "stt-gateway"
+
     DATA_DIR: str = "./data"
     AUDIT_LOG_PATH: str | None = None
     LOG_LEVEL: Literal["debug", "info", "warning", "error", "critical"] = "info"

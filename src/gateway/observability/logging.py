@@ -16,6 +16,8 @@ from typing import Any
 
 import structlog
 
+from gateway.observability.tracing import add_trace_ids
+
 REDACTED = "[redacted]"
 
 SENSITIVE_KEYS = frozenset(
@@ -88,6 +90,7 @@ def processors(fmt: str) -> list[Any]:
     )
     return [
         structlog.contextvars.merge_contextvars,
+        add_trace_ids,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.format_exc_info,

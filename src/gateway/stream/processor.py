@@ -8,6 +8,7 @@ from gateway.budget.policy import SchoolBudget
 from gateway.budget.pricing import usd
 from gateway.budget.service import BudgetRefused, BudgetService, BudgetUnavailable, Hold
 from gateway.errors import UpstreamError
+from gateway.observability import tracing
 from gateway.observability.metrics import Metrics
 from gateway.stream.pipeline import Outcome, PendingWindow
 from gateway.stream.wav import wav_bytes
@@ -31,9 +32,30 @@ class WindowProcessor:
         events: UpstreamEvents,
     ) -> Outcome:
         window = pending.window
+        with tracing.span(
+            "stt.window",
+            {
+                "stt.window.seq": window.seq,
+                "stt.window.seconds": round(window.duration, 3),
+                "stt.model": pending.model,
+                "stt.school_id": school.school_id,
+            },
+        ):
+            return await self._process(pending, school, language, prompt, events)
+
+    async def _process(
+        self,
+        pending: PendingWindow,
+        school: SchoolBudget,
+        language: str | None,
+        prompt: str | None,
+        events: UpstreamEvents,
+    ) -> Outcome:
+        window = pending.window
         model = pending.model
         try:
-            hold = await self.budget.reserve(school, model, window.duration)
+            with tracing.span("budget.reserve"):
+                hold = await self.budget.reserve(school, model, window.duration)
         except BudgetRefused:
             return Outcome.dropped("BUDGET_EXCEEDED", model)
         except BudgetUnavailable:
@@ -46,7 +68,8 @@ class WindowProcessor:
             prompt=prompt or None,
         )
         try:
-            result = await self.service.transcribe(request, events)
+            with tracing.span("stt.upstream", {"stt.model": model}):
+                result = await self.service.transcribe(request, events)
         except UpstreamError as exc:
             await self.budget.release(hold)
             return Outcome.dropped(exc.drop_reason, model)
@@ -58,7 +81,8 @@ class WindowProcessor:
     async def settle(self, hold: Hold, result: TranscriptionResult, duration: float) -> Outcome:
         """Commit the billed duration of ``result`` against ``hold``; the window's outcome."""
         billed = result.billed_seconds if result.billed_seconds is not None else duration
-        cost = usd(await self.budget.commit(hold, billed))
+        with tracing.span("budget.commit"):
+            cost = usd(await self.budget.commit(hold, billed))
         self._metrics.audio_billed.labels(model=hold.model).inc(billed)
         self._metrics.cost_usd.labels(model=hold.model).inc(cost)
         return Outcome(

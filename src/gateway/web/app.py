@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import redis.asyncio as aioredis
 from aiohttp import web
@@ -16,6 +17,7 @@ from gateway.budget.policy import load_policy
 from gateway.budget.service import LEDGER_ERRORS, BudgetService
 from gateway.budget.store import EmbeddedRedis
 from gateway.budget.webhooks import WebhookSender
+from gateway.observability import tracing
 from gateway.observability.audit import AuditTrail, audit_key
 from gateway.observability.logging import get_logger
 from gateway.observability.metrics import Metrics
@@ -43,8 +45,12 @@ REDIS_MAX_CONNECTIONS = 64
 LEASE_SWEEP_SECONDS = 30.0
 
 
-def create_app(settings: Settings) -> web.Application:
+def create_app(settings: Settings, *, span_exporter: Any = None) -> web.Application:
+    """The gateway application. ``span_exporter`` replaces the OTLP exporter (tests)."""
     metrics = Metrics()
+    tracer_provider = tracing.configure(
+        settings.OTEL_TRACING_ENABLED, settings.OTEL_SERVICE_NAME, span_exporter
+    )
     secret = resolve_secret(settings)
     policy = load_policy(settings.budget_policy_path)
     gateway = Gateway(
@@ -76,6 +82,8 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_ledger)
     app.cleanup_ctx.append(_upstream)
     app.on_shutdown.append(_drain)
+    if tracer_provider is not None:
+        app.on_cleanup.append(lambda _app: _shutdown_tracing(tracer_provider))
     app.router.add_get("/api/v1/health", health.health)
     app.router.add_get("/api/v1/ready", health.ready)
     app.router.add_get("/metrics", health.metrics)
@@ -194,6 +202,10 @@ async def _upstream(app: web.Application) -> AsyncIterator[None]:
     await gateway.service.close()
     if runner is not None:
         await runner.cleanup()
+
+
+async def _shutdown_tracing(provider: Any) -> None:
+    tracing.shutdown(provider)
 
 
 async def _drain(app: web.Application) -> None:

@@ -10,6 +10,7 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from gateway.observability import tracing
 from gateway.observability.logging import get_logger
 from gateway.observability.metrics import Metrics
 from gateway.web.errors import REQUEST_ID_KEY, json_error
@@ -42,6 +43,21 @@ def _route(request: web.Request) -> str:
     return str(canonical) if canonical else "unmatched"
 
 
+async def _handle(request: web.Request, handler: Handler, route: str) -> web.StreamResponse:
+    """The handler's response, or the error envelope for what it raised."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = _STATUS_CODES.get(exc.status, "HTTP_ERROR")
+        message = exc.reason if exc.status != 404 else "no such route"
+        return json_error(request, exc.status, code, message)
+    except Exception:
+        log.exception("http.unhandled_error", route=route, method=request.method)
+        return json_error(request, 500, "INTERNAL", "internal error")
+
+
 def make_middleware(metrics: Metrics) -> Middleware:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -51,16 +67,9 @@ def make_middleware(metrics: Metrics) -> Middleware:
         started = time.perf_counter()
         route = _route(request)
         try:
-            response = await handler(request)
-        except web.HTTPException as exc:
-            if exc.status < 400:
-                raise
-            code = _STATUS_CODES.get(exc.status, "HTTP_ERROR")
-            message = exc.reason if exc.status != 404 else "no such route"
-            response = json_error(request, exc.status, code, message)
-        except Exception:
-            log.exception("http.unhandled_error", route=route, method=request.method)
-            response = json_error(request, 500, "INTERNAL", "internal error")
+            with tracing.server_span(request.method, route, request.headers) as record_status:
+                response = await _handle(request, handler, route)
+                record_status(response.status)
         finally:
             structlog.contextvars.unbind_contextvars("request_id")
         if not response.prepared:
