@@ -120,6 +120,15 @@ def _ledger(gateway: Gateway) -> Ledger:
     return gateway.budget.ledger
 
 
+async def _save_overrides(
+    gateway: Gateway, school_id: str, overrides: dict[str, Any]
+) -> SchoolBudget:
+    """Store a school's overrides (every replica sees them within seconds); the new settings."""
+    await _ledger(gateway).set_overrides(school_id, overrides)
+    gateway.budget.forget_overrides(school_id)
+    return await gateway.budget.school(school_id)
+
+
 def budget_document(school: SchoolBudget) -> dict[str, Any]:
     return {
         "school_id": school.school_id,
@@ -230,9 +239,7 @@ async def put_budget(request: web.Request) -> web.Response:
         )
     _reject_if(details)
     overrides = {**await ledger.overrides(school_id), **body}
-    await ledger.set_overrides(school_id, overrides)
-    gateway.budget.forget_overrides(school_id)
-    after = await gateway.budget.school(school_id)
+    after = await _save_overrides(gateway, school_id, overrides)
     gateway.audit.record(
         "budget.updated",
         who=actor(claims.sub, claims.role),
@@ -419,9 +426,7 @@ async def put_alerts(request: web.Request) -> web.Response:
         overrides["alert_thresholds"] = thresholds
     if "webhook_url" in body:
         overrides["webhook_url"] = url or None
-    await ledger.set_overrides(school_id, overrides)
-    gateway.budget.forget_overrides(school_id)
-    after = await gateway.budget.school(school_id)
+    after = await _save_overrides(gateway, school_id, overrides)
     gateway.audit.record(
         "budget.alerts_updated",
         who=actor(claims.sub, claims.role),
