@@ -98,7 +98,7 @@ def render(report: dict[str, Any]) -> str:
     lines = [
         f"classroom: {report['groups']} groups ({report['sessions']} sessions), "
         f"{report['duration_seconds']:.0f} s of audio each",
-        f"  connected        {report['connect']['ok']}/{report['groups']} "
+        f"  connected        {report['connect']['ok']}/{report['sessions']} "
         f"(p50 {ms(report['connect']['p50_ms'])})",
         f"  latency          p50 {ms(lat['p50'])}  p95 {ms(lat['p95'])}  p99 {ms(lat['p99'])}",
         f"  windows          {win['total']}: ok {win['ok']}, silence {win['silence']}, "
