@@ -7,12 +7,6 @@ from decimal import ROUND_HALF_UP, Decimal
 
 MICRO = 1_000_000
 
-DEFAULT_PRICES_USD_PER_MINUTE: Mapping[str, float] = {
-    "whisper-1": 0.006,
-    "gpt-4o-transcribe": 0.006,
-    "gpt-4o-mini-transcribe": 0.003,
-}
-
 
 class Pricing:
     def __init__(self, usd_per_minute: Mapping[str, float]) -> None:

@@ -87,7 +87,6 @@ class BudgetService:
         self._fired_seen: set[tuple[str, str, int]] = set()
         self._listeners: list[AlertListener] = []
         self._background: set[asyncio.Task[Any]] = set()
-        self.last_error: str | None = None
 
     def add_alert_listener(self, listener: AlertListener) -> None:
         self._listeners.append(listener)
@@ -161,7 +160,6 @@ class BudgetService:
                     lease_ms=self._lease_ms,
                 )
         except LEDGER_ERRORS as exc:
-            self.last_error = f"{type(exc).__name__}"
             if self.mode == "strict":
                 self._metrics.budget_reservations.labels(outcome="error").inc()
                 log.error(

@@ -79,7 +79,6 @@ class WindowPipeline:
         self._submitted = asyncio.Event()
         self._progress = asyncio.Event()
         self._closed = False
-        self.delivered = 0
 
     @property
     def unanswered_seconds(self) -> float:
@@ -165,7 +164,6 @@ class WindowPipeline:
             self._undelivered.popleft()
             self._pending(-head.window.duration)
             del head  # do not pin the window's audio while waiting for the next one
-            self.delivered += 1
             self._progress.set()
 
     async def wait_delivered(self, timeout: float | None) -> bool:

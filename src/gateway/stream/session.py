@@ -161,9 +161,7 @@ class StreamSession:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await delivery
         for lost in await self._pipeline.abort():
-            self._count(
-                lost.outcome or Outcome.dropped("DISCONNECTED", lost.model), lost, delivered=False
-            )
+            self._count(lost.outcome or Outcome.dropped("DISCONNECTED", lost.model))
         if self._background:
             await asyncio.wait(list(self._background), timeout=1.0)
         for task in list(self._background):
@@ -355,9 +353,9 @@ class StreamSession:
             )
         )
         self._metrics.transcript_latency.observe(latency)
-        self._count(outcome, pending, delivered=True)
+        self._count(outcome)
 
-    def _count(self, outcome: Outcome, pending: PendingWindow, *, delivered: bool) -> None:
+    def _count(self, outcome: Outcome) -> None:
         self.counts["windows"] += 1
         self.counts[outcome.status] += 1
         self.cost_usd += outcome.cost_usd

@@ -40,8 +40,6 @@ class UpstreamConfig:
     reset_seconds: float
     window_seconds: float
     window_max_seconds: float
-    url: str
-    simulated: bool
 
 
 class SttService:
@@ -93,11 +91,10 @@ class SttService:
         self, request: TranscriptionRequest, events: UpstreamEvents
     ) -> TranscriptionResult:
         attempt = 0
+        on_hold = self._held(events)
         while True:
             try:
-                return await self.guard.call(
-                    lambda: self._attempt(request), on_hold=self._held(events)
-                )
+                return await self.guard.call(lambda: self._attempt(request), on_hold=on_hold)
             except UpstreamError as exc:
                 if not exc.retryable:
                     raise

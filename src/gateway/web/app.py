@@ -181,8 +181,6 @@ async def _upstream(app: web.Application) -> AsyncIterator[None]:
             reset_seconds=settings.BREAKER_RESET_SECONDS,
             window_seconds=settings.STT_WINDOW_SECONDS,
             window_max_seconds=settings.STT_WINDOW_MAX_SECONDS,
-            url=url,
-            simulated=settings.simulated_upstream,
         ),
         gateway.metrics,
     )

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 from aiohttp import web
@@ -33,7 +32,6 @@ class Gateway:
     audit: AuditTrail
     budget: BudgetService
     webhooks: WebhookSender
-    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     service: SttService | None = None
     processor: WindowProcessor | None = None
     redis: aioredis.Redis | None = None
