@@ -20,7 +20,7 @@ import redis.exceptions
 from gateway.budget.ledger import Ledger
 from gateway.budget.policy import Policy, SchoolBudget
 from gateway.budget.pricing import usd
-from gateway.budget.scopes import percent, scopes_for
+from gateway.budget.scopes import day_in, percent, scopes_for
 from gateway.observability.logging import get_logger
 from gateway.observability.metrics import Metrics
 
@@ -29,6 +29,8 @@ log = get_logger("gateway.budget")
 LEDGER_ERRORS = (redis.exceptions.RedisError, OSError, asyncio.TimeoutError)
 OVERRIDE_CACHE_SECONDS = 2.0
 COMMIT_RETRY_DELAYS = (0.5, 1, 2, 5, 10, 30, 60, 120)
+#: Schools with a reservation this recently may have spend "today" in some timezone.
+ACTIVE_SCHOOL_SECONDS = 2 * 86400
 
 
 class BudgetRefused(Exception):
@@ -118,6 +120,17 @@ class BudgetService:
 
     def forget_overrides(self, school_id: str) -> None:
         self._overrides.pop(school_id, None)
+
+    async def todays_schools(self, now: datetime) -> list[tuple[SchoolBudget, str, dict[str, int]]]:
+        """Recently active schools, each with its own today and that day's ledger counters."""
+        assert self.ledger is not None
+        since_ms = int((now.timestamp() - ACTIVE_SCHOOL_SECONDS) * 1000)
+        rows = []
+        for school_id in await self.ledger.active_schools(since_ms):
+            school = await self.school(school_id)
+            day = day_in(school.timezone, now)
+            rows.append((school, day, await self.ledger.day(f"school:{school_id}", day)))
+        return rows
 
     def model_for(self, school_id: str, requested: str) -> str:
         """The requested model, or a cheaper one once the school passed a downgrade step."""

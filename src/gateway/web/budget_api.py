@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import itertools
 import json
-import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -322,9 +321,8 @@ async def global_usage(request: web.Request) -> web.Response:
     ledger = _ledger(gateway)
     now = datetime.now(UTC)
     schools = []
-    for school_id in await ledger.active_schools(int((time.time() - 2 * 86400) * 1000)):
-        school = await gateway.budget.school(school_id)
-        doc = await usage_document(gateway, school, day_in(school.timezone, now))
+    for school, day, counters in await gateway.budget.todays_schools(now):
+        doc = usage_from_counters(gateway, school, day, counters)
         if doc["spent_usd"] or doc["reserved_usd"]:
             schools.append(doc)
     schools.sort(key=lambda d: (-d["percent_used"], d["school_id"]))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import UTC, datetime
 
 from gateway.budget.pricing import usd
@@ -41,13 +40,12 @@ async def refresh_budget_gauges(gateway: Gateway) -> None:
                         percent(spent, district.daily_limit_micro) / 100
                     )
             rows = []
-            for school_id in await ledger.active_schools(int((time.time() - 2 * 86400) * 1000)):
-                school = await gateway.budget.school(school_id)
-                spent = (await ledger.day(f"school:{school_id}", day_in(school.timezone, now))).get(
-                    "spent", 0
+            for school, _day, counters in await gateway.budget.todays_schools(now):
+                spent = counters.get("spent", 0)
+                rows.append(
+                    (percent(spent, school.daily_limit_micro) / 100, spent, school.school_id)
                 )
-                rows.append((percent(spent, school.daily_limit_micro) / 100, spent, school_id))
-    except (*LEDGER_ERRORS, TimeoutError):
+    except LEDGER_ERRORS:
         return
     rows.sort(reverse=True)
     metrics.school_used_ratio.clear()

@@ -58,7 +58,7 @@ async def redis_check(gateway: Gateway) -> dict[str, Any]:
     try:
         async with asyncio.timeout(1.0):
             await gateway.redis.ping()
-    except (*LEDGER_ERRORS, TimeoutError) as exc:
+    except LEDGER_ERRORS as exc:
         return {
             "status": "down",
             "mode": gateway.redis_mode,
