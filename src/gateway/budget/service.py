@@ -17,7 +17,7 @@ from typing import Any
 
 import redis.exceptions
 
-from gateway.budget.ledger import Ledger
+from gateway.budget.ledger import Ledger, ReserveResult, ScopeDay
 from gateway.budget.policy import Policy, SchoolBudget
 from gateway.budget.pricing import usd
 from gateway.budget.scopes import day_in, percent, scopes_for
@@ -146,16 +146,21 @@ class BudgetService:
         if not self.enabled:
             return Hold(None, school, school_day, model, amount)
         assert self.ledger is not None
+        ledger = self.ledger
         now_ms = int(now.timestamp() * 1000)
-        try:
-            result = await self.ledger.reserve(
-                scopes=scopes,
+
+        async def hold_on(on: list[ScopeDay]) -> ReserveResult:
+            return await ledger.reserve(
+                scopes=on,
                 amount_micro=amount,
                 school_id=school.school_id,
                 model=model,
                 now_ms=now_ms,
                 lease_ms=self._lease_ms,
             )
+
+        try:
+            result = await hold_on(scopes)
             if not result.ok and self.mode == "advisory":
                 log.warning(
                     "budget.would_refuse",
@@ -164,14 +169,7 @@ class BudgetService:
                     amount_micro=amount,
                 )
                 self._metrics.budget_reservations.labels(outcome="exceeded").inc()
-                result = await self.ledger.reserve(
-                    scopes=scopes_for(self.policy, school, model, now, unlimited=True),
-                    amount_micro=amount,
-                    school_id=school.school_id,
-                    model=model,
-                    now_ms=now_ms,
-                    lease_ms=self._lease_ms,
-                )
+                result = await hold_on(scopes_for(self.policy, school, model, now, unlimited=True))
         except LEDGER_ERRORS as exc:
             if self.mode == "strict":
                 self._metrics.budget_reservations.labels(outcome="error").inc()

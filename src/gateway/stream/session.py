@@ -174,13 +174,19 @@ class StreamSession:
             self._submit(window, dropped="BACKLOG" if ending.drops_backlog else None)
         if ending.drops_backlog:
             self._pipeline.drop_unanswered("BACKLOG")
-        waiter = asyncio.create_task(self._pipeline.wait_delivered(self._limits.finish_timeout))
-        await asyncio.wait({waiter, delivery}, return_when=asyncio.FIRST_COMPLETED)
-        if waiter.done() and not waiter.result() and not delivery.done():
+        delivered = await self._delivered_within(self._limits.finish_timeout, delivery)
+        if not delivered and not delivery.done():
             self._pipeline.drop_unanswered(ending.timeout_reason)
-            waiter = asyncio.create_task(self._pipeline.wait_delivered(5.0))
-            await asyncio.wait({waiter, delivery}, return_when=asyncio.FIRST_COMPLETED)
-        waiter.cancel()
+            await self._delivered_within(5.0, delivery)
+
+    async def _delivered_within(self, timeout: float, delivery: asyncio.Task[None]) -> bool:
+        """Wait for every window to be delivered, the timeout, or the delivery loop to end."""
+        waiter = asyncio.create_task(self._pipeline.wait_delivered(timeout))
+        await asyncio.wait({waiter, delivery}, return_when=asyncio.FIRST_COMPLETED)
+        if not waiter.done():
+            waiter.cancel()
+            return False
+        return waiter.result()
 
     async def _close(self, ending: Ending) -> None:
         if not ending.gone and not self.ws.closed:
