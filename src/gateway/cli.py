@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from aiohttp import web
 
+from gateway import jsonstrict
 from gateway.auth.secret import resolve_secret
 from gateway.auth.tokens import ROLES, mint
 from gateway.budget.policy import problems
@@ -49,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
 def _policy_validate(settings: Settings, args: argparse.Namespace) -> int:
     path = Path(args.path) if args.path else settings.budget_policy_path
     try:
-        data = json.loads(path.read_text())
+        data = jsonstrict.loads(path.read_text())
     except FileNotFoundError:
         print(f"{path}: file not found", file=sys.stderr)
         return 1

@@ -24,7 +24,9 @@ DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
 class Settings(BaseSettings):
     """Gateway configuration. Field names are the environment variable names."""
 
-    model_config = SettingsConfigDict(frozen=True, case_sensitive=True, extra="ignore")
+    model_config = SettingsConfigDict(
+        frozen=True, case_sensitive=True, extra="ignore", allow_inf_nan=False
+    )
 
     APP_ENV: AppEnv = "dev"
     GATEWAY_HOST: str = "127.0.0.1"

@@ -78,6 +78,9 @@ def verify(token: str | None, secret: str, *, require_group: bool = False) -> Cl
         raise InvalidToken(f"token lacks the {exc.claim} claim") from None
     except jwt.InvalidTokenError:
         raise InvalidToken("invalid token") from None
+    exp = payload["exp"]
+    if isinstance(exp, bool) or not isinstance(exp, int | float):
+        raise InvalidToken("token has an invalid exp claim")
     role = payload.get("role")
     if role not in ROLES:
         raise InvalidToken("token has an unknown role")
@@ -93,7 +96,7 @@ def verify(token: str | None, secret: str, *, require_group: bool = False) -> Cl
         school_id=school,
         group_id=group,
         district_id=_text(payload, "district_id"),
-        exp=int(payload["exp"]),
+        exp=int(exp),
     )
 
 

@@ -29,6 +29,11 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from gateway import jsonstrict
+from gateway.observability.logging import get_logger
+
+log = get_logger("gateway.ledger")
+
 PREFIX = "{stt}"
 DAY_TTL_SECONDS = 36 * 86400
 HOLD_TTL_SECONDS = 48 * 3600
@@ -73,7 +78,8 @@ for i = 1, ndays do
       local school = KEYS[3 + ndays]
       redis.call('HINCRBY', school, 'refused', 1)
       redis.call('EXPIRE', school, ARGV[5])
-      return {0, i, spent, reserved}
+      return {0, i, tonumber(redis.call('HGET', school, 'spent') or '0'),
+              tonumber(redis.call('HGET', school, 'reserved') or '0')}
     end
   end
 end
@@ -98,8 +104,8 @@ return {1, 0, tonumber(redis.call('HGET', school, 'spent') or '0'),
 # KEYS: leases, hold   ARGV: rid, actual, audio_ms, model, day_ttl
 COMMIT = """
 local state = redis.call('HGET', KEYS[2], 'state')
-if not state then return {-1, 0, 0} end
-if state == 'committed' or state == 'released' then return {0, 0, 0} end
+if not state then return {-1, 0, 0, 0} end
+if state == 'committed' or state == 'released' then return {0, 0, 0, 0} end
 local amount = tonumber(redis.call('HGET', KEYS[2], 'amount'))
 local actual = tonumber(ARGV[2])
 local model = ARGV[4]
@@ -117,7 +123,8 @@ local over = actual - amount
 if over > 0 then redis.call('HINCRBY', last, 'overspend', over) else over = 0 end
 redis.call('HSET', KEYS[2], 'state', 'committed')
 redis.call('ZREM', KEYS[1], ARGV[1])
-return {1, over, tonumber(redis.call('HGET', last, 'spent') or '0')}
+return {1, over, tonumber(redis.call('HGET', last, 'spent') or '0'),
+        tonumber(redis.call('HGET', last, 'reserved') or '0')}
 """
 
 # KEYS: leases, hold   ARGV: rid
@@ -182,7 +189,7 @@ class ReserveResult:
     reservation_id: str | None
     #: The scope that was full, on refusal.
     refused_scope: str | None
-    #: The school's spent + reserved after (or at) this call, micro-dollars.
+    #: The school's spent and reserved after (or at) this call, micro-dollars.
     school_spent: int
     school_reserved: int
 
@@ -193,6 +200,7 @@ class CommitResult:
     status: int
     overspend_micro: int
     school_spent: int
+    school_reserved: int
 
 
 class Ledger:
@@ -236,10 +244,10 @@ class Ledger:
     async def commit(
         self, rid: str, *, actual_micro: int, audio_ms: int, model: str
     ) -> CommitResult:
-        status, over, spent = await self._commit(
+        status, over, spent, reserved = await self._commit(
             keys=[LEASES, hold_key(rid)], args=[rid, actual_micro, audio_ms, model, DAY_TTL_SECONDS]
         )
-        return CommitResult(int(status), int(over), int(spent))
+        return CommitResult(int(status), int(over), int(spent), int(reserved))
 
     async def release(self, rid: str) -> bool:
         return bool(await self._release(keys=[LEASES, hold_key(rid)], args=[rid]))
@@ -267,13 +275,32 @@ class Ledger:
         raw = await self.client.hgetall(day_key(scope, day))
         return {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in raw.items()}
 
+    async def clear_refusals(self, scope: str, day: str) -> dict[str, int]:
+        """Forget today's refusals of ``scope`` (its limit changed); its counters after."""
+        await self.client.hdel(day_key(scope, day), "refused")
+        return await self.day(scope, day)
+
     async def active_schools(self, since_ms: int) -> list[str]:
         members = await self.client.zrangebyscore(SCHOOLS, since_ms, "+inf")
         return [m.decode() if isinstance(m, bytes) else str(m) for m in members]
 
     async def overrides(self, school_id: str) -> dict[str, Any]:
+        """The school's stored settings; unreadable ones (never written by this version) are
+        ignored, so the school falls back to its policy and the next PUT replaces them."""
         raw = await self.client.get(override_key(school_id))
-        return dict(json.loads(raw)) if raw else {}
+        if not raw:
+            return {}
+        try:
+            values = jsonstrict.loads(raw)
+        except (jsonstrict.JsonError, UnicodeDecodeError):
+            values = None
+        if not isinstance(values, dict):
+            log.error("budget.overrides_unreadable", school_id=school_id)
+            return {}
+        return values
+
+    async def clear_overrides(self, school_id: str) -> None:
+        await self.client.delete(override_key(school_id))
 
     async def set_overrides(self, school_id: str, values: dict[str, Any]) -> None:
         await self.client.set(override_key(school_id), json.dumps(values))

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from jsonschema import Draft202012Validator
 
+from gateway import jsonstrict
 from gateway.budget.pricing import MICRO, Pricing
 from gateway.errors import ConfigurationError
 
@@ -52,7 +53,8 @@ def valid_timezone(name: object) -> bool:
 
 def problems(data: Any) -> list[str]:
     """Every problem with a policy document, as human-readable lines; empty when valid."""
-    found = [
+    found = [f"{where}: not a finite number" for where in jsonstrict.non_finite_paths(data)]
+    found += [
         f"{'/'.join(str(p) for p in error.absolute_path) or '(root)'}: {error.message}"
         for error in sorted(_validator().iter_errors(data), key=lambda e: list(e.absolute_path))
     ]
@@ -221,7 +223,7 @@ class PolicyError(ConfigurationError):
 
 def load_policy(path: Path) -> Policy:
     try:
-        data = json.loads(path.read_text())
+        data = jsonstrict.loads(path.read_text())
     except FileNotFoundError:
         raise PolicyError(str(path), ["file not found"]) from None
     except (OSError, ValueError) as exc:

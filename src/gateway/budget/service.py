@@ -118,8 +118,19 @@ class BudgetService:
         self._overrides[school_id] = (now, values)
         return values
 
-    def forget_overrides(self, school_id: str) -> None:
+    async def settings_changed(self, school_id: str) -> SchoolBudget:
+        """Re-read a school's settings after a change and recompute its state from the ledger:
+        a refusal under the old limit no longer marks today ``exceeded`` and the downgrade
+        follows the new limit at once (other replicas follow on their next reservation)."""
         self._overrides.pop(school_id, None)
+        school = await self.school(school_id)
+        if self.ledger is not None:
+            day = day_in(school.timezone, self._clock())
+            counters = await self.ledger.clear_refusals(f"school:{school_id}", day)
+            self._percent[school_id] = percent(
+                counters.get("spent", 0) + counters.get("reserved", 0), school.daily_limit_micro
+            )
+        return school
 
     async def todays_schools(self, now: datetime) -> list[tuple[SchoolBudget, str, dict[str, int]]]:
         """Recently active schools, each with its own today and that day's ledger counters."""
@@ -188,7 +199,9 @@ class BudgetService:
             self._metrics.budget_reservations.labels(outcome="exceeded").inc()
             self._percent[school.school_id] = 100.0
             log.warning("budget.exceeded", school_id=school.school_id, scope=result.refused_scope)
-            self._spawn(self._fire(school, school_day, 100.0, result.school_spent))
+            self._spawn(
+                self._fire(school, school_day, 100.0, result.school_spent + result.school_reserved)
+            )
             raise BudgetRefused(result.refused_scope or "school")
         self._metrics.budget_reservations.labels(outcome="ok").inc()
         return Hold(result.reservation_id, school, school_day, model, amount)
@@ -230,7 +243,9 @@ class BudgetService:
                 )
         used = percent(result.school_spent, hold.school.daily_limit_micro)
         self._percent[hold.school.school_id] = used
-        await self._fire(hold.school, hold.school_day, used, result.school_spent)
+        await self._fire(
+            hold.school, hold.school_day, used, result.school_spent + result.school_reserved
+        )
 
     async def _retry_commit(self, hold: Hold, actual: int, seconds: float) -> None:
         for delay in COMMIT_RETRY_DELAYS:
@@ -253,7 +268,9 @@ class BudgetService:
 
     # -- alerts -----------------------------------------------------------------
 
-    async def _fire(self, school: SchoolBudget, day: str, used: float, spent: int) -> None:
+    async def _fire(self, school: SchoolBudget, day: str, used: float, committed: int) -> None:
+        """Fire the thresholds ``used`` crossed; ``committed`` is spent + reserved (what is
+        not left)."""
         if self.ledger is None:
             return
         due = [
@@ -264,7 +281,7 @@ class BudgetService:
         if not due:
             return
         fired_at = self._clock().isoformat()
-        remaining = usd(max(0, school.daily_limit_micro - spent))
+        remaining = usd(max(0, school.daily_limit_micro - committed))
         try:
             fired = await self.ledger.fire_alerts(
                 school.school_id, day, due, {"fired_at": fired_at, "percent_used": round(used, 2)}

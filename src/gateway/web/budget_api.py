@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import itertools
-import json
+import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 from jsonschema import Draft202012Validator
 
+from gateway import jsonstrict
 from gateway.auth.tokens import mint
 from gateway.budget.ledger import Ledger
 from gateway.budget.policy import SchoolBudget, to_micro, valid_timezone
@@ -28,6 +29,7 @@ JSON_BODY_MAX = 1024 * 1024
 HISTORY_DAYS = 35
 ALERT_HISTORY_DAYS = 30
 MAX_TOKEN_TTL = 24 * 3600
+ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -52,16 +54,30 @@ def api(handler: Handler) -> Handler:
     return wrapped
 
 
+async def read_body(request: web.Request, limit: int = JSON_BODY_MAX) -> bytes:
+    """The whole body (every chunk, however it was split or chunked), at most ``limit`` bytes."""
+    if request.content_length is not None and request.content_length > limit:
+        raise _too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(limit + 1 - size):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+    return b"".join(chunks)
+
+
+def _too_large(limit: int) -> HttpError:
+    return HttpError(413, "PAYLOAD_TOO_LARGE", f"bodies are limited to {limit} bytes")
+
+
 async def read_json(request: web.Request, schema: dict[str, Any]) -> dict[str, Any]:
-    if request.content_length is not None and request.content_length > JSON_BODY_MAX:
-        raise HttpError(413, "PAYLOAD_TOO_LARGE", "JSON bodies are limited to 1 MiB")
-    raw = await request.content.read(JSON_BODY_MAX + 1)
-    if len(raw) > JSON_BODY_MAX:
-        raise HttpError(413, "PAYLOAD_TOO_LARGE", "JSON bodies are limited to 1 MiB")
+    raw = await read_body(request)
     try:
-        body = json.loads(raw or b"null")
-    except ValueError:
-        raise invalid("(body)", "not valid JSON", "body is not valid JSON") from None
+        body = jsonstrict.loads(raw or b"null")
+    except (jsonstrict.JsonError, UnicodeDecodeError) as exc:
+        raise invalid("(body)", str(exc), "body is not valid JSON") from None
     errors = sorted(Draft202012Validator(schema).iter_errors(body), key=lambda e: e.path)
     if errors:
         details = [_detail(e) for e in errors]
@@ -123,9 +139,12 @@ async def _save_overrides(
     gateway: Gateway, school_id: str, overrides: dict[str, Any]
 ) -> SchoolBudget:
     """Store a school's overrides (every replica sees them within seconds); the new settings."""
-    await _ledger(gateway).set_overrides(school_id, overrides)
-    gateway.budget.forget_overrides(school_id)
-    return await gateway.budget.school(school_id)
+    ledger = _ledger(gateway)
+    if overrides:
+        await ledger.set_overrides(school_id, overrides)
+    else:
+        await ledger.clear_overrides(school_id)
+    return await gateway.budget.settings_changed(school_id)
 
 
 def budget_document(school: SchoolBudget) -> dict[str, Any]:
@@ -249,6 +268,26 @@ async def put_budget(request: web.Request) -> web.Response:
     return web.json_response(budget_document(after))
 
 
+@api
+async def delete_budget(request: web.Request) -> web.Response:
+    """Return a school to its policy values (the webhook, set with the alerts, stays)."""
+    gateway = request.app[GATEWAY]
+    school_id = request.match_info["school_id"]
+    claims = require(request, "school_admin", school_id)
+    ledger = _ledger(gateway)
+    before = await gateway.budget.school(school_id)
+    kept = {k: v for k, v in (await ledger.overrides(school_id)).items() if k == "webhook_url"}
+    after = await _save_overrides(gateway, school_id, kept)
+    gateway.audit.record(
+        "budget.updated",
+        who=actor(claims.sub, claims.role),
+        school_id=school_id,
+        old=budget_document(before),
+        new=budget_document(after),
+    )
+    return web.json_response(budget_document(after))
+
+
 # -- usage ----------------------------------------------------------------------------------
 
 
@@ -304,6 +343,8 @@ async def school_usage(request: web.Request) -> web.Response:
     today = day_in(school.timezone, datetime.now(UTC))
     day = request.query.get("date", today)
     try:
+        if not ISO_DAY.fullmatch(day):
+            raise ValueError(day)
         wanted = date.fromisoformat(day)
     except ValueError:
         raise invalid("date", "not a YYYY-MM-DD date", "date must be YYYY-MM-DD") from None
@@ -451,6 +492,7 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_post("/api/v1/tokens", issue_token)
     router.add_get("/api/v1/schools/{school_id}/budget", get_budget)
     router.add_put("/api/v1/schools/{school_id}/budget", put_budget)
+    router.add_delete("/api/v1/schools/{school_id}/budget", delete_budget)
     router.add_get("/api/v1/schools/{school_id}/budget/usage", school_usage)
     router.add_get("/api/v1/schools/{school_id}/budget/alerts", get_alerts)
     router.add_put("/api/v1/schools/{school_id}/budget/alerts", put_alerts)

@@ -7,10 +7,10 @@ import uuid
 from typing import Any
 
 import structlog
-from aiohttp import web
+from aiohttp import WSCloseCode, web
 
 from gateway.auth.tokens import Claims, InvalidToken, verify
-from gateway.errors import Forbidden, StreamError, Unauthorized
+from gateway.errors import Forbidden, FrameTooLarge, Overloaded, StreamError, Unauthorized
 from gateway.observability.audit import actor
 from gateway.observability.logging import get_logger
 from gateway.stream import protocol
@@ -21,6 +21,21 @@ from gateway.web.state import GATEWAY, Gateway
 log = get_logger("gateway.listen")
 SUBPROTOCOL = "token"
 CLOSE_TIMEOUT = 5.0
+
+
+class StreamSocket(web.WebSocketResponse):
+    """The stream's WebSocket: a frame so large that aiohttp refuses it unread (before
+    buffering it) still gets the protocol's ``Error`` before aiohttp's own close 1009."""
+
+    async def close(
+        self, *, code: int = WSCloseCode.OK, message: bytes = b"", drain: bool = True
+    ) -> bool:
+        if code == WSCloseCode.MESSAGE_TOO_BIG and not message and not self.closed:
+            too_big = FrameTooLarge("frame larger than MAX_FRAME_BYTES")
+            with contextlib.suppress(Exception):
+                await self.send_str(protocol.encode(protocol.error(too_big)))
+            message = too_big.code.encode()
+        return await super().close(code=code, message=message, drain=drain)
 
 
 def offered_token(request: web.Request) -> tuple[str | None, bool]:
@@ -48,7 +63,7 @@ async def listen(request: web.Request) -> web.StreamResponse:
         return json_error(request, 403, "FORBIDDEN", "origin not allowed")
     token, as_subprotocol = offered_token(request)
     hard_limit = max(4 * gateway.settings.MAX_FRAME_BYTES, 1024 * 1024)
-    ws = web.WebSocketResponse(
+    ws = StreamSocket(
         protocols=(SUBPROTOCOL,) if as_subprotocol else (),
         max_msg_size=hard_limit,
         compress=False,
@@ -66,7 +81,7 @@ async def listen(request: web.Request) -> web.StreamResponse:
         assert claims.school_id is not None and claims.group_id is not None
         gateway.registry.check_admission((claims.school_id, claims.group_id))
         if gateway.processor is None:
-            raise Unauthorized("gateway is starting")
+            raise Overloaded("the gateway is starting; retry shortly", retry_after=1.0)
     except StreamError as exc:
         await _reject(gateway, ws, exc)
         return ws
@@ -97,33 +112,27 @@ async def listen(request: web.Request) -> web.StreamResponse:
         model=config.model,
         sample_rate=config.sample_rate,
     )
+    reason, close_code = "error", 1011
     try:
         ending = await session.run()
+        reason, close_code = ending.metric_reason, ending.close_code
     except Exception:
         log.exception("session.crashed")
         with contextlib.suppress(Exception):
             await ws.close(code=1011, message=b"INTERNAL")
-        metrics.sessions_ended.labels(reason="error").inc()
-    else:
-        metrics.sessions_ended.labels(reason=ending.metric_reason).inc()
-        ended: dict[str, Any] = {
-            **identity,
-            "reason": ending.metric_reason,
+    finally:
+        # Also when the handler is cancelled (the peer vanished mid-close, or shutdown):
+        # every session.started has its session.ended.
+        gateway.registry.unregister(session)
+        metrics.sessions_ended.labels(reason=reason).inc()
+        totals: dict[str, Any] = {
+            "reason": reason,
             "audio_seconds": round(session.audio_seconds, 3),
             "cost_usd": round(session.cost_usd, 6),
             **session.counts,
         }
-        gateway.audit.record("session.ended", **ended)
-        log.info(
-            "session.ended",
-            reason=ending.metric_reason,
-            close_code=ending.close_code,
-            audio_seconds=round(session.audio_seconds, 3),
-            cost_usd=session.cost_usd,
-            **session.counts,
-        )
-    finally:
-        gateway.registry.unregister(session)
+        gateway.audit.record("session.ended", **identity, **totals)
+        log.info("session.ended", close_code=close_code, **totals)
         structlog.contextvars.unbind_contextvars("session_id")
     return ws
 

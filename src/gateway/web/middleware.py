@@ -33,6 +33,10 @@ _STATUS_CODES = {
 }
 
 
+#: Headers of aiohttp's own HTTP errors that the envelope keeps (405 names the allowed methods).
+_KEPT_HEADERS = ("Allow", "Retry-After")
+
+
 def _route(request: web.Request) -> str:
     info = request.match_info
     route = getattr(info, "route", None)
@@ -52,7 +56,8 @@ async def _handle(request: web.Request, handler: Handler, route: str) -> web.Str
             raise
         code = _STATUS_CODES.get(exc.status, "HTTP_ERROR")
         message = exc.reason if exc.status != 404 else "no such route"
-        return json_error(request, exc.status, code, message)
+        kept = {k: exc.headers[k] for k in _KEPT_HEADERS if k in exc.headers}
+        return json_error(request, exc.status, code, message, headers=kept or None)
     except Exception:
         log.exception("http.unhandled_error", route=route, method=request.method)
         return json_error(request, 500, "INTERNAL", "internal error")
