@@ -75,7 +75,7 @@ def create_app(settings: Settings, *, span_exporter: Any = None) -> web.Applicat
             metrics=metrics,
             lease_seconds=settings.BUDGET_LEASE_SECONDS,
         ),
-        webhooks=WebhookSender(),
+        webhooks=WebhookSender(guarded=settings.APP_ENV != "dev"),
     )
     app = web.Application(middlewares=[make_middleware(metrics)], client_max_size=CLIENT_MAX_SIZE)
     app[GATEWAY] = gateway

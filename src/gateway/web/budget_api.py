@@ -19,7 +19,7 @@ from gateway.budget.policy import SchoolBudget, to_micro, valid_timezone
 from gateway.budget.pricing import usd
 from gateway.budget.scopes import day_in, percent
 from gateway.budget.service import LEDGER_ERRORS
-from gateway.budget.webhooks import webhook_url_problem
+from gateway.budget.webhooks import webhook_destination_problem
 from gateway.observability.audit import actor
 from gateway.web.errors import json_error
 from gateway.web.http_auth import HttpError, require
@@ -454,7 +454,7 @@ async def put_alerts(request: web.Request) -> web.Response:
     thresholds = body.get("thresholds")
     url = body.get("webhook_url")
     if url:
-        problem = webhook_url_problem(url, allow_loopback_http=gateway.settings.APP_ENV == "dev")
+        problem = await webhook_destination_problem(url, dev=gateway.settings.APP_ENV == "dev")
         if problem:
             details.append({"field": "webhook_url", "problem": problem})
     _reject_if(details)
