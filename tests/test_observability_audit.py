@@ -91,3 +91,37 @@ def test_cli_verify(tmp_path: Path) -> None:
         text=True,
     )
     assert bad.returncode == 1 and "seq 1" in bad.stdout
+
+
+@pytest.mark.parametrize("cut", [1, 3])
+def test_records_deleted_from_the_end_are_detected(tmp_path: Path, cut: int) -> None:
+    path = tmp_path / "audit.log"
+    _trail(path)
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines[:-cut]) + "\n")
+    result = verify(path, KEY)
+    assert not result.ok and "deleted from the end" in str(result.problem)
+
+
+def test_a_forged_or_missing_head_is_detected(tmp_path: Path) -> None:
+    path = tmp_path / "audit.log"
+    _trail(path, 3)
+    head = path.with_name("audit.log.head")
+    forged = json.loads(head.read_text())
+    forged["seq"] = 2
+    head.write_text(json.dumps(forged))
+    assert "signature" in str(verify(path, KEY).problem)
+    head.unlink()
+    assert "missing" in str(verify(path, KEY).problem)
+
+
+def test_a_restart_after_a_cut_records_it(tmp_path: Path) -> None:
+    path = tmp_path / "audit.log"
+    _trail(path, 4)
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines[:2]) + "\n")
+    trail = AuditTrail(path, KEY)
+    trail.record("token.issued", school_id="s-1")
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    assert records[2]["event"] == "audit.head_mismatch" and "seq 4" in records[2]["problem"]
+    assert verify(path, KEY).ok

@@ -6,6 +6,11 @@ from the token, or ``"system"``), ``school_id``, the event's fields, ``prev``
 JSON of the record without ``hash``). :func:`verify` detects any edit,
 deletion, insertion or reordering. It records who did what — never what was
 said.
+
+Records deleted from the end leave a valid chain, so a signed **head** is kept
+apart from the trail (``<trail>.head``, replaced atomically after each record):
+the last ``seq`` and ``hash``, with an HMAC. A trail shorter than its head, or
+whose record at the head's ``seq`` has another hash, was cut or rewritten.
 """
 
 from __future__ import annotations
@@ -20,6 +25,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from gateway.observability.logging import get_logger
+
+log = get_logger("gateway.audit")
 GENESIS = "0" * 64
 SYSTEM = "system"
 _FORBIDDEN_FIELDS = frozenset({"text", "transcript", "audio", "prompt", "token"})
@@ -38,6 +46,35 @@ def _digest(key: bytes, prev: str, body: dict[str, Any]) -> str:
     return hmac.new(key, (prev + canonical(body)).encode(), hashlib.sha256).hexdigest()
 
 
+def head_path(path: Path) -> Path:
+    return path.with_name(path.name + ".head")
+
+
+def _head_mac(key: bytes, seq: int, digest: str) -> str:
+    return hmac.new(key, f"head:{seq}:{digest}".encode(), hashlib.sha256).hexdigest()
+
+
+def _write_head(path: Path, key: bytes, seq: int, digest: str) -> None:
+    target = head_path(path)
+    temporary = target.with_name(target.name + ".tmp")
+    head = {"seq": seq, "hash": digest, "mac": _head_mac(key, seq, digest)}
+    temporary.write_text(json.dumps(head) + "\n", encoding="utf-8")
+    os.replace(temporary, target)
+
+
+def _read_head(path: Path, key: bytes) -> tuple[int, str] | str | None:
+    """The head's (seq, hash); a problem string when it is forged or unreadable; None if absent."""
+    try:
+        head = json.loads(head_path(path).read_text(encoding="utf-8"))
+        seq, digest = int(head["seq"]), str(head["hash"])
+        valid = hmac.compare_digest(_head_mac(key, seq, digest), str(head["mac"]))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError):
+        return "the head file is unreadable"
+    return (seq, digest) if valid else "the head file's signature does not match"
+
+
 def actor(sub: str | None, role: str | None) -> dict[str, str] | str:
     return {"sub": sub, "role": role} if sub and role else SYSTEM
 
@@ -49,6 +86,19 @@ class AuditTrail:
         self._lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
         self._seq, self._prev = self._tail()
+        self._check_head()
+
+    def _check_head(self) -> None:
+        """A trail cut behind the gateway's back is recorded, not silently continued."""
+        head = _read_head(self.path, self._key)
+        problem: str | None = head if isinstance(head, str) else None
+        if head is None and self._seq > 0:
+            problem = "the head file is missing"
+        elif isinstance(head, tuple) and head[0] > self._seq:
+            problem = f"the trail ends at seq {self._seq} but its head named seq {head[0]}"
+        if problem:
+            log.critical("audit.head_mismatch", problem=problem, path=str(self.path))
+            self.record("audit.head_mismatch", problem=problem)
 
     def _tail(self) -> tuple[int, str]:
         if not self.path.exists() or self.path.stat().st_size == 0:
@@ -87,6 +137,7 @@ class AuditTrail:
                 handle.write(canonical(body) + "\n")
                 handle.flush()
             self._seq, self._prev = body["seq"], body["hash"]
+            _write_head(self.path, self._key, self._seq, self._prev)
             return body
 
 
@@ -100,6 +151,46 @@ class VerifyResult:
 def verify(path: Path, key: bytes) -> VerifyResult:
     if not path.exists():
         return VerifyResult(False, 0, f"{path} does not exist")
+    result = _verify_chain(path, key)
+    if not result.ok:
+        return result
+    return _verify_head(path, key, result)
+
+
+def _verify_head(path: Path, key: bytes, chain: VerifyResult) -> VerifyResult:
+    head = _read_head(path, key)
+    if head is None:
+        if chain.records == 0:
+            return chain
+        return VerifyResult(False, chain.records, f"{head_path(path)} is missing")
+    if isinstance(head, str):
+        return VerifyResult(False, chain.records, head)
+    seq, digest = head
+    if seq > chain.records:
+        return VerifyResult(
+            False,
+            chain.records,
+            f"the trail ends at seq {chain.records} but its head names seq {seq}: "
+            "records were deleted from the end",
+        )
+    if seq and _hash_at(path, seq) != digest:
+        return VerifyResult(
+            False, chain.records, f"seq {seq} does not match the head: the trail was rewritten"
+        )
+    return chain
+
+
+def _hash_at(path: Path, seq: int) -> str | None:
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                record = json.loads(line)
+                if record.get("seq") == seq:
+                    return str(record.get("hash"))
+    return None
+
+
+def _verify_chain(path: Path, key: bytes) -> VerifyResult:
     prev, expected_seq = GENESIS, 1
     with path.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
