@@ -32,6 +32,7 @@ from gateway.stt.rpm import RpmLimiter
 from gateway.stt.service import SttService, UpstreamConfig
 from gateway.web import budget_api, health, listen, passthrough
 from gateway.web.alerts import AlertDispatcher
+from gateway.web.denials import AuthGuard
 from gateway.web.middleware import make_middleware
 from gateway.web.state import GATEWAY, Gateway
 
@@ -53,6 +54,7 @@ def create_app(settings: Settings, *, span_exporter: Any = None) -> web.Applicat
     )
     secret = resolve_secret(settings)
     policy = load_policy(settings.budget_policy_path)
+    audit = AuditTrail(settings.audit_log_path, audit_key(secret))
     gateway = Gateway(
         settings=settings,
         secret=secret,
@@ -67,7 +69,8 @@ def create_app(settings: Settings, *, span_exporter: Any = None) -> web.Applicat
             finish_timeout=settings.SHUTDOWN_GRACE_SECONDS,
             vad=VadParams(threshold_dbfs=settings.VAD_THRESHOLD_DBFS),
         ),
-        audit=AuditTrail(settings.audit_log_path, audit_key(secret)),
+        audit=audit,
+        auth_guard=AuthGuard(audit, failures_per_minute=settings.AUTH_FAILURES_PER_MINUTE),
         budget=BudgetService(
             policy,
             None,
@@ -113,6 +116,7 @@ async def _ledger(app: web.Application) -> AsyncIterator[None]:
     sweeper = asyncio.create_task(_reclaim_leases(gateway))
     yield
     sweeper.cancel()
+    gateway.auth_guard.flush(everything=True)
     await gateway.budget.close()
     await gateway.webhooks.close()
     if gateway.redis is not None:
@@ -125,6 +129,7 @@ async def _reclaim_leases(gateway: Gateway) -> None:
     """Return expired holds to their scopes even when no new reservation comes."""
     while True:
         await asyncio.sleep(LEASE_SWEEP_SECONDS)
+        gateway.auth_guard.flush()
         ledger = gateway.budget.ledger
         if ledger is None:
             continue

@@ -42,7 +42,9 @@ def api(handler: Handler) -> Handler:
         try:
             return await handler(request)
         except HttpError as exc:
-            return json_error(request, exc.status, exc.code, exc.message, details=exc.details)
+            return json_error(
+                request, exc.status, exc.code, exc.message, details=exc.details, headers=exc.headers
+            )
         except LEDGER_ERRORS:
             return json_error(
                 request,

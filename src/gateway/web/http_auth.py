@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 from aiohttp import web
 
 from gateway.auth.tokens import Claims, InvalidToken, verify
 from gateway.observability.audit import actor
+from gateway.web.denials import client_address
 from gateway.web.state import GATEWAY
 
 RANK = {"student": 0, "teacher": 1, "school_admin": 2, "platform_admin": 3}
@@ -13,23 +16,64 @@ RANK = {"student": 0, "teacher": 1, "school_admin": 2, "platform_admin": 3}
 
 class HttpError(Exception):
     def __init__(
-        self, status: int, code: str, message: str, details: list[dict[str, str]] | None = None
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: list[dict[str, str]] | None = None,
+        *,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.details = details
+        self.headers = headers
+
+
+def bearer_token(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    return header[7:].strip() or None if header[:7].lower() == "bearer " else None
+
+
+def verify_request(request: web.Request, token: str | None) -> Claims:
+    """The token's claims; a refusal is counted per client address and audited (aggregated).
+    An address past its failed-authentication limit gets :class:`TooManyFailures`."""
+    guard = request.app[GATEWAY].auth_guard
+    address = client_address(request)
+    try:
+        return verify(token, request.app[GATEWAY].secret)
+    except InvalidToken as exc:
+        wait = guard.blocked_for(address)
+        if wait:
+            raise TooManyFailures(wait) from None
+        guard.denied(address, str(exc), route_of(request))
+        raise
+
+
+class TooManyFailures(Exception):
+    """Too many failed authentications from this address; retry after ``retry_after`` s."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__("too many failed authentications from this address")
+        self.retry_after = max(1, math.ceil(retry_after))
+
+
+def route_of(request: web.Request) -> str:
+    """The route template (bounded), not the path a client chose."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
 
 
 def authenticate(request: web.Request) -> Claims:
-    gateway = request.app[GATEWAY]
-    header = request.headers.get("Authorization", "")
-    token = header[7:].strip() if header[:7].lower() == "bearer " else None
     try:
-        return verify(token, gateway.secret)
+        return verify_request(request, bearer_token(request))
+    except TooManyFailures as exc:
+        raise HttpError(
+            429, "TOO_MANY_REQUESTS", str(exc), headers={"Retry-After": str(exc.retry_after)}
+        ) from None
     except InvalidToken as exc:
-        gateway.audit.record("auth.denied", reason=str(exc), route=request.path)
         raise HttpError(401, "UNAUTHORIZED", str(exc)) from None
 
 
@@ -41,12 +85,13 @@ def require(request: web.Request, role: str, school_id: str | None = None) -> Cl
     if allowed and school_id is not None and claims.role != "platform_admin":
         allowed = claims.school_id == school_id
     if not allowed:
-        gateway.audit.record(
-            "auth.denied",
+        gateway.auth_guard.denied(
+            client_address(request),
+            "forbidden",
+            route_of(request),
             who=actor(claims.sub, claims.role),
             school_id=claims.school_id,
-            reason="forbidden",
-            route=request.path,
+            failed_auth=False,
         )
         raise HttpError(403, "FORBIDDEN", "this token may not do that")
     return claims

@@ -9,13 +9,15 @@ from typing import Any
 import structlog
 from aiohttp import WSCloseCode, web
 
-from gateway.auth.tokens import Claims, InvalidToken, verify
+from gateway.auth.tokens import Claims, InvalidToken
 from gateway.errors import Forbidden, FrameTooLarge, Overloaded, StreamError, Unauthorized
 from gateway.observability.audit import actor
 from gateway.observability.logging import get_logger
 from gateway.stream import protocol
 from gateway.stream.session import StreamSession
+from gateway.web.denials import client_address
 from gateway.web.errors import json_error
+from gateway.web.http_auth import TooManyFailures, route_of, verify_request
 from gateway.web.state import GATEWAY, Gateway
 
 log = get_logger("gateway.listen")
@@ -62,6 +64,19 @@ async def listen(request: web.Request) -> web.StreamResponse:
         log.warning("session.rejected", outcome="rejected_origin")
         return json_error(request, 403, "FORBIDDEN", "origin not allowed")
     token, as_subprotocol = offered_token(request)
+    try:
+        claims: Claims | None = verify_request(request, token)
+    except TooManyFailures as exc:
+        metrics.sessions.labels(outcome="rejected_auth").inc()
+        return json_error(
+            request,
+            429,
+            "TOO_MANY_REQUESTS",
+            str(exc),
+            headers={"Retry-After": str(exc.retry_after)},
+        )
+    except InvalidToken as exc:
+        claims, refusal = None, str(exc)
     hard_limit = max(4 * gateway.settings.MAX_FRAME_BYTES, 1024 * 1024)
     ws = StreamSocket(
         protocols=(SUBPROTOCOL,) if as_subprotocol else (),
@@ -72,7 +87,9 @@ async def listen(request: web.Request) -> web.StreamResponse:
     )
     await ws.prepare(request)
     try:
-        claims = _authenticate(gateway, token)
+        if claims is None:
+            raise Unauthorized(refusal)
+        _may_stream(claims)
         config = protocol.parse_query(
             request.query,
             default_model=gateway.settings.STT_MODEL,
@@ -83,7 +100,7 @@ async def listen(request: web.Request) -> web.StreamResponse:
         if gateway.processor is None:
             raise Overloaded("the gateway is starting; retry shortly", retry_after=1.0)
     except StreamError as exc:
-        await _reject(gateway, ws, exc)
+        await _reject(request, ws, exc, claims)
         return ws
     session = StreamSession(
         ws,
@@ -137,14 +154,9 @@ async def listen(request: web.Request) -> web.StreamResponse:
     return ws
 
 
-def _authenticate(gateway: Gateway, token: str | None) -> Claims:
-    try:
-        claims = verify(token, gateway.secret)
-    except InvalidToken as exc:
-        raise Unauthorized(str(exc)) from None
+def _may_stream(claims: Claims) -> None:
     if claims.school_id is None or claims.group_id is None:
         raise Forbidden("this token does not name a school and group to stream for")
-    return claims
 
 
 _REJECT_OUTCOMES = {
@@ -155,11 +167,21 @@ _REJECT_OUTCOMES = {
 }
 
 
-async def _reject(gateway: Gateway, ws: web.WebSocketResponse, exc: StreamError) -> None:
+async def _reject(
+    request: web.Request, ws: web.WebSocketResponse, exc: StreamError, claims: Claims | None
+) -> None:
+    gateway = request.app[GATEWAY]
     outcome = _REJECT_OUTCOMES.get(exc.code, "rejected_config")
     gateway.metrics.sessions.labels(outcome=outcome).inc()
-    if outcome == "rejected_auth":
-        gateway.audit.record("auth.denied", reason=exc.message, route="/api/v1/listen")
+    if claims is not None and exc.code == "FORBIDDEN":
+        gateway.auth_guard.denied(
+            client_address(request),
+            exc.message,
+            route_of(request),
+            who=actor(claims.sub, claims.role),
+            school_id=claims.school_id,
+            failed_auth=False,
+        )
     log.info("session.rejected", outcome=outcome, code=exc.code, reason=exc.message)
     with contextlib.suppress(Exception):
         await ws.send_str(protocol.encode(protocol.error(exc)))

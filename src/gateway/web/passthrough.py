@@ -17,11 +17,12 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.auth.tokens import InvalidToken, verify
+from gateway.auth.tokens import InvalidToken
 from gateway.budget.service import BudgetRefused, BudgetUnavailable
 from gateway.errors import UpstreamError
 from gateway.observability.audit import actor
 from gateway.stt.transcriber import TranscriptionRequest
+from gateway.web.http_auth import TooManyFailures, bearer_token, verify_request
 from gateway.web.state import GATEWAY
 
 MAX_UPLOAD = 25 * 1024 * 1024
@@ -36,9 +37,12 @@ def openai_error(
     code: str,
     kind: str = "invalid_request_error",
     param: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> web.Response:
     return web.json_response(
-        {"error": {"message": message, "type": kind, "param": param, "code": code}}, status=status
+        {"error": {"message": message, "type": kind, "param": param, "code": code}},
+        status=status,
+        headers=headers,
     )
 
 
@@ -61,13 +65,17 @@ def audio_seconds(data: bytes) -> tuple[float, bool]:
 
 async def transcriptions(request: web.Request) -> web.Response:
     gateway = request.app[GATEWAY]
-    header = request.headers.get("Authorization", "")
     try:
-        claims = verify(
-            header[7:].strip() if header[:7].lower() == "bearer " else None, gateway.secret
+        claims = verify_request(request, bearer_token(request))
+    except TooManyFailures as exc:
+        return openai_error(
+            429,
+            str(exc),
+            code="rate_limit_exceeded",
+            kind="requests",
+            headers={"Retry-After": str(exc.retry_after)},
         )
     except InvalidToken as exc:
-        gateway.audit.record("auth.denied", reason=str(exc), route=request.path)
         return openai_error(401, str(exc), code="invalid_api_key")
     if claims.school_id is None:
         return openai_error(403, "this token does not name a school", code="FORBIDDEN")

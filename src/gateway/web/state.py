@@ -17,6 +17,7 @@ from gateway.stream.processor import WindowProcessor
 from gateway.stream.registry import SessionRegistry
 from gateway.stream.session import SessionLimits
 from gateway.stt.service import SttService
+from gateway.web.denials import AuthGuard
 
 
 @dataclass
@@ -30,6 +31,7 @@ class Gateway:
     policy: Policy
     limits: SessionLimits
     audit: AuditTrail
+    auth_guard: AuthGuard
     budget: BudgetService
     webhooks: WebhookSender
     service: SttService | None = None
