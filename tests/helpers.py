@@ -17,6 +17,7 @@ from gateway.auth.tokens import mint
 from gateway.settings import load_settings
 from gateway.simulated.whisper import FakeWhisper
 from gateway.web.app import create_app
+from gateway.web.server import GatewayRunner
 from gateway.web.state import GATEWAY, Gateway
 
 SECRET = "test-secret-0123456789abcdef0123456789abcdef"
@@ -58,7 +59,7 @@ class GatewayServer:
 async def start_gateway(env: dict[str, Any], fake: FakeWhisper, **app_kwargs: Any) -> GatewayServer:
     settings = load_settings({k: str(v) for k, v in env.items()})
     app = create_app(settings, **app_kwargs)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = GatewayRunner(app, settings)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

@@ -122,15 +122,11 @@ def _serve(settings: Settings) -> int:
 async def serve(settings: Settings) -> None:
     """Run until SIGTERM/SIGINT, then drain: not ready, no new sessions, finish, close."""
     from gateway.web.app import create_app
+    from gateway.web.server import GatewayRunner
     from gateway.web.state import GATEWAY
 
     app = create_app(settings)
-    runner = web.AppRunner(
-        app,
-        access_log=None,
-        handle_signals=False,
-        shutdown_timeout=settings.SHUTDOWN_GRACE_SECONDS + 15,
-    )
+    runner = GatewayRunner(app, settings, shutdown_timeout=settings.SHUTDOWN_GRACE_SECONDS + 15)
     await runner.setup()
     site = web.TCPSite(runner, settings.GATEWAY_HOST, settings.GATEWAY_PORT)
     await site.start()

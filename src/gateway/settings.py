@@ -53,7 +53,6 @@ class Settings(BaseSettings):
     AUTH_JWT_SECRET: str | None = None
     ALLOWED_ORIGINS: str | None = None
     AUTH_FAILURES_PER_MINUTE: int = Field(30, ge=1, le=1_000_000)
-    HTTP_HEADER_TIMEOUT_SECONDS: float = Field(10.0, gt=0, le=600)
     HTTP_KEEPALIVE_SECONDS: float = Field(15.0, gt=0, le=3600)
 
     MAX_SESSIONS: int = Field(2000, ge=1)

@@ -99,8 +99,32 @@ def processors(fmt: str) -> list[Any]:
     ]
 
 
+class _StdlibBridge(logging.Handler):
+    """Lines from libraries that log with :mod:`logging` (aiohttp, asyncio…) go through the
+    same processors, redaction included. aiohttp's own exceptions can quote request bytes
+    (a header it could not parse), so for them only the exception's type is kept."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        fields: dict[str, Any] = {"logger": record.name}
+        if record.exc_info and record.exc_info[0] is not None:
+            fields["error"] = record.exc_info[0].__name__
+            if not record.name.startswith("aiohttp"):
+                fields["exc_info"] = record.exc_info
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):
+            message = str(record.msg)
+        if record.name.startswith("aiohttp"):
+            message = message.split("\n", 1)[0]
+        structlog.get_logger(record.name).log(record.levelno, message, **fields)
+
+
 def configure_logging(level: str = "info", fmt: str = "json") -> None:
-    """Configure structlog for the process (idempotent)."""
+    """Configure structlog for the process (idempotent), and route stdlib logging through it."""
+    root = logging.getLogger()
+    root.handlers = [h for h in root.handlers if not isinstance(h, _StdlibBridge)]
+    root.addHandler(_StdlibBridge())
+    root.setLevel(max(logging.getLevelNamesMapping()[level.upper()], logging.INFO))
     structlog.configure(
         processors=processors(fmt),
         wrapper_class=structlog.make_filtering_bound_logger(

@@ -18,7 +18,7 @@ from gateway.web.errors import REQUEST_ID_KEY, json_error
 log = get_logger("gateway.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-_STATUS_CODES = {
+STATUS_CODES = {
     400: "BAD_REQUEST",
     401: "UNAUTHORIZED",
     403: "FORBIDDEN",
@@ -54,7 +54,7 @@ async def _handle(request: web.Request, handler: Handler, route: str) -> web.Str
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        code = _STATUS_CODES.get(exc.status, "HTTP_ERROR")
+        code = STATUS_CODES.get(exc.status, "HTTP_ERROR")
         message = exc.reason if exc.status != 404 else "no such route"
         kept = {k: exc.headers[k] for k in _KEPT_HEADERS if k in exc.headers}
         return json_error(request, exc.status, code, message, headers=kept or None)
