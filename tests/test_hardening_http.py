@@ -57,7 +57,10 @@ async def _raw(server: GatewayServer, request: bytes) -> bytes:
             f"GET /api/v1/budget/usage HTTP/1.1\r\nHost: x\r\n"
             f"Authorization: Bearer {SECRET_BYTES}{'A' * 9000}\r\n\r\n"
         ).encode(),
-        f"GET /api/v1/health HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {SECRET_BYTES}\0x\r\n\r\n".encode(),
+        (
+            "GET /api/v1/health HTTP/1.1\r\nHost: x\r\n"
+            f"Authorization: Bearer {SECRET_BYTES}\0x\r\n\r\n"
+        ).encode(),
         b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n" + b"X-A: b\r\n" * 200 + b"\r\n",
     ],
     ids=["header-over-8k", "nul-in-header", "too-many-headers"],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -127,9 +128,21 @@ async def serve(settings: Settings) -> None:
 
     app = create_app(settings)
     runner = GatewayRunner(app, settings, shutdown_timeout=settings.SHUTDOWN_GRACE_SECONDS + 15)
-    await runner.setup()
+    try:
+        await runner.setup()
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await app.cleanup()  # whatever started (the embedded Redis…) stops again
+        raise
     site = web.TCPSite(runner, settings.GATEWAY_HOST, settings.GATEWAY_PORT)
-    await site.start()
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()  # stops the embedded Redis and releases DATA_DIR
+        raise ConfigurationError(
+            f"GATEWAY_PORT {settings.GATEWAY_PORT} on GATEWAY_HOST {settings.GATEWAY_HOST} "
+            f"cannot be used: {exc.strerror or exc}"
+        ) from None
     gateway = app[GATEWAY]
     for address in runner.addresses:
         host, port = address[0], address[1]

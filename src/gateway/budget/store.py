@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
+import ctypes
 import importlib.util
 import os
+import signal
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,6 +23,7 @@ from typing import IO
 
 import redis.asyncio as aioredis
 
+from gateway import lockfile
 from gateway.errors import ConfigurationError
 
 SOCKET_PATH_MAX = 100
@@ -38,6 +41,16 @@ def redis_server_binary() -> str:
     return str(binary)
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the gateway dies, however it dies (Linux)."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
 class EmbeddedRedis:
     def __init__(self, data_dir: Path) -> None:
         self.dir = (data_dir / "redis").resolve()
@@ -53,15 +66,11 @@ class EmbeddedRedis:
         return f"unix://{self.socket}"
 
     async def start(self, timeout: float = 10.0) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self._lock = open(self.dir / "lock", "w")  # noqa: SIM115, ASYNC230 - held for the server's life
-        try:
-            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ConfigurationError(
-                f"DATA_DIR {self.dir.parent} is in use by another gateway's embedded Redis; "
-                "use another DATA_DIR or a shared REDIS_URL"
-            ) from None
+        self._lock = lockfile.hold(
+            self.dir / "lock",
+            f"DATA_DIR {self.dir.parent} is in use by another embedded Redis (a gateway, or a "
+            "server left running by one); use another DATA_DIR or a shared REDIS_URL",
+        )
         with contextlib.suppress(FileNotFoundError):
             self.socket.unlink()
         self._process = await asyncio.create_subprocess_exec(
@@ -86,6 +95,10 @@ class EmbeddedRedis:
             str(self.dir / "redis.log"),
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
+            # The server holds the lock too (it outlives us only if killed with us unable to
+            # stop it, and then no second server can start on its files) and dies with us.
+            pass_fds=(self._lock.fileno(),),
+            preexec_fn=_die_with_parent,
         )
         deadline = time.monotonic() + timeout
         client = aioredis.Redis(unix_socket_path=str(self.socket))

@@ -10,7 +10,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from gateway import __version__
+from gateway import __version__, lockfile
 from gateway.auth.secret import resolve_secret
 from gateway.budget.ledger import Ledger
 from gateway.budget.policy import load_policy
@@ -82,6 +82,7 @@ def create_app(settings: Settings, *, span_exporter: Any = None) -> web.Applicat
     )
     app = web.Application(middlewares=[make_middleware(metrics)], client_max_size=CLIENT_MAX_SIZE)
     app[GATEWAY] = gateway
+    app.cleanup_ctx.append(_data_dir)
     app.cleanup_ctx.append(_ledger)
     app.cleanup_ctx.append(_upstream)
     app.on_shutdown.append(_drain)
@@ -95,6 +96,19 @@ def create_app(settings: Settings, *, span_exporter: Any = None) -> web.Applicat
     budget_api.add_routes(app.router)
     app.router.add_post("/v1/audio/transcriptions", passthrough.transcriptions)
     return app
+
+
+async def _data_dir(app: web.Application) -> AsyncIterator[None]:
+    """One gateway per DATA_DIR: its audit chain and embedded Redis are not shareable."""
+    data_dir = app[GATEWAY].settings.data_dir
+    lock = lockfile.hold(
+        data_dir / "gateway.lock",
+        f"DATA_DIR {data_dir} is in use by another gateway; give each its own DATA_DIR",
+    )
+    try:
+        yield
+    finally:
+        lock.close()
 
 
 async def _ledger(app: web.Application) -> AsyncIterator[None]:
