@@ -22,6 +22,7 @@ SPEC_ALERTS = {
     "SttUpstreamRateLimited",
     "SttUpstreamCircuitOpen",
     "SttUpstreamQuotaExhausted",
+    "SttUpstreamAuthFailing",
     "SttWindowsDropped",
     "SttSchoolBudgetWarning",
     "SttSchoolBudgetExhausted",

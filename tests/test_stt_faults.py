@@ -186,3 +186,41 @@ async def test_process_wide_concurrency_limit(make_gateway: GatewayFactory) -> N
         assert [m["status"] for m in s.of_type("Transcript")] == ["ok"] * 3
         await s.close()
     assert server.fake.max_in_flight == 2
+
+
+async def test_a_refused_api_key_is_visible_everywhere(make_gateway: GatewayFactory) -> None:
+    from structlog.testing import capture_logs
+
+    from tests.helpers import http_json
+
+    server = await make_gateway()
+    server.fake.behaviour.mode = "unauthorized"
+    stream = await connect(server, token())
+    await stream.next()
+    with capture_logs() as logs:
+        for _ in range(3):
+            await stream.send_audio(tone(440, 1.0))
+        await stream.send_json({"type": "CloseStream"})
+        await stream.collect()
+    await stream.close()
+    transcripts = stream.of_type("Transcript")
+    assert [t["reason"] for t in transcripts] == ["UPSTREAM_REJECTED"] * 3
+    warnings = [w["code"] for w in stream.of_type("Warning")]
+    assert warnings == ["UPSTREAM_REJECTED"]  # once per session, not per window
+    errors = [e for e in logs if e["event"] == "upstream.credentials_refused"]
+    assert len(errors) == 1 and errors[0]["log_level"] == "error"  # rate-limited
+    status, body = await http_json("GET", f"{server.http}/api/v1/ready")
+    assert status == 200 and body["status"] == "degraded"
+    assert body["checks"]["whisper"]["status"] == "rejected"
+    assert "OPENAI_API_KEY" in body["checks"]["whisper"]["reason"]
+    assert server.state.metrics.upstream_auth_failures._value.get() == 3
+
+    server.fake.behaviour.mode = "normal"
+    stream = await connect(server, token())
+    await stream.next()
+    await stream.send_audio(tone(440, 1.0))
+    await stream.send_json({"type": "CloseStream"})
+    await stream.collect()
+    await stream.close()
+    status, body = await http_json("GET", f"{server.http}/api/v1/ready")
+    assert body["status"] == "ready" and body["checks"]["whisper"]["status"] == "ok"

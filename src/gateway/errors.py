@@ -21,6 +21,7 @@
         ├── RateLimited              429, retried, honours Retry-After
         ├── QuotaExhausted           429 insufficient_quota, not retried
         ├── UpstreamRejected         other 4xx, not retried
+        │   └── UpstreamAuthRejected 401/403: the API key or its permissions (operator problem)
         ├── ServerError              5xx or a malformed answer, retried, trips the breaker
         ├── UpstreamTimeout          retried, trips the breaker
         ├── UpstreamConnectionError  retried, trips the breaker
@@ -134,6 +135,11 @@ class QuotaExhausted(UpstreamError):
 
 class UpstreamRejected(UpstreamError):
     outcome, retryable, trips_breaker, drop_reason = ("rejected", False, False, "UPSTREAM_REJECTED")
+
+
+class UpstreamAuthRejected(UpstreamRejected):
+    """The upstream refused the gateway's credentials: no window can succeed until an
+    operator fixes ``OPENAI_API_KEY`` (readiness degraded, a Warning, an error log, an alert)."""
 
 
 class ServerError(UpstreamError):

@@ -122,6 +122,11 @@ class Metrics:
         self.circuit_transitions = Counter(
             "stt_upstream_circuit_transitions", "Circuit breaker transitions.", ["to"], registry=r
         )
+        self.upstream_auth_failures = Counter(
+            "stt_upstream_auth_failures",
+            "Upstream answers refusing the gateway's credentials (401/403).",
+            registry=r,
+        )
         self.calls_not_permitted = Counter(
             "stt_upstream_calls_not_permitted",
             "Windows held because the circuit was open.",

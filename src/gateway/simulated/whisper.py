@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from aiohttp import web
 
-MODES = ("normal", "429", "quota", "500", "garbage", "reject", "hang")
+MODES = ("normal", "429", "quota", "500", "garbage", "reject", "unauthorized", "hang")
 
 
 @dataclass
@@ -144,6 +144,8 @@ class FakeWhisper:
             return web.Response(status=200, text="<html>not json", content_type="application/json")
         if fault == "reject":
             return _error(400, "invalid_request_error", "Rejected (simulated).")
+        if fault == "unauthorized":
+            return _error(401, "invalid_request_error", "Incorrect API key provided (simulated).")
         try:
             text, duration = describe(data)
         except (wave.Error, EOFError, ValueError):

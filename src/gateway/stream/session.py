@@ -100,6 +100,7 @@ class StreamSession:
         self._prompt_seq = -1
         self._last_rate_warning = -float("inf")
         self._held_warned = False
+        self._credentials_warned = False
         self._unreported_bytes = 0
         self._watchdog: asyncio.TimerHandle | None = None
         self.counts = {"windows": 0, "ok": 0, "silence": 0, "dropped": 0}
@@ -337,7 +338,7 @@ class StreamSession:
                 from_error(BudgetExhausted("the school's daily transcription budget is used up"))
             )
         if outcome.status == "ok":
-            self._held_warned = False
+            self._held_warned = self._credentials_warned = False
             if pending.window.seq > self._prompt_seq and not is_suspect(outcome.text):
                 self._prompt, self._prompt_seq = prompt_tail(outcome.text), pending.window.seq
         return outcome
@@ -388,6 +389,17 @@ class StreamSession:
                 percent_used=percent_used, threshold=threshold, remaining_usd=remaining_usd
             )
         )
+
+    def credentials_rejected(self) -> None:
+        if not self._credentials_warned:
+            self._credentials_warned = True
+            self._notify(
+                protocol.warning(
+                    "UPSTREAM_REJECTED",
+                    "the transcription service refused the gateway's credentials; "
+                    "an operator must fix its API key",
+                )
+            )
 
     def held(self) -> None:
         if not self._held_warned:

@@ -19,6 +19,7 @@ from gateway.errors import (
     QuotaExhausted,
     RateLimited,
     ServerError,
+    UpstreamAuthRejected,
     UpstreamConnectionError,
     UpstreamError,
     UpstreamRejected,
@@ -87,6 +88,10 @@ def map_openai_errors() -> Iterator[None]:
             raise ServerError(f"upstream answered {status}", retry_after=retry_after) from exc
         if status in (408, 409):
             raise ServerError(f"upstream answered {status}", retry_after=retry_after) from exc
+        if status in (401, 403):
+            raise UpstreamAuthRejected(
+                f"upstream refused the API key ({status}); check OPENAI_API_KEY"
+            ) from exc
         raise UpstreamRejected(f"upstream rejected the request ({status})") from exc
     except (openai.APIResponseValidationError, json.JSONDecodeError, ValueError, KeyError) as exc:
         raise ServerError("malformed upstream answer") from exc

@@ -15,13 +15,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-from gateway.errors import RateLimited, UpstreamError
+from gateway.errors import RateLimited, UpstreamAuthRejected, UpstreamError
+from gateway.observability.logging import get_logger
 from gateway.observability.metrics import Metrics
 from gateway.stt.adaptive import AdaptiveWindow, UpstreamStats
 from gateway.stt.breaker import CircuitGuard
 from gateway.stt.retry import backoff_delay
 from gateway.stt.rpm import RpmLimiter
 from gateway.stt.transcriber import Transcriber, TranscriptionRequest, TranscriptionResult
+
+log = get_logger("gateway.upstream")
+#: At most one error line per this many seconds while the upstream refuses the API key.
+AUTH_LOG_INTERVAL = 60.0
 
 
 class UpstreamEvents(Protocol):
@@ -30,6 +35,8 @@ class UpstreamEvents(Protocol):
     def rate_limited(self) -> None: ...
 
     def held(self) -> None: ...
+
+    def credentials_rejected(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +77,10 @@ class SttService:
         self.rpm: RpmLimiter | None = None
         self.last_success_at: datetime | None = None
         self.last_error: str | None = None
+        #: The upstream's last answer refused our credentials (cleared by the next success).
+        self.credentials_refused: str | None = None
+        self._clock = clock
+        self._auth_logged_at = -float("inf")
         metrics.window_seconds.set(self.adaptive.current)
 
     @property
@@ -96,6 +107,8 @@ class SttService:
             try:
                 return await self.guard.call(lambda: self._attempt(request), on_hold=on_hold)
             except UpstreamError as exc:
+                if isinstance(exc, UpstreamAuthRejected):
+                    events.credentials_rejected()
                 if not exc.retryable:
                     raise
                 attempt += 1
@@ -118,10 +131,21 @@ class SttService:
             except UpstreamError as exc:
                 self._record(model, exc.outcome, started)
                 self.last_error = f"{exc.outcome}: {exc.message}"
+                if isinstance(exc, UpstreamAuthRejected):
+                    self._credentials_refused(exc)
                 raise
             self._record(model, "ok", started)
             self.last_success_at = datetime.now(UTC)
+            self.credentials_refused = None
             return result
+
+    def _credentials_refused(self, exc: UpstreamAuthRejected) -> None:
+        self.credentials_refused = exc.message
+        self._metrics.upstream_auth_failures.inc()
+        now = self._clock()
+        if now - self._auth_logged_at >= AUTH_LOG_INTERVAL:
+            self._auth_logged_at = now
+            log.error("upstream.credentials_refused", problem=exc.message)
 
     def _record(self, model: str, outcome: str, started: float) -> None:
         self._metrics.upstream_requests.labels(model=model, outcome=outcome).inc()

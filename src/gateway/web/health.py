@@ -45,9 +45,12 @@ def whisper_check(gateway: Gateway) -> dict[str, Any]:
         "rate_limited_ratio_5m": round(service.stats.rate_limited_ratio(300.0), 4),
         "window_seconds": service.window_seconds,
     }
+    if service.credentials_refused:
+        check["status"] = "rejected"
+        check["reason"] = service.credentials_refused
     if gateway.simulated:
         check["simulated"] = True
-        check["status"] = "simulated" if status == "ok" else status
+        check["status"] = "simulated" if check["status"] == "ok" else check["status"]
     return check
 
 
@@ -88,7 +91,8 @@ async def ready(request: web.Request) -> web.Response:
     }
     draining = gateway.registry.draining
     whisper_healthy = (
-        whisper["circuit"] == "closed"
+        whisper["status"] in ("ok", "simulated")
+        and whisper["circuit"] == "closed"
         and gateway.service is not None
         and not gateway.simulated
         and settings.OPENAI_API_KEY is not None

@@ -50,6 +50,9 @@ class _NoEvents:
     def rate_limited(self) -> None:
         pass
 
+    def credentials_rejected(self) -> None:
+        pass
+
     def held(self) -> None:
         pass
 
