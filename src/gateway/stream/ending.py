@@ -28,6 +28,8 @@ class Ending:
 CLIENT_CLOSE = Ending("client_close", 1000, termination="client_close")
 SHUTDOWN = Ending("server_shutdown", 1001, termination="server_shutdown", timeout_reason="SHUTDOWN")
 DISCONNECTED = Ending("disconnected", 1006, gone=True)
+#: The client stopped reading (its outbox is full or stalled): dropped like a vanished one.
+SLOW_CONSUMER = Ending("disconnected", 1008, gone=True)
 
 
 def from_error(exc: StreamError) -> Ending:

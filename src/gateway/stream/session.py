@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +33,14 @@ from gateway.observability.logging import get_logger
 from gateway.observability.metrics import Metrics
 from gateway.stream import protocol
 from gateway.stream.continuity import is_suspect, prompt_tail
-from gateway.stream.ending import CLIENT_CLOSE, DISCONNECTED, Ending, from_error
+from gateway.stream.ending import (
+    CLIENT_CLOSE,
+    DISCONNECTED,
+    SLOW_CONSUMER,
+    Ending,
+    from_error,
+)
+from gateway.stream.outbox import Outbox
 from gateway.stream.pipeline import Outcome, PendingWindow, WindowPipeline
 from gateway.stream.processor import WindowProcessor
 from gateway.stream.protocol import StreamConfig
@@ -42,6 +50,8 @@ from gateway.stream.windowing import Window, Windower
 log = get_logger("gateway.session")
 
 RATE_LIMIT_WARNING_INTERVAL = 5.0
+#: How long the last messages and the close handshake may take before the connection is dropped.
+CLOSE_SECONDS = 5.0
 #: Audio may arrive ahead of real time by this many times the backlog bound before 4029.
 AHEAD_FACTOR = 2.0
 
@@ -68,7 +78,9 @@ class StreamSession:
         limits: SessionLimits,
         metrics: Metrics,
         simulated: bool,
+        abort: Callable[[], None] = lambda: None,
     ) -> None:
+        """``abort`` drops the connection at once (a client that stopped reading)."""
         assert claims.school_id is not None and claims.group_id is not None
         self.ws = ws
         self.session_id = session_id
@@ -94,8 +106,8 @@ class StreamSession:
         self.finished = asyncio.Event()
         self._started = time.monotonic()
         self._last_activity = self._started
-        self._send_lock = asyncio.Lock()
-        self._background: set[asyncio.Task[Any]] = set()
+        self._abort = abort
+        self.outbox = Outbox(ws.send_str, self._stuck)
         self._prompt = ""
         self._prompt_seq = -1
         self._last_rate_warning = -float("inf")
@@ -129,7 +141,16 @@ class StreamSession:
             self.finished.set()
 
     async def _run(self) -> Ending:
-        await self._send(
+        writer = asyncio.create_task(self.outbox.run())
+        try:
+            return await self._drive()
+        finally:
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await writer
+
+    async def _drive(self) -> Ending:
+        self._send(
             protocol.begin(
                 session_id=self.session_id,
                 school_id=self.school_id,
@@ -163,10 +184,6 @@ class StreamSession:
             await delivery
         for lost in await self._pipeline.abort():
             self._count(lost.outcome or Outcome.dropped("DISCONNECTED", lost.model))
-        if self._background:
-            await asyncio.wait(list(self._background), timeout=1.0)
-        for task in list(self._background):
-            task.cancel()
         await self._close(ending)
         return ending
 
@@ -204,13 +221,16 @@ class StreamSession:
                     dropped=self.counts["dropped"],
                     cost_usd=self.cost_usd,
                 )
+            self._send(final)
+        if self.outbox.stuck is None and await self.outbox.flush(CLOSE_SECONDS):
             with contextlib.suppress(Exception):
-                await self._send(final)
-        with contextlib.suppress(Exception):
-            await self.ws.close(
-                code=ending.close_code if not ending.gone else 1000,
-                message=(ending.error.code if ending.error else "").encode(),
-            )
+                async with asyncio.timeout(CLOSE_SECONDS):
+                    await self.ws.close(
+                        code=ending.close_code if not ending.gone else 1000,
+                        message=(ending.error.code if ending.error else "").encode(),
+                    )
+                    return
+        self._abort()  # the client does not read: no close handshake to wait for
 
     # -- receiving ----------------------------------------------------------
 
@@ -346,7 +366,7 @@ class StreamSession:
     async def _deliver(self, pending: PendingWindow, outcome: Outcome) -> None:
         window = pending.window
         latency = time.monotonic() - pending.closed_at
-        await self._send(
+        self._send(
             protocol.transcript(
                 seq=window.seq,
                 start=window.start,
@@ -413,16 +433,15 @@ class StreamSession:
 
     # -- sending ------------------------------------------------------------
 
-    async def _send(self, message: dict[str, Any]) -> None:
-        async with self._send_lock:
-            await self.ws.send_str(protocol.encode(message))
+    def _send(self, message: dict[str, Any]) -> None:
+        self.outbox.put(message)
 
     def _notify(self, message: dict[str, Any]) -> None:
-        """Send ``message`` without waiting (warnings, budget alerts); failures are ignored."""
-        task = asyncio.create_task(self._send_quietly(message))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        """Queue a notice; a Warning whose code is already waiting (or was just sent) is
+        coalesced, so no sequence of client frames can grow the outbox."""
+        key = f"Warning:{message['code']}" if message["type"] == "Warning" else None
+        self.outbox.put(message, key=key)
 
-    async def _send_quietly(self, message: dict[str, Any]) -> None:
-        with contextlib.suppress(Exception):
-            await self._send(message)
+    def _stuck(self, why: str) -> None:
+        log.warning("session.slow_consumer", problem=why)
+        self.request_end(SLOW_CONSUMER)

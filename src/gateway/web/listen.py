@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -111,6 +112,7 @@ async def listen(request: web.Request) -> web.StreamResponse:
         limits=gateway.limits,
         metrics=metrics,
         simulated=gateway.simulated,
+        abort=_aborter(request),
     )
     structlog.contextvars.bind_contextvars(session_id=session.session_id)
     gateway.registry.register(session)
@@ -152,6 +154,14 @@ async def listen(request: web.Request) -> web.StreamResponse:
         log.info("session.ended", close_code=close_code, **totals)
         structlog.contextvars.unbind_contextvars("session_id")
     return ws
+
+
+def _aborter(request: web.Request) -> Callable[[], None]:
+    def abort() -> None:
+        if request.transport is not None:
+            request.transport.abort()
+
+    return abort
 
 
 def _may_stream(claims: Claims) -> None:
