@@ -101,16 +101,28 @@ return {1, 0, tonumber(redis.call('HGET', school, 'spent') or '0'),
 """
 ).replace("RECLAIM_BATCH_N", str(RECLAIM_BATCH))
 
-# KEYS: leases, hold   ARGV: rid, actual, audio_ms, model, day_ttl
+# KEYS: leases, hold, day keys… (the hold's own, used only when the hold itself has expired)
+# ARGV: rid, actual, audio_ms, model, day_ttl, hold_ttl, amount held
 COMMIT = """
 local state = redis.call('HGET', KEYS[2], 'state')
-if not state then return {-1, 0, 0, 0} end
-if state == 'committed' or state == 'released' then return {0, 0, 0, 0} end
-local amount = tonumber(redis.call('HGET', KEYS[2], 'amount'))
+local amount = 0
+local keys = {}
+if not state then
+  if #KEYS < 3 then return {-1, 0, 0, 0} end
+  for i = 3, #KEYS do keys[#keys + 1] = KEYS[i] end
+  amount = tonumber(ARGV[7])
+  state = 'gone'
+else
+  if state == 'committed' or state == 'released' then return {0, 0, 0, 0} end
+  amount = tonumber(redis.call('HGET', KEYS[2], 'amount'))
+  for key in string.gmatch(redis.call('HGET', KEYS[2], 'keys'), '[^\\n]+') do
+    keys[#keys + 1] = key
+  end
+end
 local actual = tonumber(ARGV[2])
 local model = ARGV[4]
 local last
-for key in string.gmatch(redis.call('HGET', KEYS[2], 'keys'), '[^\\n]+') do
+for _, key in ipairs(keys) do
   if state == 'held' then redis.call('HINCRBY', key, 'reserved', -amount) end
   redis.call('HINCRBY', key, 'spent', actual)
   redis.call('HINCRBY', key, 'spent:' .. model, actual)
@@ -122,6 +134,7 @@ end
 local over = actual - amount
 if over > 0 then redis.call('HINCRBY', last, 'overspend', over) else over = 0 end
 redis.call('HSET', KEYS[2], 'state', 'committed')
+if state == 'gone' then redis.call('EXPIRE', KEYS[2], ARGV[6]) end
 redis.call('ZREM', KEYS[1], ARGV[1])
 return {1, over, tonumber(redis.call('HGET', last, 'spent') or '0'),
         tonumber(redis.call('HGET', last, 'reserved') or '0')}
@@ -187,6 +200,8 @@ class ScopeDay:
 class ReserveResult:
     ok: bool
     reservation_id: str | None
+    #: The day keys held (school last), for a commit after the hold expired.
+    day_keys: tuple[str, ...]
     #: The scope that was full, on refusal.
     refused_scope: str | None
     #: The school's spent and reserved after (or at) this call, micro-dollars.
@@ -238,14 +253,34 @@ class Ledger:
         args += [-1 if s.limit_micro is None else s.limit_micro for s in scopes]
         ok, index, spent, reserved = await self._reserve(keys=keys, args=args)
         if ok:
-            return ReserveResult(True, rid, None, int(spent), int(reserved))
-        return ReserveResult(False, None, scopes[int(index) - 1].scope, int(spent), int(reserved))
+            return ReserveResult(True, rid, tuple(keys[3:]), None, int(spent), int(reserved))
+        return ReserveResult(
+            False, None, (), scopes[int(index) - 1].scope, int(spent), int(reserved)
+        )
 
     async def commit(
-        self, rid: str, *, actual_micro: int, audio_ms: int, model: str
+        self,
+        rid: str,
+        *,
+        actual_micro: int,
+        audio_ms: int,
+        model: str,
+        day_keys: tuple[str, ...] = (),
+        amount_micro: int = 0,
     ) -> CommitResult:
+        """Charge ``actual_micro`` once. ``day_keys`` (the reservation's, school last) are
+        charged directly if the hold itself has expired (a journal replayed days later)."""
         status, over, spent, reserved = await self._commit(
-            keys=[LEASES, hold_key(rid)], args=[rid, actual_micro, audio_ms, model, DAY_TTL_SECONDS]
+            keys=[LEASES, hold_key(rid), *day_keys],
+            args=[
+                rid,
+                actual_micro,
+                audio_ms,
+                model,
+                DAY_TTL_SECONDS,
+                HOLD_TTL_SECONDS,
+                amount_micro,
+            ],
         )
         return CommitResult(int(status), int(over), int(spent), int(reserved))
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import redis.exceptions
 
+from gateway.budget.journal import CommitJournal, PendingCommit
 from gateway.budget.ledger import Ledger, ReserveResult, ScopeDay
 from gateway.budget.policy import Policy, SchoolBudget
 from gateway.budget.pricing import usd
@@ -52,6 +53,9 @@ class Hold:
     school_day: str
     model: str
     amount_micro: int
+    #: The ledger's day keys held (school last): a journal replay charges them if the hold
+    #: itself has expired.
+    day_keys: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +80,7 @@ class BudgetService:
         mode: str,
         metrics: Metrics,
         lease_seconds: float,
+        journal: CommitJournal | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.policy = policy
@@ -89,6 +94,8 @@ class BudgetService:
         self._fired_seen: set[tuple[str, str, int]] = set()
         self._listeners: list[AlertListener] = []
         self._background: set[asyncio.Task[Any]] = set()
+        self.journal = journal
+        self._replayer: asyncio.Task[None] | None = None
 
     def add_alert_listener(self, listener: AlertListener) -> None:
         self._listeners.append(listener)
@@ -204,7 +211,7 @@ class BudgetService:
             )
             raise BudgetRefused(result.refused_scope or "school")
         self._metrics.budget_reservations.labels(outcome="ok").inc()
-        return Hold(result.reservation_id, school, school_day, model, amount)
+        return Hold(result.reservation_id, school, school_day, model, amount, result.day_keys)
 
     async def commit(self, hold: Hold, seconds: float) -> int:
         """Charge the billed ``seconds``; returns the cost in micro-dollars."""
@@ -212,19 +219,72 @@ class BudgetService:
         if hold.reservation_id is None or self.ledger is None:
             return actual
         try:
-            await self._commit(hold, actual, seconds)
+            await self._commit(hold, actual, round(seconds * 1000))
         except LEDGER_ERRORS:
-            log.error("budget.commit_deferred", school_id=hold.school.school_id)
-            self._spawn(self._retry_commit(hold, actual, seconds))
+            self._defer(hold, actual, round(seconds * 1000))
         return actual
 
-    async def _commit(self, hold: Hold, actual: int, seconds: float) -> None:
+    def _defer(self, hold: Hold, actual: int, audio_ms: int) -> None:
+        """The ledger is unreachable: journal the charge durably, replay it until taken."""
+        assert hold.reservation_id is not None
+        log.error("budget.commit_deferred", school_id=hold.school.school_id)
+        if self.journal is None:
+            self._spawn(self._retry_commit(hold, actual, audio_ms))
+            return
+        self.journal.add(
+            PendingCommit(
+                id=hold.reservation_id,
+                actual_micro=actual,
+                audio_ms=audio_ms,
+                model=hold.model,
+                keys=hold.day_keys,
+                school_id=hold.school.school_id,
+                district_id=hold.school.district_id,
+                school_day=hold.school_day,
+                amount_micro=hold.amount_micro,
+            )
+        )
+        self.start_replay()
+
+    def start_replay(self) -> None:
+        """Replay journaled charges in the background (at start-up and after a deferral)."""
+        if self.journal is None or not len(self.journal):
+            return
+        self._metrics.budget_commits_journaled.set(len(self.journal))
+        if self._replayer is None or self._replayer.done():
+            self._replayer = asyncio.create_task(self.replay_journal())
+
+    async def replay_journal(self) -> None:
+        """Hand every journaled charge to the ledger, retrying with backoff until all are taken."""
+        journal = self.journal
+        if journal is None or self.ledger is None:
+            return
+        delays = iter(COMMIT_RETRY_DELAYS)
+        while journal.pending:
+            for entry in journal.pending:
+                school = await self.school(entry.school_id, entry.district_id)
+                hold = Hold(
+                    entry.id, school, entry.school_day, entry.model, entry.amount_micro, entry.keys
+                )
+                try:
+                    await self._commit(hold, entry.actual_micro, entry.audio_ms)
+                except LEDGER_ERRORS:
+                    break
+                journal.done(entry.id)
+                log.info("budget.commit_recovered", school_id=entry.school_id)
+            self._metrics.budget_commits_journaled.set(len(journal))
+            if journal.pending:
+                await asyncio.sleep(next(delays, COMMIT_RETRY_DELAYS[-1]))
+
+    async def _commit(self, hold: Hold, actual: int, audio_ms: int) -> None:
         assert self.ledger is not None and hold.reservation_id is not None
         result = await self.ledger.commit(
             hold.reservation_id,
             actual_micro=actual,
-            audio_ms=round(seconds * 1000),
+            audio_ms=audio_ms,
             model=hold.model,
+            day_keys=hold.day_keys,
+            amount_micro=hold.amount_micro,
         )
         if result.status != 1:
             return
@@ -247,11 +307,12 @@ class BudgetService:
             hold.school, hold.school_day, used, result.school_spent + result.school_reserved
         )
 
-    async def _retry_commit(self, hold: Hold, actual: int, seconds: float) -> None:
+    async def _retry_commit(self, hold: Hold, actual: int, audio_ms: int) -> None:
+        """Without a journal (tests of the service alone): retry in memory."""
         for delay in COMMIT_RETRY_DELAYS:
             await asyncio.sleep(delay)
             try:
-                await self._commit(hold, actual, seconds)
+                await self._commit(hold, actual, audio_ms)
                 log.info("budget.commit_recovered", school_id=hold.school.school_id)
                 return
             except LEDGER_ERRORS:
@@ -311,6 +372,10 @@ class BudgetService:
         task.add_done_callback(self._background.discard)
 
     async def close(self) -> None:
+        """Stop background work; charges not yet taken stay in the journal for the next start."""
+        if self._replayer is not None:
+            self._replayer.cancel()
+            self._background.add(self._replayer)
         for task in list(self._background):
             task.cancel()
         if self._background:

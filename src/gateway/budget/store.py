@@ -25,8 +25,11 @@ import redis.asyncio as aioredis
 
 from gateway import lockfile
 from gateway.errors import ConfigurationError
+from gateway.observability.logging import get_logger
 
+log = get_logger("gateway.embedded_redis")
 SOCKET_PATH_MAX = 100
+RESTART_DELAYS = (0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 
 
 def redis_server_binary() -> str:
@@ -60,17 +63,54 @@ class EmbeddedRedis:
         self.socket = socket
         self._process: asyncio.subprocess.Process | None = None
         self._lock: IO[str] | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._down_since: float | None = None
+        self.restarts = 0
 
     @property
     def url(self) -> str:
         return f"unix://{self.socket}"
 
+    @property
+    def down_for(self) -> float:
+        """Seconds since the server exited unexpectedly (0 while it runs)."""
+        return 0.0 if self._down_since is None else time.monotonic() - self._down_since
+
     async def start(self, timeout: float = 10.0) -> None:
+        """Start the server and its supervisor, which restarts it whenever it exits."""
         self._lock = lockfile.hold(
             self.dir / "lock",
             f"DATA_DIR {self.dir.parent} is in use by another embedded Redis (a gateway, or a "
             "server left running by one); use another DATA_DIR or a shared REDIS_URL",
         )
+        await self._launch(timeout)
+        self._supervisor = asyncio.create_task(self._supervise())
+
+    async def _supervise(self) -> None:
+        """Restart a server that died (its append-only file replays the ledger), with backoff."""
+        failures = 0
+        while not self._stopping:
+            assert self._process is not None
+            code = await self._process.wait()
+            if self._stopping:
+                return
+            self._down_since = self._down_since or time.monotonic()
+            log.error("embedded_redis.exited", returncode=code, log=str(self.dir / "redis.log"))
+            await asyncio.sleep(RESTART_DELAYS[min(failures, len(RESTART_DELAYS) - 1)])
+            try:
+                await self._launch()
+            except ConfigurationError as exc:
+                failures += 1
+                log.error("embedded_redis.restart_failed", problem=str(exc), attempts=failures)
+                continue
+            failures = 0
+            self.restarts += 1
+            log.warning("embedded_redis.restarted", down_seconds=round(self.down_for, 2))
+            self._down_since = None
+
+    async def _launch(self, timeout: float = 10.0) -> None:
+        assert self._lock is not None
         with contextlib.suppress(FileNotFoundError):
             self.socket.unlink()
         self._process = await asyncio.create_subprocess_exec(
@@ -120,6 +160,11 @@ class EmbeddedRedis:
             await client.aclose()
 
     async def stop(self) -> None:
+        self._stopping = True
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
         process = self._process
         if process is not None and process.returncode is None:
             with contextlib.suppress(ProcessLookupError):

@@ -122,6 +122,11 @@ class Metrics:
         self.circuit_transitions = Counter(
             "stt_upstream_circuit_transitions", "Circuit breaker transitions.", ["to"], registry=r
         )
+        self.budget_commits_journaled = Gauge(
+            "stt_budget_commits_journaled",
+            "Charges kept in the local journal because the ledger could not take them yet.",
+            registry=r,
+        )
         self.upstream_auth_failures = Counter(
             "stt_upstream_auth_failures",
             "Upstream answers refusing the gateway's credentials (401/403).",

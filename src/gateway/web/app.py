@@ -12,6 +12,7 @@ from aiohttp import web
 
 from gateway import __version__, lockfile
 from gateway.auth.secret import resolve_secret
+from gateway.budget.journal import CommitJournal
 from gateway.budget.ledger import Ledger
 from gateway.budget.policy import load_policy
 from gateway.budget.service import LEDGER_ERRORS, BudgetService
@@ -44,6 +45,7 @@ SIMULATED_API_KEY = "simulated"
 REDIS_TIMEOUT_SECONDS = 2.0
 REDIS_MAX_CONNECTIONS = 64
 LEASE_SWEEP_SECONDS = 30.0
+JOURNAL_FILE = "ledger-journal.jsonl"
 
 
 def create_app(settings: Settings, *, span_exporter: Any = None) -> web.Application:
@@ -77,6 +79,7 @@ def create_app(settings: Settings, *, span_exporter: Any = None) -> web.Applicat
             mode=settings.BUDGET_ENFORCEMENT_MODE,
             metrics=metrics,
             lease_seconds=settings.BUDGET_LEASE_SECONDS,
+            journal=CommitJournal(settings.data_dir / JOURNAL_FILE),
         ),
         webhooks=WebhookSender(guarded=settings.APP_ENV != "dev"),
     )
@@ -122,9 +125,11 @@ async def _ledger(app: web.Application) -> AsyncIterator[None]:
             embedded = EmbeddedRedis(settings.data_dir)
             await embedded.start()
             url, gateway.redis_mode = embedded.url, "embedded"
+            gateway.embedded = embedded
         gateway.redis = connect_redis(url)
         gateway.budget.ledger = Ledger(gateway.redis)
         log.info("ledger.connected", mode=gateway.redis_mode)
+        gateway.budget.start_replay()
     gateway.webhooks.start()
     gateway.budget.add_alert_listener(AlertDispatcher(gateway).on_alert)
     sweeper = asyncio.create_task(_reclaim_leases(gateway))

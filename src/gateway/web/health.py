@@ -19,7 +19,21 @@ def _gateway(request: web.Request) -> Gateway:
     return request.app[GATEWAY]
 
 
-async def health(_request: web.Request) -> web.Response:
+#: An embedded Redis down longer than this (its supervisor cannot bring it back) fails liveness,
+#: so an orchestrator restarts the gateway.
+EMBEDDED_DOWN_LIVENESS_SECONDS = 60.0
+
+
+async def health(request: web.Request) -> web.Response:
+    embedded = _gateway(request).embedded
+    if embedded is not None and embedded.down_for > EMBEDDED_DOWN_LIVENESS_SECONDS:
+        return web.json_response(
+            {
+                "status": "failing",
+                "reason": f"the embedded Redis has been down for {embedded.down_for:.0f} s",
+            },
+            status=503,
+        )
     return web.json_response({"status": "ok"})
 
 
@@ -68,11 +82,17 @@ async def redis_check(gateway: Gateway) -> dict[str, Any]:
             "latency_ms": None,
             "error": type(exc).__name__,
         }
-    return {
+    check: dict[str, Any] = {
         "status": "ok",
         "mode": gateway.redis_mode,
         "latency_ms": round((time.perf_counter() - started) * 1000, 2),
     }
+    if gateway.embedded is not None:
+        check["restarts"] = gateway.embedded.restarts
+    journal = gateway.budget.journal
+    if journal is not None and len(journal):
+        check["charges_owed"] = len(journal)
+    return check
 
 
 async def ready(request: web.Request) -> web.Response:

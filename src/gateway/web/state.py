@@ -9,6 +9,7 @@ from aiohttp import web
 
 from gateway.budget.policy import Policy
 from gateway.budget.service import BudgetService
+from gateway.budget.store import EmbeddedRedis
 from gateway.budget.webhooks import WebhookSender
 from gateway.observability.audit import AuditTrail
 from gateway.observability.metrics import Metrics
@@ -37,6 +38,7 @@ class Gateway:
     service: SttService | None = None
     processor: WindowProcessor | None = None
     redis: aioredis.Redis | None = None
+    embedded: EmbeddedRedis | None = None
     redis_mode: str = "disabled"
     upstream_url: str = ""
     simulated: bool = False
