@@ -245,7 +245,9 @@ class GatewayProcess:
         self._reader.cancel()
 
 
-async def spawn_gateway(fake: FakeWhisper, data_dir: Path, **overrides: str) -> GatewayProcess:
+async def spawn_gateway(
+    fake: FakeWhisper, data_dir: Path, *, cwd: Path | None = None, **overrides: str
+) -> GatewayProcess:
     env = {
         **os.environ,
         "OPENAI_API_KEY": "test-key",
@@ -265,5 +267,6 @@ async def spawn_gateway(fake: FakeWhisper, data_dir: Path, **overrides: str) -> 
         env=env,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
+        cwd=cwd,
     )
     return GatewayProcess(proc)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from gateway.simulated.whisper import FakeWhisper
-from tests.helpers import SECRET, eventually, spawn_gateway, t
+from tests.helpers import SECRET, eventually, http_json, spawn_gateway, t
 
 pytestmark = pytest.mark.slow
 
@@ -105,3 +105,46 @@ async def test_two_gateways_on_one_data_dir_are_refused(
         assert len(redis_servers_for(tmp_path)) == 1
     finally:
         await first.stop()
+
+
+async def test_an_installed_gateway_starts_outside_the_repository(
+    fake_whisper: FakeWhisper, tmp_path: Path
+) -> None:
+    """No config/ in the working directory: in dev the packaged policy is used."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    gateway = await spawn_gateway(fake_whisper, elsewhere / "data", cwd=elsewhere)
+    try:
+        port = await gateway.listening()
+        status, index = await http_json("GET", f"http://127.0.0.1:{port}/")
+        assert status == 200 and index["endpoints"]["listen"] == "/api/v1/listen"
+        assert index["provider"] == "openai"
+        status, ready = await http_json("GET", f"http://127.0.0.1:{port}/api/v1/ready")
+        assert ready["checks"]["budget_policy"]["path"].endswith("budget-policy.dev.json")
+    finally:
+        await gateway.stop()
+
+
+def test_version_and_serve_help_name_the_environment() -> None:
+    import subprocess
+
+    from gateway import __version__
+
+    version = subprocess.run(
+        [sys.executable, "-m", "gateway", "--version"], capture_output=True, text=True, check=True
+    )
+    assert version.stdout.strip() == f"stt-gateway {__version__}"
+    help_text = subprocess.run(
+        [sys.executable, "-m", "gateway", "serve", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "OPENAI_API_KEY" in help_text and "environment variables" in help_text
+    loadtest = subprocess.run(
+        [sys.executable, "-m", "loadtest", "capacity", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "(default: 2)" in loadtest and "(default: 20.0)" in loadtest

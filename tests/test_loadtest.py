@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 
 
 def _config(url: str, **kwargs: object) -> ClassroomConfig:
-    return ClassroomConfig(url=url, secret=SECRET, progress=False, verify_text="always", **kwargs)  # type: ignore[arg-type]
+    return ClassroomConfig(url=url, secret=SECRET, progress="off", verify_text="always", **kwargs)  # type: ignore[arg-type]
 
 
 async def test_cli_classroom_of_25_passes_against_a_local_gateway(
@@ -239,3 +239,14 @@ async def test_spike_drives_the_upstream_into_errors_and_recovers(
     assert server.state.metrics.circuit_transitions.labels(to="open")._value.get() >= 1
     assert report["spike"]["fault"] == "500"
     assert report["connect"]["ok"] == 3
+
+
+def test_a_capacity_child_that_fails_to_start_says_why(tmp_path: Path) -> None:
+    from loadtest.capacity import Server
+
+    server = Server("gateway", tmp_path / "bad", 300.0, window_seconds=0.1)
+    try:
+        with pytest.raises(RuntimeError, match="STT_WINDOW_SECONDS"):
+            server.start()
+    finally:
+        server.stop()

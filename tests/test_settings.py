@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from gateway.errors import ConfigurationError
-from gateway.settings import load_settings
+from gateway.settings import DEV_POLICY_PATH, load_settings
 
 
 def test_defaults_match_the_contract() -> None:
@@ -19,7 +21,10 @@ def test_defaults_match_the_contract() -> None:
         s.MAX_FRAME_BYTES,
     ) == (2000, 30, 60, 65536)
     assert s.BUDGET_ENFORCEMENT_MODE == "strict"
-    assert str(s.budget_policy_path) == "config/budget-policy.dev.json"
+    assert s.budget_policy_path == DEV_POLICY_PATH and DEV_POLICY_PATH.is_file()
+    assert load_settings({"APP_ENV": "staging"}).budget_policy_path == Path(
+        "config/budget-policy.staging.json"
+    )
     assert str(s.audit_log_path) == "data/audit.log"
     assert s.allowed_origins is None  # dev: *
     assert s.simulated_upstream

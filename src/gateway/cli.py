@@ -11,7 +11,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from gateway import jsonstrict
+from gateway import __version__, jsonstrict
 from gateway.auth.secret import resolve_secret
 from gateway.auth.tokens import ROLES, mint
 from gateway.budget.policy import problems
@@ -25,10 +25,36 @@ from gateway.signals import wait_for_stop_signal
 log = get_logger("gateway.cli")
 
 
+SERVE_HELP = """\
+Run the gateway until SIGTERM or SIGINT, then drain (finish pending windows).
+
+It is configured only by environment variables, read once at start-up; an
+invalid value stops it with one line naming the variable. The main ones:
+
+  APP_ENV                dev | staging | prod (default dev)
+  GATEWAY_HOST/PORT      listen address (default 127.0.0.1:8080)
+  OPENAI_API_KEY         the upstream key; unset in dev: the simulated Whisper
+  OPENAI_BASE_URL        any OpenAI-compatible server
+  REDIS_URL              the shared budget ledger; unset: an embedded Redis
+  BUDGET_POLICY_PATH     the budget policy (dev: the one shipped in the package)
+  AUTH_JWT_SECRET        HS256 secret (dev: generated once in DATA_DIR)
+  DATA_DIR               secret, embedded Redis, audit trail (default ./data)
+  LOG_LEVEL, LOG_FORMAT  info | debug…, json | console
+
+Every variable, with its default, is in the README's Configuration table.
+"""
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stt-gateway", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="verb")
-    sub.add_parser("serve", help="run the gateway (default)")
+    sub.add_parser(
+        "serve",
+        help="run the gateway (default)",
+        description=SERVE_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     token = sub.add_parser("token", help="print a JWT signed with the configured secret")
     token.add_argument("--school", help="school_id claim")
     token.add_argument("--group", help="group_id claim")

@@ -19,6 +19,8 @@ AppEnv = Literal["dev", "staging", "prod"]
 EnforcementMode = Literal["strict", "advisory", "disabled"]
 
 DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
+#: The dev policy, shipped in the package (in the source tree: config/budget-policy.dev.json).
+DEV_POLICY_PATH = Path(__file__).parent / "budget" / "budget-policy.dev.json"
 
 
 class Settings(BaseSettings):
@@ -150,7 +152,13 @@ class Settings(BaseSettings):
 
     @property
     def budget_policy_path(self) -> Path:
-        return Path(self.BUDGET_POLICY_PATH or f"config/budget-policy.{self.APP_ENV}.json")
+        """``BUDGET_POLICY_PATH``; unset: in dev the policy shipped in the package (so an
+        installed gateway starts anywhere), else ``config/budget-policy.<APP_ENV>.json``."""
+        if self.BUDGET_POLICY_PATH:
+            return Path(self.BUDGET_POLICY_PATH)
+        if self.APP_ENV == "dev":
+            return DEV_POLICY_PATH
+        return Path(f"config/budget-policy.{self.APP_ENV}.json")
 
 
 class _FieldProblem(ValueError):

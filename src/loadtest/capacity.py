@@ -152,6 +152,7 @@ class Server:
         self.port = free_port()
         self.workdir = workdir
         self.procs: list[subprocess.Popen[bytes]] = []
+        self.logs: list[Path] = []
         self.latency_ms = upstream_latency_ms
         self.window_seconds = window_seconds
 
@@ -198,20 +199,34 @@ class Server:
         self._wait_ready()
 
     def _spawn(self, argv: list[str], env: dict[str, str]) -> int:
-        proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        """Start a child; its output goes to a log file beside its data (shown if it fails)."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        log_path = self.workdir / f"{len(self.procs)}-{argv[2].replace('.', '-')}.log"
+        with log_path.open("wb") as log_file:
+            proc = subprocess.Popen(argv, env=env, stdout=log_file, stderr=subprocess.STDOUT)
         self.procs.append(proc)
+        self.logs.append(log_path)
         return proc.pid
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
+            for proc, log_path in zip(self.procs, self.logs, strict=True):
+                if proc.poll() is not None:
+                    raise RuntimeError(
+                        f"{self.kind} did not start: {' '.join(map(str, argv_of(proc)))} "
+                        f"exited with {proc.returncode}:\n{_tail(log_path)}"
+                    )
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
                     time.sleep(0.5)
                     return
             except OSError:
                 time.sleep(0.1)
-        raise RuntimeError(f"{self.kind} did not start")
+        raise RuntimeError(
+            f"{self.kind} did not start within 60 s:\n"
+            + "\n".join(_tail(log_path) for log_path in self.logs)
+        )
 
     def stop(self) -> None:
         for proc in reversed(self.procs):
@@ -221,6 +236,20 @@ class Server:
                 proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+def argv_of(proc: subprocess.Popen[bytes]) -> list[object]:
+    args = proc.args
+    return list(args) if isinstance(args, list | tuple) else [args]
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    """The last lines a child wrote."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return f"({path} unreadable)"
+    return "\n".join("    " + line for line in text.splitlines()[-lines:]) or "    (no output)"
 
 
 def run_step(kind: str, streams: int, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:

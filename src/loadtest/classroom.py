@@ -31,7 +31,8 @@ class ClassroomConfig:
     sample_rate: int = 16000
     pace: float = FRAME_SECONDS
     thresholds: Thresholds = field(default_factory=Thresholds)
-    progress: bool = True
+    #: ``bar`` (a terminal), ``lines`` (a plain line every few seconds, for logs and CI), ``off``.
+    progress: str = "bar"
     group_prefix: str = "group"
     #: Check that each group's transcripts describe its own tone: auto = when simulated.
     verify_text: str = "auto"
@@ -56,6 +57,22 @@ def tokens_for(config: ClassroomConfig) -> list[str]:
     ]
 
 
+PROGRESS_EVERY = 10.0
+
+
+async def _progress_lines(bar: Any, counts: dict[str, int], started: float) -> None:
+    """Plain progress lines when stderr is not a terminal (a log file, CI)."""
+    while True:
+        await asyncio.sleep(PROGRESS_EVERY)
+        print(
+            f"progress: {bar.n}/{bar.total} s of audio transcribed after "
+            f"{time.monotonic() - started:.0f} s; transcripts={counts['transcripts']} "
+            f"warnings={counts['warnings']} errors={counts['errors']}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
 async def run_classroom(config: ClassroomConfig) -> dict[str, Any]:
     jwts = tokens_for(config)
     wav = load_wav(config.audio, config.sample_rate) if config.audio else None
@@ -63,7 +80,7 @@ async def run_classroom(config: ClassroomConfig) -> dict[str, Any]:
     bar = tqdm(
         total=config.groups * max(1, round(config.duration)),
         unit="s audio",
-        disable=not config.progress,
+        disable=config.progress != "bar",
         file=sys.stderr,
         dynamic_ncols=True,
     )
@@ -104,7 +121,14 @@ async def run_classroom(config: ClassroomConfig) -> dict[str, Any]:
             )
         )
     started = time.monotonic()
+    reporter = (
+        asyncio.create_task(_progress_lines(bar, counts, started))
+        if config.progress == "lines"
+        else None
+    )
     await asyncio.gather(*tasks)
+    if reporter is not None:
+        reporter.cancel()
     bar.close()
     simulated = any(m.get("simulated") for r in results for m in r.of_type("Begin"))
     check_text = wav is None and (

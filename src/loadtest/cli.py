@@ -10,20 +10,31 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from gateway import __version__
 from gateway.signals import wait_for_stop_signal
 from gateway.simulated.whisper import MODES, Behaviour, FakeWhisper, start
 from loadtest.report import Thresholds, render
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="stt-loadtest", description=__doc__)
-    sub = parser.add_subparsers(dest="verb", required=True)
+class _Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Every option's help shows its default."""
 
-    fake = sub.add_parser("fake-whisper", help="run an OpenAI-compatible simulated Whisper")
-    fake.add_argument("--host", default="127.0.0.1")
-    fake.add_argument("--port", type=int, default=9000)
-    fake.add_argument("--latency-ms", type=float, default=300.0)
-    fake.add_argument("--jitter-ms", type=float, default=0.0)
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="stt-loadtest", description=__doc__, formatter_class=_Help
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    def verb(name: str, help_text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help_text, description=help_text, formatter_class=_Help)
+
+    fake = verb("fake-whisper", "run an OpenAI-compatible simulated Whisper (faults on demand)")
+    fake.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    fake.add_argument("--port", type=int, default=9000, help="port to listen on")
+    fake.add_argument("--latency-ms", type=float, default=300.0, help="time to answer")
+    fake.add_argument("--jitter-ms", type=float, default=0.0, help="random extra latency, up to")
     fake.add_argument("--rate-429", type=float, default=0.0, help="share answered 429")
     fake.add_argument(
         "--rate-quota", type=float, default=0.0, help="share answered 429 insufficient_quota"
@@ -31,24 +42,35 @@ def _parser() -> argparse.ArgumentParser:
     fake.add_argument("--rate-5xx", type=float, default=0.0, help="share answered 500")
     fake.add_argument("--rate-garbage", type=float, default=0.0, help="share answered garbage")
     fake.add_argument("--retry-after", type=float, default=1.0, help="Retry-After on 429s")
-    fake.add_argument("--mode", choices=MODES, default="normal")
-    fake.add_argument("--seed", type=int)
+    fake.add_argument("--mode", choices=MODES, default="normal", help="answer every request so")
+    fake.add_argument("--seed", type=int, help="random seed for the fault rates")
 
     def scenario(name: str, help_text: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text)
+        p = verb(name, help_text)
         p.add_argument(
             "--url", required=True, help="listen endpoint, e.g. ws://127.0.0.1:8080/api/v1/listen"
         )
-        p.add_argument("--groups", type=int, default=25)
+        p.add_argument("--groups", type=int, default=25, help="classroom groups streaming at once")
         p.add_argument("--duration", type=float, default=60.0, help="seconds of audio per group")
         p.add_argument("--secret", help="AUTH_JWT_SECRET, to mint one token per group")
         p.add_argument("--token-file", type=Path, help="one JWT per line, one per group")
-        p.add_argument("--school", default="s-1")
+        p.add_argument("--school", default="s-1", help="school_id of the minted tokens")
         p.add_argument("--audio", type=Path, help="16 kHz mono WAV to stream (default: tones)")
-        p.add_argument("--max-p95-ms", type=float, default=15000.0)
-        p.add_argument("--max-error-ratio", type=float, default=0.01)
+        p.add_argument(
+            "--max-p95-ms", type=float, default=15000.0, help="fail above this p95 latency"
+        )
+        p.add_argument(
+            "--max-error-ratio",
+            type=float,
+            default=0.01,
+            help="fail above this share of dropped windows and failed connections",
+        )
         p.add_argument("--json", type=Path, help="write the report here")
-        p.add_argument("--no-progress", action="store_true")
+        p.add_argument(
+            "--no-progress",
+            action="store_true",
+            help="no progress (default: a bar on a terminal, a plain line every 10 s otherwise)",
+        )
         p.add_argument(
             "--verify-text",
             choices=("auto", "always", "never"),
@@ -63,9 +85,11 @@ def _parser() -> argparse.ArgumentParser:
     spike.add_argument(
         "--fake-url", required=True, help="the fake-whisper base URL, e.g. http://127.0.0.1:9000"
     )
-    spike.add_argument("--fault", choices=("500", "429"), default="500")
-    spike.add_argument("--fault-after", type=float, default=10.0)
-    spike.add_argument("--fault-seconds", type=float, default=60.0)
+    spike.add_argument("--fault", choices=("500", "429"), default="500", help="fault to inject")
+    spike.add_argument(
+        "--fault-after", type=float, default=10.0, help="seconds before the fault starts"
+    )
+    spike.add_argument("--fault-seconds", type=float, default=60.0, help="how long it lasts")
     soak = scenario("soak", "reconnecting groups for a long time; judge memory growth")
     soak.add_argument("--metrics-url", required=True, help="the gateway's /metrics URL")
     soak.add_argument(
@@ -74,19 +98,27 @@ def _parser() -> argparse.ArgumentParser:
         default=120.0,
         help="each group reconnects after this much audio",
     )
-    soak.add_argument("--sample-every", type=float, default=10.0)
-    soak.add_argument("--warmup", type=float, default=300.0)
-    soak.add_argument("--max-growth-mb-per-hour", type=float, default=10.0)
+    soak.add_argument(
+        "--sample-every", type=float, default=10.0, help="seconds between memory samples"
+    )
+    soak.add_argument(
+        "--warmup", type=float, default=300.0, help="seconds left out of the growth fit"
+    )
+    soak.add_argument(
+        "--max-growth-mb-per-hour", type=float, default=10.0, help="fail above this RSS growth"
+    )
 
-    cap = sub.add_parser("capacity", help="benchmark: bare WebSocket sink vs the gateway")
+    cap = verb("capacity", "benchmark: bare WebSocket sink vs the gateway, same load")
     cap.add_argument(
         "--steps", default="100,250,500,1000", help="concurrent real-time streams per step"
     )
-    cap.add_argument("--step-seconds", type=float, default=20.0)
-    cap.add_argument("--upstream-latency-ms", type=float, default=300.0)
-    cap.add_argument("--window-seconds", type=float, default=5.0)
+    cap.add_argument("--step-seconds", type=float, default=20.0, help="length of each step")
+    cap.add_argument(
+        "--upstream-latency-ms", type=float, default=300.0, help="the simulated Whisper's latency"
+    )
+    cap.add_argument("--window-seconds", type=float, default=5.0, help="STT_WINDOW_SECONDS")
     cap.add_argument("--loaders", type=int, default=2, help="load-generator processes")
-    cap.add_argument("--json", type=Path)
+    cap.add_argument("--json", type=Path, help="write the results here")
     cap.add_argument("--markdown", type=Path, help="write a docs-ready table here")
     return parser
 
@@ -121,7 +153,7 @@ async def _scenario(args: argparse.Namespace) -> int:
         tokens=tokens,
         audio=args.audio,
         thresholds=_thresholds(args),
-        progress=not args.no_progress and sys.stderr.isatty(),
+        progress="off" if args.no_progress else "bar" if sys.stderr.isatty() else "lines",
         verify_text=args.verify_text,
     )
     try:

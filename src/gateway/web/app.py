@@ -91,6 +91,7 @@ def create_app(settings: Settings, *, span_exporter: Any = None) -> web.Applicat
     app.on_shutdown.append(_drain)
     if tracer_provider is not None:
         app.on_cleanup.append(lambda _app: _shutdown_tracing(tracer_provider))
+    app.router.add_get("/", health.index)
     app.router.add_get("/api/v1/health", health.health)
     app.router.add_get("/api/v1/ready", health.ready)
     app.router.add_get("/metrics", health.metrics)

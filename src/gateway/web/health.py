@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from gateway import __version__
 from gateway.budget.service import LEDGER_ERRORS
 from gateway.web import openapi
 from gateway.web.budget_gauges import refresh_budget_gauges
@@ -22,6 +23,27 @@ def _gateway(request: web.Request) -> Gateway:
 #: An embedded Redis down longer than this (its supervisor cannot bring it back) fails liveness,
 #: so an orchestrator restarts the gateway.
 EMBEDDED_DOWN_LIVENESS_SECONDS = 60.0
+
+
+async def index(request: web.Request) -> web.Response:
+    """``/``: what this is, which Whisper it uses, and where to go next."""
+    gateway = _gateway(request)
+    provider = "simulated" if gateway.simulated else "openai"
+    return web.json_response(
+        {
+            "service": "stt-gateway",
+            "version": __version__,
+            "provider": provider,
+            "model": gateway.settings.STT_MODEL,
+            "endpoints": {
+                "listen": "/api/v1/listen",
+                "health": "/api/v1/health",
+                "ready": "/api/v1/ready",
+                "metrics": "/metrics",
+                "openapi": "/api/v1/openapi.json",
+            },
+        }
+    )
 
 
 async def health(request: web.Request) -> web.Response:

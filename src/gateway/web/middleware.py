@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Middleware
 
 from gateway.observability import tracing
@@ -58,6 +59,9 @@ async def _handle(request: web.Request, handler: Handler, route: str) -> web.Str
         message = exc.reason if exc.status != 404 else "no such route"
         kept = {k: exc.headers[k] for k in _KEPT_HEADERS if k in exc.headers}
         return json_error(request, exc.status, code, message, headers=kept or None)
+    except HttpProcessingError as exc:  # a malformed body part, found while a handler reads it
+        log.warning("http.bad_body", route=route, error=type(exc).__name__)
+        return json_error(request, 400, "BAD_REQUEST", "malformed request body")
     except Exception:
         log.exception("http.unhandled_error", route=route, method=request.method)
         return json_error(request, 500, "INTERNAL", "internal error")

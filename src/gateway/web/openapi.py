@@ -13,6 +13,22 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+_OPENAI_ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["message", "type", "code"],
+            "properties": {
+                "message": {"type": "string"},
+                "type": {"type": "string"},
+                "param": {"type": ["string", "null"]},
+                "code": {"type": ["string", "null"]},
+            },
+        }
+    },
+}
 _SECURED: list[dict[str, list[str]]] = [{"bearer": []}]
 _SCHOOL = [{"name": "school_id", "in": "path", "required": True, "schema": {"type": "string"}}]
 
@@ -23,9 +39,10 @@ def _errors(*codes: int) -> dict[str, Any]:
         401: "Missing or invalid token",
         403: "Not allowed for this token",
         413: "Body over 1 MiB",
+        429: "Too many failed authentications from this address (Retry-After)",
         503: "Ledger unreachable",
     }
-    return {str(c): _json(_ERROR, names[c]) for c in codes}
+    return {str(c): _json(_ERROR, names[c]) for c in (*codes, 429)}
 
 
 def _op(
@@ -118,6 +135,15 @@ def _budget_paths() -> dict[str, Any]:
                 body=BUDGET_SCHEMA,
                 params=_SCHOOL,
             ),
+            "delete": _op(
+                "Return a school to its policy values (school_admin+); the webhook stays",
+                "deleteBudget",
+                budget,
+                401,
+                403,
+                503,
+                params=_SCHOOL,
+            ),
         },
         "/api/v1/schools/{school_id}/budget/usage": {
             "get": _op(
@@ -199,13 +225,34 @@ def _budget_paths() -> dict[str, Any]:
                     },
                 },
                 "responses": {
-                    "200": _json(
-                        {"type": "object", "properties": {"text": {"type": "string"}}},
-                        "The transcript",
-                    ),
-                    "429": {
-                        "description": "Budget exhausted (code BUDGET_EXCEEDED) or upstream "
-                        "quota (UPSTREAM_QUOTA), in OpenAI's error shape"
+                    "200": {
+                        "description": "The transcript (text/plain with response_format=text)",
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {"text": {"type": "string"}},
+                                }
+                            },
+                            "text/plain": {"schema": {"type": "string"}},
+                        },
+                    },
+                    **{
+                        str(status): _json(_OPENAI_ERROR, description)
+                        for status, description in (
+                            (400, "Bad form, file or model"),
+                            (401, "Missing or invalid token"),
+                            (403, "The token names no school"),
+                            (413, "File over 25 MB"),
+                            (
+                                429,
+                                "Budget exhausted (BUDGET_EXCEEDED), upstream quota "
+                                "(UPSTREAM_QUOTA), rate limited, or too many failed "
+                                "authentications",
+                            ),
+                            (502, "The upstream rejected the request"),
+                            (503, "Ledger or upstream unavailable"),
+                        )
                     },
                 },
             }
@@ -224,6 +271,13 @@ def document() -> dict[str, Any]:
             "docs/Protocol.md.",
         },
         "paths": {
+            "/": {
+                "get": {
+                    "summary": "What this gateway is, its provider, and where its API is",
+                    "operationId": "index",
+                    "responses": {"200": _json({"type": "object"}, "An index of the API")},
+                }
+            },
             "/api/v1/health": {
                 "get": {
                     "summary": "Liveness",
@@ -235,7 +289,11 @@ def document() -> dict[str, Any]:
                                 "properties": {"status": {"type": "string", "const": "ok"}},
                             },
                             "The event loop runs.",
-                        )
+                        ),
+                        "503": _json(
+                            {"type": "object", "properties": {"status": {"const": "failing"}}},
+                            "The embedded Redis has been down too long: restart the gateway.",
+                        ),
                     },
                 }
             },

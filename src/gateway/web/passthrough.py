@@ -16,6 +16,7 @@ import wave
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from gateway.auth.tokens import InvalidToken
 from gateway.budget.service import BudgetRefused, BudgetUnavailable
@@ -86,7 +87,7 @@ async def transcriptions(request: web.Request) -> web.Response:
         form = await request.post()
     except web.HTTPRequestEntityTooLarge:
         return openai_error(413, "file too large (25 MB at most)", code="file_too_large")
-    except ValueError:
+    except (ValueError, HttpProcessingError):
         return openai_error(400, "expected multipart/form-data", code="invalid_request")
     upload: Any = form.get("file")
     if upload is None or not hasattr(upload, "file"):
