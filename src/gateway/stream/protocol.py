@@ -104,6 +104,7 @@ def begin(
             "language": config.language,
             "model": config.model,
             "window_seconds": window_seconds,
+            "provider": "simulated" if simulated else "openai",
         },
     }
     if simulated:
