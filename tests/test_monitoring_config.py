@@ -23,6 +23,7 @@ SPEC_ALERTS = {
     "SttUpstreamCircuitOpen",
     "SttUpstreamQuotaExhausted",
     "SttUpstreamAuthFailing",
+    "SttBudgetChargesOwed",
     "SttWindowsDropped",
     "SttSchoolBudgetWarning",
     "SttSchoolBudgetExhausted",
