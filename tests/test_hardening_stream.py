@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from tests.helpers import GatewayServer, connect, eventually, t, token
 
 
@@ -35,3 +37,25 @@ async def test_ping_flood_then_tcp_abort_still_ends_the_session(gateway: Gateway
     await eventually(lambda: audit.read_text().count('"session.ended"') == 1, timeout=15)
     assert audit.read_text().count('"session.started"') == 1
     await asyncio.sleep(t(0.1))
+
+
+async def test_a_session_that_fails_still_records_session_ended(
+    gateway: GatewayServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: an exception out of the session (or the handler being cancelled) skipped the
+    session.ended record, leaving a session.started without its end."""
+    from gateway.stream.session import StreamSession
+
+    async def broken(self: StreamSession) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(StreamSession, "_run", broken)
+    audit = gateway.state.audit.path
+    stream = await connect(gateway, token())
+    await stream.collect()
+    await stream.close()
+    assert stream.close_code == 1011
+    await eventually(lambda: '"session.ended"' in audit.read_text(), timeout=5)
+    ended = [line for line in audit.read_text().splitlines() if '"session.ended"' in line]
+    assert len(ended) == 1 and '"reason":"error"' in ended[0]
+    assert len(gateway.state.registry) == 0
