@@ -27,7 +27,38 @@ def test_defaults_match_the_contract() -> None:
     )
     assert str(s.audit_log_path) == "data/audit.log"
     assert s.allowed_origins is None  # dev: *
-    assert s.simulated_upstream
+    # No key: local Whisper (the dev extra installs it), tiny.en on one worker.
+    assert (s.STT_PROVIDER, s.provider) == ("auto", "local")
+    assert (s.LOCAL_WHISPER_MODEL, s.LOCAL_WHISPER_WORKERS) == ("tiny.en", 1)
+    assert not s.simulated_upstream
+
+
+@pytest.mark.parametrize(
+    ("env", "provider"),
+    [
+        ({"OPENAI_API_KEY": "k"}, "openai"),
+        ({"OPENAI_BASE_URL": "http://127.0.0.1:9000/v1"}, "openai"),
+        ({}, "local"),
+        ({"STT_PROVIDER": "simulated"}, "simulated"),
+        ({"STT_PROVIDER": "LOCAL", "OPENAI_API_KEY": "k"}, "local"),
+    ],
+)
+def test_provider_resolution(env: dict[str, str], provider: str) -> None:
+    assert load_settings(env).provider == provider
+
+
+def test_prod_may_run_local_whisper_without_an_api_key() -> None:
+    prod = {
+        "APP_ENV": "prod",
+        "AUTH_JWT_SECRET": "x" * 32,
+        "REDIS_URL": "redis://r:6379/0",
+        "ALLOWED_ORIGINS": "https://a.b",
+    }
+    assert load_settings({**prod, "STT_PROVIDER": "local"}).provider == "local"
+    with pytest.raises(ConfigurationError, match="OPENAI_API_KEY"):
+        load_settings({**prod, "STT_PROVIDER": "openai"})
+    with pytest.raises(ConfigurationError, match="STT_PROVIDER"):
+        load_settings({**prod, "STT_PROVIDER": "simulated"})
 
 
 def test_settings_are_frozen() -> None:

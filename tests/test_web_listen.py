@@ -38,6 +38,7 @@ async def test_begin_transcript_termination(gateway: GatewayServer) -> None:
         "language": "es",
         "model": "whisper-1",
         "window_seconds": 1.0,
+        "provider": "openai",
     }
     await stream.send_audio(tone(440, 2.0) + silence(1.0) + tone(440, 0.5))
     await stream.send_json({"type": "CloseStream"})

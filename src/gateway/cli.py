@@ -33,7 +33,10 @@ invalid value stops it with one line naming the variable. The main ones:
 
   APP_ENV                dev | staging | prod (default dev)
   GATEWAY_HOST/PORT      listen address (default 127.0.0.1:8080)
-  OPENAI_API_KEY         the upstream key; unset in dev: the simulated Whisper
+  STT_PROVIDER           auto | openai | local | simulated (auto: openai with a key,
+                         else local Whisper when installed, else simulated)
+  OPENAI_API_KEY         the upstream key
+  LOCAL_WHISPER_MODEL    local model name or directory (default tiny.en, bundled)
   OPENAI_BASE_URL        any OpenAI-compatible server
   REDIS_URL              the shared budget ledger; unset: an embedded Redis
   BUDGET_POLICY_PATH     the budget policy (dev: the one shipped in the package)
@@ -176,6 +179,8 @@ async def serve(settings: Settings) -> None:
             "gateway.listening",
             url=f"http://{host}:{port}",
             listen=f"ws://{host}:{port}/api/v1/listen",
+            provider=gateway.provider,
+            model=settings.upstream_model_label,
             simulated=gateway.simulated,
         )
     if settings.APP_ENV == "dev":

@@ -1,7 +1,7 @@
 """One frozen settings object, read once from the environment.
 
-Every variable of the contract (``shared/spec/api.md``) has a field here with
-the same name. :func:`load_settings` fails fast with one line naming the
+Every configuration variable (the README's table) has a field here with the
+same name. :func:`load_settings` fails fast with one line naming the
 variable that is wrong.
 """
 
@@ -14,9 +14,12 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateway.errors import ConfigurationError
+from gateway.stt.local_transcriber import available as local_available
 
 AppEnv = Literal["dev", "staging", "prod"]
 EnforcementMode = Literal["strict", "advisory", "disabled"]
+Provider = Literal["openai", "local", "simulated"]
+ProviderSetting = Literal["auto", "openai", "local", "simulated"]
 
 DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
 #: The dev policy, shipped in the package (in the source tree: config/budget-policy.dev.json).
@@ -34,8 +37,13 @@ class Settings(BaseSettings):
     GATEWAY_HOST: str = "127.0.0.1"
     GATEWAY_PORT: int = Field(8080, ge=0, le=65535)
 
+    STT_PROVIDER: ProviderSetting = "auto"
     OPENAI_API_KEY: str | None = None
     OPENAI_BASE_URL: str | None = None
+    LOCAL_WHISPER_MODEL: str = Field("tiny.en", min_length=1)
+    LOCAL_WHISPER_DEVICE: Literal["auto", "cpu", "cuda"] = "auto"
+    LOCAL_WHISPER_COMPUTE_TYPE: str = Field("auto", min_length=1)
+    LOCAL_WHISPER_WORKERS: int = Field(1, ge=1, le=64)
     STT_MODEL: str = "whisper-1"
     STT_WINDOW_SECONDS: float = Field(5.0, ge=0.5, le=60)
     STT_WINDOW_MAX_SECONDS: float = Field(15.0, ge=0.5, le=120)
@@ -74,7 +82,15 @@ class Settings(BaseSettings):
     LOG_LEVEL: Literal["debug", "info", "warning", "error", "critical"] = "info"
     LOG_FORMAT: Literal["json", "console"] = "json"
 
-    @field_validator("LOG_LEVEL", "LOG_FORMAT", "APP_ENV", "BUDGET_ENFORCEMENT_MODE", mode="before")
+    @field_validator(
+        "LOG_LEVEL",
+        "LOG_FORMAT",
+        "APP_ENV",
+        "BUDGET_ENFORCEMENT_MODE",
+        "STT_PROVIDER",
+        "LOCAL_WHISPER_DEVICE",
+        mode="before",
+    )
     @classmethod
     def _lower(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
@@ -109,13 +125,20 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Settings:
+        if self.STT_PROVIDER == "local" and not local_available():
+            raise _FieldProblem(
+                "STT_PROVIDER", "local needs the local extra: pip install 'stt-gateway[local]'"
+            )
         if self.STT_WINDOW_MAX_SECONDS < self.STT_WINDOW_SECONDS:
             raise _FieldProblem("STT_WINDOW_MAX_SECONDS", "must be ≥ STT_WINDOW_SECONDS")
         if self.APP_ENV == "prod":
             if self.AUTH_JWT_SECRET is None or len(self.AUTH_JWT_SECRET.encode()) < 32:
                 raise _FieldProblem("AUTH_JWT_SECRET", "must be set to at least 32 bytes in prod")
-            if self.OPENAI_API_KEY is None:
+            if self.OPENAI_API_KEY is None and self.STT_PROVIDER in ("auto", "openai"):
+                # auto never falls back to a local model in prod: that is chosen explicitly.
                 raise _FieldProblem("OPENAI_API_KEY", "must be set in prod")
+            if self.provider == "simulated":
+                raise _FieldProblem("STT_PROVIDER", "the simulated Whisper is not for prod")
             if self.REDIS_URL is None:
                 raise _FieldProblem("REDIS_URL", "must be set in prod")
             if self.ALLOWED_ORIGINS is None or self.ALLOWED_ORIGINS.strip() == "*":
@@ -125,9 +148,23 @@ class Settings(BaseSettings):
     # Derived values -------------------------------------------------------
 
     @property
+    def provider(self) -> Provider:
+        """``STT_PROVIDER``, with ``auto`` resolved: ``openai`` when an API key or an upstream
+        URL is set, else ``local`` when its extra is installed, else ``simulated``."""
+        if self.STT_PROVIDER != "auto":
+            return self.STT_PROVIDER
+        if self.OPENAI_API_KEY is not None or self.OPENAI_BASE_URL is not None:
+            return "openai"
+        return "local" if local_available() else "simulated"
+
+    @property
     def simulated_upstream(self) -> bool:
-        """No API key and no explicit upstream: the bundled simulated Whisper is used."""
-        return self.OPENAI_API_KEY is None and self.OPENAI_BASE_URL is None
+        return self.provider == "simulated"
+
+    @property
+    def upstream_model_label(self) -> str:
+        """The model that shows next to the provider (readiness, info metric, start-up log)."""
+        return self.LOCAL_WHISPER_MODEL if self.provider == "local" else self.STT_MODEL
 
     @property
     def upstream_url(self) -> str:

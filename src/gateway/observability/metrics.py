@@ -127,6 +127,12 @@ class Metrics:
             "Charges kept in the local journal because the ledger could not take them yet.",
             registry=r,
         )
+        self.upstream_info = Gauge(
+            "stt_upstream_info",
+            "The speech-to-text provider in use (openai, local, simulated) and its model.",
+            ["provider", "model"],
+            registry=r,
+        )
         self.upstream_auth_failures = Counter(
             "stt_upstream_auth_failures",
             "Upstream answers refusing the gateway's credentials (401/403).",

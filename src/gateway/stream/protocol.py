@@ -1,6 +1,6 @@
 """Streaming protocol v1: query parameters, control messages and server messages (pure).
 
-Names and fields follow ``shared/spec/protocol.md`` exactly.
+Names and fields are those of docs/Protocol.md, exactly.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def begin(
     expires_at: datetime,
     config: StreamConfig,
     window_seconds: float,
-    simulated: bool,
+    provider: str,
 ) -> dict[str, Any]:
     message: dict[str, Any] = {
         "type": "Begin",
@@ -104,10 +104,10 @@ def begin(
             "language": config.language,
             "model": config.model,
             "window_seconds": window_seconds,
-            "provider": "simulated" if simulated else "openai",
+            "provider": provider,
         },
     }
-    if simulated:
+    if provider == "simulated":
         message["simulated"] = True
         message["notice"] = "simulated Whisper: transcripts are synthetic, not speech recognition"
     return message

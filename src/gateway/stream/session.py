@@ -77,7 +77,7 @@ class StreamSession:
         processor: WindowProcessor,
         limits: SessionLimits,
         metrics: Metrics,
-        simulated: bool,
+        provider: str,
         abort: Callable[[], None] = lambda: None,
     ) -> None:
         """``abort`` drops the connection at once (a client that stopped reading)."""
@@ -92,7 +92,7 @@ class StreamSession:
         self._service = processor.service
         self._limits = limits
         self._metrics = metrics
-        self._simulated = simulated
+        self._provider = provider
         self._windower = Windower(config.sample_rate, self._service.window_seconds, limits.vad)
         self._pipeline = WindowPipeline(
             self._process,
@@ -158,7 +158,7 @@ class StreamSession:
                 expires_at=self.claims.expires_at,
                 config=self.config,
                 window_seconds=self._windower.window_seconds,
-                simulated=self._simulated,
+                provider=self._provider,
             )
         )
         delivery = asyncio.create_task(self._pipeline.deliver_forever())

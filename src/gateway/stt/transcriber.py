@@ -18,10 +18,24 @@ class TranscriptionRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class Segment:
+    """One segment as Whisper reports it (``verbose_json``, or the local model)."""
+
+    start: float
+    end: float
+    text: str
+    no_speech_prob: float
+    avg_logprob: float
+    compression_ratio: float
+
+
+@dataclass(frozen=True, slots=True)
 class TranscriptionResult:
     text: str
     #: Seconds the upstream billed (``usage.seconds``), when it said.
     billed_seconds: float | None = None
+    #: Per-segment detail, when the upstream gives it.
+    segments: tuple[Segment, ...] = ()
 
 
 class Transcriber(Protocol):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -18,6 +19,7 @@ from gateway.budget.policy import load_policy
 from gateway.budget.service import LEDGER_ERRORS, BudgetService
 from gateway.budget.store import EmbeddedRedis
 from gateway.budget.webhooks import WebhookSender
+from gateway.errors import ConfigurationError
 from gateway.observability import tracing
 from gateway.observability.audit import AuditTrail, audit_key
 from gateway.observability.logging import get_logger
@@ -28,9 +30,11 @@ from gateway.stream.processor import WindowProcessor
 from gateway.stream.registry import SessionRegistry
 from gateway.stream.session import SessionLimits
 from gateway.stream.vad import VadParams
+from gateway.stt.local_transcriber import LocalTranscriber
 from gateway.stt.openai_transcriber import OpenAITranscriber
 from gateway.stt.rpm import RpmLimiter
 from gateway.stt.service import SttService, UpstreamConfig
+from gateway.stt.transcriber import Transcriber
 from gateway.web import budget_api, health, listen, passthrough
 from gateway.web.alerts import AlertDispatcher
 from gateway.web.denials import AuthGuard
@@ -173,11 +177,39 @@ def connect_redis(url: str) -> aioredis.Redis:
     return aioredis.Redis(connection_pool=pool)
 
 
+def _local_transcriber(settings: Settings) -> LocalTranscriber:
+    transcriber = LocalTranscriber(
+        model=settings.LOCAL_WHISPER_MODEL,
+        device=settings.LOCAL_WHISPER_DEVICE,
+        compute_type=settings.LOCAL_WHISPER_COMPUTE_TYPE,
+        workers=settings.LOCAL_WHISPER_WORKERS,
+    )
+    problem = transcriber.model_problem()
+    if problem:
+        raise ConfigurationError(problem)
+    return transcriber
+
+
+async def _load_local(gateway: Gateway, transcriber: LocalTranscriber) -> None:
+    try:
+        await transcriber.load()
+    except ConfigurationError as exc:
+        log.error("local_whisper.load_failed", problem=str(exc))
+
+
 async def _upstream(app: web.Application) -> AsyncIterator[None]:
     gateway = app[GATEWAY]
     settings = gateway.settings
     runner: web.AppRunner | None = None
-    if settings.simulated_upstream:
+    loader: asyncio.Task[None] | None = None
+    transcriber: Transcriber
+    gateway.provider = settings.provider
+    if settings.provider == "local":
+        url = f"local:{settings.LOCAL_WHISPER_MODEL}"
+        local = _local_transcriber(settings)
+        gateway.local = transcriber = local
+        loader = asyncio.create_task(_load_local(gateway, local))
+    elif settings.simulated_upstream:
         runner, url = await simulated_whisper.start(
             simulated_whisper.FakeWhisper(
                 simulated_whisper.Behaviour(latency_ms=300, jitter_ms=100)
@@ -192,11 +224,15 @@ async def _upstream(app: web.Application) -> AsyncIterator[None]:
     else:
         url = settings.upstream_url
         api_key = settings.OPENAI_API_KEY or SIMULATED_API_KEY
+    if settings.provider != "local":
+        transcriber = OpenAITranscriber(
+            api_key=api_key, base_url=url, timeout=settings.STT_REQUEST_TIMEOUT_SECONDS
+        )
     gateway.upstream_url = url
     gateway.simulated = settings.simulated_upstream
-    transcriber = OpenAITranscriber(
-        api_key=api_key, base_url=url, timeout=settings.STT_REQUEST_TIMEOUT_SECONDS
-    )
+    gateway.metrics.upstream_info.labels(
+        provider=settings.provider, model=settings.upstream_model_label
+    ).set(1)
     gateway.service = SttService(
         transcriber,
         UpstreamConfig(
@@ -216,12 +252,25 @@ async def _upstream(app: web.Application) -> AsyncIterator[None]:
         "gateway.started",
         version=__version__,
         upstream=url,
+        provider=settings.provider,
+        model=settings.upstream_model_label,
         simulated=settings.simulated_upstream,
         env=settings.APP_ENV,
         budget_mode=settings.BUDGET_ENFORCEMENT_MODE,
         policy=str(settings.budget_policy_path),
     )
+    if settings.provider == "local":
+        log.info(
+            "upstream.local",
+            model=settings.LOCAL_WHISPER_MODEL,
+            message=f"using local Whisper {settings.LOCAL_WHISPER_MODEL} in this process "
+            "(set OPENAI_API_KEY to use OpenAI)",
+        )
     yield
+    if loader is not None:
+        loader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await loader
     await gateway.service.close()
     if runner is not None:
         await runner.cleanup()

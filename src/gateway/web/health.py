@@ -28,13 +28,13 @@ EMBEDDED_DOWN_LIVENESS_SECONDS = 60.0
 async def index(request: web.Request) -> web.Response:
     """``/``: what this is, which Whisper it uses, and where to go next."""
     gateway = _gateway(request)
-    provider = "simulated" if gateway.simulated else "openai"
+    provider = gateway.provider
     return web.json_response(
         {
             "service": "stt-gateway",
             "version": __version__,
             "provider": provider,
-            "model": gateway.settings.STT_MODEL,
+            "model": gateway.settings.upstream_model_label,
             "endpoints": {
                 "listen": "/api/v1/listen",
                 "health": "/api/v1/health",
@@ -74,6 +74,8 @@ def whisper_check(gateway: Gateway) -> dict[str, Any]:
     status = "ok" if state == "closed" else "down"
     check: dict[str, Any] = {
         "status": status,
+        "provider": gateway.provider,
+        "model": gateway.settings.upstream_model_label,
         "circuit": state,
         "upstream": gateway.upstream_url,
         "last_success_at": service.last_success_at.isoformat() if service.last_success_at else None,
@@ -84,6 +86,12 @@ def whisper_check(gateway: Gateway) -> dict[str, Any]:
     if service.credentials_refused:
         check["status"] = "rejected"
         check["reason"] = service.credentials_refused
+    local = gateway.local
+    if local is not None:
+        check["device"], check["workers"] = local.device, local.workers
+        if not local.loaded.is_set():
+            check["status"] = "loading"
+            check["reason"] = local.load_error or "the local model is loading"
     if gateway.simulated:
         check["simulated"] = True
         check["status"] = "simulated" if check["status"] == "ok" else check["status"]
@@ -137,10 +145,12 @@ async def ready(request: web.Request) -> web.Response:
         and whisper["circuit"] == "closed"
         and gateway.service is not None
         and not gateway.simulated
-        and settings.OPENAI_API_KEY is not None
+        and (settings.OPENAI_API_KEY is not None or gateway.provider == "local")
     )
-    not_ready = draining or (
-        redis_state["status"] == "down" and settings.BUDGET_ENFORCEMENT_MODE == "strict"
+    not_ready = (
+        draining
+        or whisper["status"] == "loading"
+        or (redis_state["status"] == "down" and settings.BUDGET_ENFORCEMENT_MODE == "strict")
     )
     if not_ready:
         status, code = "not_ready", 503

@@ -100,6 +100,8 @@ async def listen(request: web.Request) -> web.StreamResponse:
         gateway.registry.check_admission((claims.school_id, claims.group_id))
         if gateway.processor is None:
             raise Overloaded("the gateway is starting; retry shortly", retry_after=1.0)
+        if gateway.local is not None and not gateway.local.loaded.is_set():
+            raise Overloaded("the local Whisper model is loading; retry shortly", retry_after=2.0)
     except StreamError as exc:
         await _reject(request, ws, exc, claims)
         return ws
@@ -111,7 +113,7 @@ async def listen(request: web.Request) -> web.StreamResponse:
         processor=gateway.processor,
         limits=gateway.limits,
         metrics=metrics,
-        simulated=gateway.simulated,
+        provider=gateway.provider,
         abort=_aborter(request),
     )
     structlog.contextvars.bind_contextvars(session_id=session.session_id)

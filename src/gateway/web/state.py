@@ -17,6 +17,7 @@ from gateway.settings import Settings
 from gateway.stream.processor import WindowProcessor
 from gateway.stream.registry import SessionRegistry
 from gateway.stream.session import SessionLimits
+from gateway.stt.local_transcriber import LocalTranscriber
 from gateway.stt.service import SttService
 from gateway.web.denials import AuthGuard
 
@@ -42,6 +43,9 @@ class Gateway:
     redis_mode: str = "disabled"
     upstream_url: str = ""
     simulated: bool = False
+    provider: str = "openai"
+    #: The in-process model, when ``provider`` is ``local``.
+    local: LocalTranscriber | None = None
 
 
 GATEWAY = web.AppKey("gateway", Gateway)

