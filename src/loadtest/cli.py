@@ -108,6 +108,47 @@ def _parser() -> argparse.ArgumentParser:
         "--max-growth-mb-per-hour", type=float, default=10.0, help="fail above this RSS growth"
     )
 
+    quality = verb(
+        "quality",
+        "stream real speech with a known script through a gateway; report word error rate "
+        "(also of the same model on the whole file and on naive 5 s chunks), seconds billed, "
+        "text inside long pauses and latency",
+    )
+    quality.add_argument(
+        "--url", required=True, help="listen endpoint, e.g. ws://127.0.0.1:8080/api/v1/listen"
+    )
+    quality.add_argument("--secret", help="AUTH_JWT_SECRET, to mint a token per run")
+    quality.add_argument("--token", help="a stream token (instead of --secret)")
+    quality.add_argument("--school", default="s-1", help="school_id of minted tokens")
+    quality.add_argument(
+        "--lesson",
+        default="all",
+        help="science, reading, maths, or all (spoken by espeak-ng)",
+    )
+    quality.add_argument(
+        "--noise", default="quiet", help="none, quiet (-60 dBFS), classroom (-45 dBFS), or all"
+    )
+    quality.add_argument(
+        "--sentences", type=int, help="speak only the first N sentences of each lesson"
+    )
+    quality.add_argument("--audio", type=Path, help="your own 16-bit mono WAV (with --reference)")
+    quality.add_argument("--reference", type=Path, help="what is said in --audio (plain text)")
+    quality.add_argument(
+        "--speed", type=float, default=1.0, help="stream this many times faster than real time"
+    )
+    quality.add_argument(
+        "--model",
+        default="tiny.en",
+        help="local model for the whole-file and naive-chunk baselines",
+    )
+    quality.add_argument(
+        "--no-baselines", action="store_true", help="skip the whole-file and chunk baselines"
+    )
+    quality.add_argument("--out-dir", type=Path, help="keep each lesson's WAV, script and times")
+    quality.add_argument("--json", type=Path, help="write the report here")
+    quality.add_argument("--markdown", type=Path, help="write the table here")
+    quality.add_argument("--max-wer", type=float, help="exit 1 when a gateway WER is above this")
+
     cap = verb("capacity", "benchmark: bare WebSocket sink vs the gateway, same load")
     cap.add_argument(
         "--steps", default="100,250,500,1000", help="concurrent real-time streams per step"
@@ -131,6 +172,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from loadtest.capacity import main as capacity_main
 
         return capacity_main(args)
+    if args.verb == "quality":
+        from loadtest.quality.cli import main as quality_main
+
+        return asyncio.run(quality_main(args))
     return asyncio.run(_scenario(args))
 
 

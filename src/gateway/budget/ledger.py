@@ -48,7 +48,7 @@ local function reclaim(leases, now, batch)
     if state == 'held' then
       local amount = tonumber(redis.call('HGET', hold, 'amount'))
       for key in string.gmatch(redis.call('HGET', hold, 'keys'), '[^\\n]+') do
-        redis.call('HINCRBY', key, 'reserved', -amount)
+        redis.call('HINCRBY', key, 'reserved', 0 - amount)
       end
       redis.call('HSET', hold, 'state', 'expired')
     end
@@ -123,7 +123,7 @@ local actual = tonumber(ARGV[2])
 local model = ARGV[4]
 local last
 for _, key in ipairs(keys) do
-  if state == 'held' then redis.call('HINCRBY', key, 'reserved', -amount) end
+  if state == 'held' then redis.call('HINCRBY', key, 'reserved', 0 - amount) end
   redis.call('HINCRBY', key, 'spent', actual)
   redis.call('HINCRBY', key, 'spent:' .. model, actual)
   redis.call('HINCRBY', key, 'audio_ms', ARGV[3])
@@ -146,7 +146,7 @@ local state = redis.call('HGET', KEYS[2], 'state')
 if state ~= 'held' then return 0 end
 local amount = tonumber(redis.call('HGET', KEYS[2], 'amount'))
 for key in string.gmatch(redis.call('HGET', KEYS[2], 'keys'), '[^\\n]+') do
-  redis.call('HINCRBY', key, 'reserved', -amount)
+  redis.call('HINCRBY', key, 'reserved', 0 - amount)
 end
 redis.call('HSET', KEYS[2], 'state', 'released')
 redis.call('ZREM', KEYS[1], ARGV[1])

@@ -123,6 +123,7 @@ def transcript(
     model: str,
     latency_ms: int,
     from_finalize: bool,
+    billed_seconds: float = 0.0,
     reason: str | None = None,
 ) -> dict[str, Any]:
     message: dict[str, Any] = {
@@ -135,6 +136,7 @@ def transcript(
         "model": model,
         "latency_ms": latency_ms,
         "from_finalize": from_finalize,
+        "billed_seconds": round(billed_seconds, 3),
     }
     if reason is not None:
         message["reason"] = reason

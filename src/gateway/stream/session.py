@@ -376,6 +376,7 @@ class StreamSession:
                 model=outcome.model,
                 latency_ms=round(latency * 1000),
                 from_finalize=window.from_finalize,
+                billed_seconds=outcome.billed_seconds,
                 reason=outcome.reason,
             )
         )

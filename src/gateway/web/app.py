@@ -15,7 +15,7 @@ from gateway import __version__, lockfile
 from gateway.auth.secret import resolve_secret
 from gateway.budget.journal import CommitJournal
 from gateway.budget.ledger import Ledger
-from gateway.budget.policy import load_policy
+from gateway.budget.policy import Policy, load_policy
 from gateway.budget.service import LEDGER_ERRORS, BudgetService
 from gateway.budget.store import EmbeddedRedis
 from gateway.budget.webhooks import WebhookSender
@@ -60,6 +60,7 @@ def create_app(settings: Settings, *, span_exporter: Any = None) -> web.Applicat
     )
     secret = resolve_secret(settings)
     policy = load_policy(settings.budget_policy_path)
+    _check_local_price(settings, policy)
     audit = AuditTrail(settings.audit_log_path, audit_key(secret))
     gateway = Gateway(
         settings=settings,
@@ -188,6 +189,16 @@ def _local_transcriber(settings: Settings) -> LocalTranscriber:
     if problem:
         raise ConfigurationError(problem)
     return transcriber
+
+
+def _check_local_price(settings: Settings, policy: Policy) -> None:
+    """Local windows are metered like any other: the policy must price the local model."""
+    if settings.provider == "local" and settings.LOCAL_WHISPER_MODEL not in policy.pricing.models:
+        raise ConfigurationError(
+            f"LOCAL_WHISPER_MODEL {settings.LOCAL_WHISPER_MODEL!r} has no price in the budget "
+            f"policy {policy.path}: add it to pricing_usd_per_minute (0 for free on-premise "
+            "compute; see docs/Budget.md)"
+        )
 
 
 async def _load_local(gateway: Gateway, transcriber: LocalTranscriber) -> None:

@@ -93,8 +93,8 @@ async def listen(request: web.Request) -> web.StreamResponse:
         _may_stream(claims)
         config = protocol.parse_query(
             request.query,
-            default_model=gateway.settings.STT_MODEL,
-            allowed_models=gateway.policy.pricing.models,
+            default_model=gateway.settings.default_model,
+            allowed_models=gateway.allowed_models,
         )
         assert claims.school_id is not None and claims.group_id is not None
         gateway.registry.check_admission((claims.school_id, claims.group_id))

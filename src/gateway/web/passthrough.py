@@ -95,8 +95,8 @@ async def transcriptions(request: web.Request) -> web.Response:
     data = upload.file.read()
     if not data:
         return openai_error(400, "file is empty", code="invalid_request", param="file")
-    requested = str(form.get("model") or gateway.settings.STT_MODEL)
-    if requested not in gateway.policy.pricing.models:
+    requested = str(form.get("model") or gateway.settings.default_model)
+    if requested not in gateway.allowed_models:
         return openai_error(
             400, f"model {requested!r} is not allowed", code="model_not_allowed", param="model"
         )

@@ -47,5 +47,13 @@ class Gateway:
     #: The in-process model, when ``provider`` is ``local``.
     local: LocalTranscriber | None = None
 
+    @property
+    def allowed_models(self) -> frozenset[str]:
+        """Models a client may ask for: priced ones; with the local provider, its model only
+        (every window is transcribed, and billed, as that model)."""
+        if self.provider == "local":
+            return frozenset({self.settings.LOCAL_WHISPER_MODEL})
+        return frozenset(self.policy.pricing.models)
+
 
 GATEWAY = web.AppKey("gateway", Gateway)

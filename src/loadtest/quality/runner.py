@@ -1,0 +1,196 @@
+"""Stream a recording through a gateway and score it against its script and two baselines:
+the same model on the whole file (the ceiling for windowed transcription) and on naive
+fixed 5 s chunks (what a proxy without pause-aware windows does)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import time
+import wave
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from gateway.stt.local_transcriber import LocalTranscriber
+from gateway.stt.transcriber import TranscriptionRequest
+from loadtest.quality import scoring
+from loadtest.quality.recording import Recording
+from loadtest.quality.scoring import Received
+
+FRAME_SECONDS = 0.1
+NAIVE_CHUNK_SECONDS = 5.0
+
+
+@dataclass
+class Streamed:
+    received: list[Received]
+    begin: dict[str, Any]
+    last: dict[str, Any] | None
+    close_code: int | None
+    wall_seconds: float
+
+
+async def stream(url: str, token: str, recording: Recording, speed: float) -> Streamed:
+    """Send ``recording`` in 100 ms frames at ``speed`` × real time while reading."""
+    frame = 2 * round(FRAME_SECONDS * recording.sample_rate)
+    received: list[Received] = []
+    last: dict[str, Any] | None = None
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(
+            f"{url}?sample_rate={recording.sample_rate}",
+            headers={"Authorization": f"Bearer {token}"},
+            max_msg_size=0,
+        ) as ws,
+    ):
+        begin = json.loads((await ws.receive()).data)
+        if begin.get("type") != "Begin":
+            raise RuntimeError(f"the gateway refused the stream: {begin}")
+        started = time.monotonic()
+
+        async def send() -> None:
+            for i, offset in enumerate(range(0, len(recording.pcm), frame)):
+                delay = started + i * FRAME_SECONDS / speed - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                await ws.send_bytes(recording.pcm[offset : offset + frame])
+            await ws.send_str(json.dumps({"type": "CloseStream"}))
+
+        sender = asyncio.create_task(send())
+        async for msg in ws:
+            if msg.type is not aiohttp.WSMsgType.TEXT:
+                break
+            message = json.loads(msg.data)
+            last = message
+            if message["type"] == "Transcript":
+                received.append(Received(message, time.monotonic() - started))
+        sender.cancel()
+        return Streamed(received, begin, last, ws.close_code, time.monotonic() - started)
+
+
+def _wav(pcm: bytes, sample_rate: int) -> bytes:
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(sample_rate)
+        out.writeframes(pcm)
+    return buffer.getvalue()
+
+
+class Baselines:
+    """The same local model, called directly: on the whole file and on fixed chunks."""
+
+    def __init__(self, model: str) -> None:
+        self._transcriber = LocalTranscriber(
+            model=model, device="auto", compute_type="auto", workers=1
+        )
+        self.model = model
+
+    async def __aenter__(self) -> Baselines:
+        await self._transcriber.load()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self._transcriber.close()
+
+    async def _text(self, pcm: bytes, sample_rate: int) -> str:
+        request = TranscriptionRequest(
+            wav=_wav(pcm, sample_rate), model=self.model, duration=len(pcm) / 2 / sample_rate
+        )
+        return (await self._transcriber.transcribe(request)).text
+
+    async def whole(self, recording: Recording) -> str:
+        return await self._text(recording.pcm, recording.sample_rate)
+
+    async def chunks(self, recording: Recording, seconds: float = NAIVE_CHUNK_SECONDS) -> str:
+        step = 2 * round(seconds * recording.sample_rate)
+        texts = [
+            await self._text(recording.pcm[i : i + step], recording.sample_rate)
+            for i in range(0, len(recording.pcm), step)
+        ]
+        return " ".join(t for t in texts if t)
+
+
+def score(
+    name: str,
+    noise: str,
+    recording: Recording,
+    streamed: Streamed,
+    *,
+    speed: float,
+    whole_text: str | None,
+    chunk_text: str | None,
+) -> dict[str, Any]:
+    """One row of the report."""
+    received = streamed.received
+    text = scoring.joined_text(received)
+    billed = scoring.billed_seconds(received)
+    speech = recording.speech_seconds
+    statuses = [r.message["status"] for r in received]
+    latencies = [r.message["latency_ms"] / 1000 for r in received if r.message["status"] == "ok"]
+    return {
+        "lesson": name,
+        "noise": noise,
+        "provider": streamed.begin.get("config", {}).get("provider"),
+        "seconds": round(recording.seconds, 2),
+        "speech_seconds": None if speech is None else round(speech, 2),
+        "speech_share": None if speech is None else round(speech / recording.seconds, 3),
+        "wer": round(scoring.wer(recording.script, text), 4),
+        "wer_whole_file": None
+        if whole_text is None
+        else round(scoring.wer(recording.script, whole_text), 4),
+        "wer_naive_chunks": None
+        if chunk_text is None
+        else round(scoring.wer(recording.script, chunk_text), 4),
+        "billed_seconds": round(billed, 2),
+        "billed_over_streamed": round(billed / recording.seconds, 3),
+        "billed_over_speech": None if not speech else round(billed / speech, 3),
+        "pause_texts": scoring.pause_texts(received, recording.long_pauses),
+        "windows": {s: statuses.count(s) for s in ("ok", "silence", "dropped")},
+        "latency_s": scoring.distribution(latencies),
+        "sentence_delay_s": scoring.distribution(
+            scoring.sentence_delays(received, recording.sentences, speed)
+        ),
+        "speed": speed,
+        "close_code": streamed.close_code,
+        "transcript": text,
+        "whole_file_transcript": whole_text,
+    }
+
+
+COLUMNS = (
+    ("lesson", "lesson"),
+    ("noise", "noise"),
+    ("WER gateway", "wer"),
+    ("WER whole file", "wer_whole_file"),
+    ("WER naive 5 s", "wer_naive_chunks"),
+    ("billed / streamed", "billed_over_streamed"),
+    ("speech share", "speech_share"),
+    ("billed / speech", "billed_over_speech"),
+    ("text in long pause", "pause_texts"),
+    ("latency p50 / p95 (s)", "latency_s"),
+    ("sentence → words p50 / p95 (s)", "sentence_delay_s"),
+)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, list):
+        return str(len(value)) if value else "none"
+    if isinstance(value, dict):
+        return " / ".join("—" if v is None else f"{v:.2f}" for v in value.values())
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return str(value)
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    head = "| " + " | ".join(title for title, _ in COLUMNS) + " |"
+    rule = "|" + "---|" * len(COLUMNS)
+    body = ["| " + " | ".join(_cell(row[key]) for _, key in COLUMNS) + " |" for row in rows]
+    return "\n".join([head, rule, *body]) + "\n"

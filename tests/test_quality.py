@@ -1,0 +1,101 @@
+"""`stt-loadtest quality` on a short lesson, through a gateway running local Whisper."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from gateway.simulated.whisper import FakeWhisper
+from loadtest.quality import scoring
+from loadtest.quality.lessons import LONG_PAUSE_SECONDS, SENTENCES, lesson
+from loadtest.quality.scoring import Received
+from tests.helpers import SECRET, spawn_gateway, t
+from tests.tools import require_tool
+
+pytestmark = pytest.mark.slow
+
+
+def test_lessons_are_deterministic_with_one_long_pause() -> None:
+    for name in SENTENCES:
+        spoken = lesson(name)
+        assert spoken == lesson(name)
+        assert [u.pause_after for u in spoken].count(LONG_PAUSE_SECONDS) == 1
+        assert all(0.3 <= u.pause_after <= 3.0 for u in spoken if u.pause_after < 10)
+        assert len({u.voice for u in spoken}) >= 3 and len({u.level_db for u in spoken}) >= 3
+
+
+def test_scoring_uses_the_whisper_normaliser() -> None:
+    assert scoring.wer("Maya has twelve apples.", "maya has 12 apples") == 0.0
+    assert scoring.wer("the colour of the leaf", "The color of the leaf!") == 0.0
+    assert scoring.wer("the cat sat down", "the cat down") == 0.25
+    received = [
+        Received({"start": 0.0, "end": 5.0, "text": "hello", "billed_seconds": 4.0}, 5.5),
+        Received({"start": 5.0, "end": 9.0, "text": "thanks for watching"}, 9.4),
+    ]
+    assert scoring.pause_texts(received, [(5.2, 9.0)]) == ["thanks for watching"]
+    assert scoring.billed_seconds(received) == 4.0
+    sentences = [scoring.Spoken("hello", 0.5, 3.0)]  # type: ignore[attr-defined]
+    assert scoring.sentence_delays(received, sentences, speed=1.0) == [2.5]
+
+
+async def _quality(port: int, tmp_path: Path, *extra: str) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "loadtest",
+        "quality",
+        "--url",
+        f"ws://127.0.0.1:{port}/api/v1/listen",
+        "--secret",
+        SECRET,
+        "--lesson",
+        "science",
+        "--noise",
+        "quiet",
+        "--sentences",
+        "4",
+        "--speed",
+        "3",
+        "--json",
+        str(tmp_path / f"quality{len(extra)}.json"),
+        "--out-dir",
+        str(tmp_path / "lessons"),
+        *extra,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), t(300))
+    assert proc.returncode is not None
+    return proc.returncode, out.decode()
+
+
+async def test_quality_on_a_short_lesson(fake_whisper: FakeWhisper, tmp_path: Path) -> None:
+    require_tool("espeak-ng", "espeak-ng")
+    require_tool("sox", "sox")
+    gateway = await spawn_gateway(
+        fake_whisper, tmp_path / "data", STT_PROVIDER="local", STT_WINDOW_SECONDS="5"
+    )
+    try:
+        port = await gateway.listening()
+        code, out = await _quality(port, tmp_path, "--max-wer", "0.9")
+        strict, strict_out = await _quality(port, tmp_path, "--max-wer", "0", "--no-baselines")
+    finally:
+        await gateway.stop()
+    assert code == 0, out
+    assert "| science | quiet |" in out and "PASS" in out
+    [run] = json.loads((tmp_path / "quality2.json").read_text())["runs"]
+    assert run["provider"] == "local"
+    assert 0 <= run["wer"] <= 0.9
+    assert run["wer_whole_file"] is not None and run["wer_whole_file"] <= 0.5
+    assert run["wer_naive_chunks"] is not None
+    assert 0 < run["speech_share"] < 1 and 0 < run["billed_over_streamed"] <= 1.0
+    assert run["sentence_delay_s"]["p50"] is not None
+    assert {"lesson", "noise", "pause_texts", "latency_s", "windows"} <= set(run)
+    saved = tmp_path / "lessons" / "science-quiet"
+    assert saved.with_suffix(".wav").exists() and saved.with_suffix(".txt").exists()
+    assert len(json.loads(saved.with_suffix(".json").read_text())["long_pauses"]) == 1
+    assert strict == 1 and "FAIL" in strict_out
