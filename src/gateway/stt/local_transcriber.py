@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import io
+import logging
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -131,6 +132,8 @@ class LocalTranscriber:
     def _load_blocking(self) -> Any:
         from faster_whisper import WhisperModel
 
+        # Its per-window "Processing audio" lines are noise at the gateway's volume.
+        logging.getLogger("faster_whisper").setLevel(logging.WARNING)
         threads = max(1, (os.cpu_count() or 1) // self.workers)
         return WhisperModel(
             resolve_model(self.model_name),
