@@ -148,3 +148,16 @@ def test_version_and_serve_help_name_the_environment() -> None:
         check=True,
     ).stdout
     assert "(default: 2)" in loadtest and "(default: 20.0)" in loadtest
+
+
+async def test_a_missing_local_model_is_one_start_up_line(
+    fake_whisper: FakeWhisper, tmp_path: Path
+) -> None:
+    env = _env(tmp_path, 0, fake_whisper)
+    env.update(STT_PROVIDER="local", LOCAL_WHISPER_MODEL=str(tmp_path / "no-model"))
+    code, err = await _run(env)
+    problem = [line for line in err.splitlines() if line.startswith("stt-gateway:")]
+    assert code == 2, err
+    assert len(problem) == 1 and "LOCAL_WHISPER_MODEL" in problem[0]
+    assert "Traceback" not in err
+    await eventually(lambda: redis_servers_for(tmp_path) == [], timeout=10)

@@ -86,9 +86,8 @@ async def test_junk_flood_from_a_client_that_never_reads_is_bounded(
     writer.close()
     await asyncio.sleep(t(1))
     after = await metric(port, "process_resident_memory_bytes")
-    print(
-        f"RSS before {before / 2**20:.1f} MiB, during {during / 2**20:.1f}, after {after / 2**20:.1f}"
-    )
+    mib = 2**20
+    print(f"RSS before {before / mib:.1f} MiB, during {during / mib:.1f}, after {after / mib:.1f}")
     assert during - before < 40 * 1024 * 1024, (before, during)
     assert after - before < 40 * 1024 * 1024, (before, after)
 

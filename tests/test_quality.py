@@ -99,3 +99,22 @@ async def test_quality_on_a_short_lesson(fake_whisper: FakeWhisper, tmp_path: Pa
     assert saved.with_suffix(".wav").exists() and saved.with_suffix(".txt").exists()
     assert len(json.loads(saved.with_suffix(".json").read_text())["long_pauses"]) == 1
     assert strict == 1 and "FAIL" in strict_out
+
+
+def test_a_users_own_recording_is_read_and_resampled(tmp_path: Path) -> None:
+    import wave
+
+    import numpy as np
+
+    from loadtest.quality.recording import from_files
+
+    audio = tmp_path / "mine.wav"
+    with wave.open(str(audio), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(22050)
+        out.writeframes(np.zeros(22050 * 2, dtype="<i2").tobytes())
+    (tmp_path / "mine.txt").write_text("what was said\n")
+    recording = from_files(audio, tmp_path / "mine.txt")
+    assert recording.sample_rate == 16000 and abs(recording.seconds - 2.0) < 0.01
+    assert recording.script == "what was said" and recording.speech_seconds is None
