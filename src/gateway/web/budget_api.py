@@ -13,7 +13,7 @@ from aiohttp import web
 from jsonschema import Draft202012Validator
 
 from gateway import jsonstrict
-from gateway.auth.tokens import mint
+from gateway.auth.tokens import Claims, mint
 from gateway.budget.ledger import Ledger
 from gateway.budget.policy import SchoolBudget, to_micro, valid_timezone
 from gateway.budget.pricing import usd
@@ -259,6 +259,17 @@ async def put_budget(request: web.Request) -> web.Response:
         )
     _reject_if(details)
     overrides = {**await ledger.overrides(school_id), **body}
+    return await _replace_budget(gateway, claims, school_id, before, overrides)
+
+
+async def _replace_budget(
+    gateway: Gateway,
+    claims: Claims,
+    school_id: str,
+    before: SchoolBudget,
+    overrides: dict[str, Any],
+) -> web.Response:
+    """Store ``overrides`` as the school's settings, audit old and new, answer the new ones."""
     after = await _save_overrides(gateway, school_id, overrides)
     gateway.audit.record(
         "budget.updated",
@@ -279,15 +290,7 @@ async def delete_budget(request: web.Request) -> web.Response:
     ledger = _ledger(gateway)
     before = await gateway.budget.school(school_id)
     kept = {k: v for k, v in (await ledger.overrides(school_id)).items() if k == "webhook_url"}
-    after = await _save_overrides(gateway, school_id, kept)
-    gateway.audit.record(
-        "budget.updated",
-        who=actor(claims.sub, claims.role),
-        school_id=school_id,
-        old=budget_document(before),
-        new=budget_document(after),
-    )
-    return web.json_response(budget_document(after))
+    return await _replace_budget(gateway, claims, school_id, before, kept)
 
 
 # -- usage ----------------------------------------------------------------------------------
