@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.stream.vad import VadParams, is_speech
+from gateway.stream.vad import NoiseFloor, VadParams, is_speech
 from gateway.stream.windowing import Window, Windower
 from tests.audio import silence, tone
 
@@ -125,3 +127,36 @@ def test_windows_tile_the_stream_for_any_interleaving(
     _check_tiling(windows, total)
     for win in windows[:-1]:
         assert win.end_sample - win.start_sample >= w.min_samples
+
+
+def _noise(seconds: float, dbfs: float, seed: int = 3) -> bytes:
+    rng = np.random.default_rng(seed)
+    samples = rng.standard_normal(round(seconds * RATE)) * 32767 * 10 ** (dbfs / 20)
+    return np.clip(samples, -32768, 32767).astype("<i2").tobytes()
+
+
+def test_the_noise_floor_follows_a_noisy_classroom_but_not_speech() -> None:
+    """Under steady -45 dBFS noise (above the fixed -50 dBFS threshold) windows of noise alone
+    become silence once the floor is found; speech over the noise stays speech."""
+    windower = Windower(RATE, 1.0, VadParams(threshold_dbfs=-50))
+    noisy = [w.speech for w in windower.feed(_noise(30.0, -45.0))]
+    assert noisy[0] is True  # before the floor is known: the quiet-room threshold
+    assert not any(noisy[20:])  # within 20 s the floor is found
+    loud = np.frombuffer(tone(440, 2.0, amplitude=0.05), dtype="<i2").astype(np.int32)
+    mixed = np.frombuffer(_noise(2.0, -45.0, seed=4), dtype="<i2").astype(np.int32) + loud
+    spoken = windower.feed(np.clip(mixed, -32768, 32767).astype("<i2").tobytes())
+    assert all(w.speech for w in spoken)
+
+
+def test_the_noise_floor_is_not_lifted_by_half_a_minute_of_steady_sound() -> None:
+    windower = Windower(RATE, 1.0, VadParams(threshold_dbfs=-50))
+    assert all(w.speech for w in windower.feed(tone(440, 30.0, amplitude=0.3)))
+
+
+def test_the_noise_floor_drops_at_once_in_a_quiet_room() -> None:
+    floor = NoiseFloor.quiet_room(VadParams(threshold_dbfs=-50, margin_db=10))
+    assert floor.threshold(VadParams(threshold_dbfs=-50)) == -50
+    floor.update(np.full(50, -40.0))
+    assert floor.level == pytest.approx(-59.0)  # rose 1 dB in one second, no more
+    floor.update(np.full(50, -80.0))
+    assert floor.level == -80.0 and floor.threshold(VadParams(threshold_dbfs=-50)) == -50

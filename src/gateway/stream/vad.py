@@ -19,10 +19,50 @@ FRAME_SECONDS = 0.02
 _FULL_SCALE = 32768.0
 
 
+#: Each window's noise estimate is this percentile of its 20 ms frame levels.
+FLOOR_PERCENTILE = 10.0
+#: The floor rises by at most this much per second of audio: half a minute of sound without a dip
+#: are not taken for noise, while a steady classroom floor is found within seconds.
+FLOOR_RISE_DB_PER_SECOND = 1.0
+
+
 @dataclass(frozen=True, slots=True)
 class VadParams:
+    #: The lowest threshold: in a quiet room frames above it are voiced.
     threshold_dbfs: float = -50.0
     min_voiced_seconds: float = 0.1
+    #: Over a stream's own noise floor, a frame must be this much louder to be voiced.
+    margin_db: float = 10.0
+
+
+@dataclass(slots=True)
+class NoiseFloor:
+    """A stream's own noise floor, followed window by window (pure).
+
+    It starts at the quiet-room floor (``threshold_dbfs - margin_db``), drops at
+    once to a quieter window's estimate and rises slowly, so speech without a
+    pause does not lift it. The voicing threshold is the
+    floor plus a margin, never below ``VadParams.threshold_dbfs``: in a quiet
+    room nothing changes, under steady classroom noise the noise itself stops
+    counting as speech.
+    """
+
+    level: float
+
+    @classmethod
+    def quiet_room(cls, params: VadParams) -> NoiseFloor:
+        return cls(params.threshold_dbfs - params.margin_db)
+
+    def update(self, levels: npt.NDArray[np.float64]) -> None:
+        """Follow the floor with one window's 20 ms frame levels."""
+        if levels.size == 0:
+            return
+        observed = float(np.percentile(levels, FLOOR_PERCENTILE))
+        rise = FLOOR_RISE_DB_PER_SECOND * levels.size * FRAME_SECONDS
+        self.level = min(observed, self.level + rise)
+
+    def threshold(self, params: VadParams) -> float:
+        return max(params.threshold_dbfs, self.level + params.margin_db)
 
 
 def frame_levels_dbfs(
