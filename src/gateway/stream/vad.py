@@ -2,10 +2,12 @@
 
 The audio is cut into 20 ms frames; a frame is *voiced* when its RMS level is
 above a threshold in dBFS. A window is speech when it holds at least
-``min_voiced_seconds`` of voiced frames. Measured against the classroom
-material we ship and generate (tones, speech with pauses, room noise at
--60 dBFS) the default threshold of -50 dBFS separates silence from speech
-without a model; see docs/Architecture.md for why this over a neural VAD.
+``min_voiced_seconds`` of voiced frames. The threshold is the stream's own
+noise floor plus a margin (:class:`NoiseFloor`), never below
+``threshold_dbfs`` (-50 dBFS by default): a quiet room behaves as with a fixed
+threshold, steady classroom noise stops counting as speech. See
+docs/Architecture.md for why this over a neural VAD, and docs/Quality.md for
+the measurements.
 """
 
 from __future__ import annotations
