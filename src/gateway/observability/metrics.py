@@ -127,6 +127,12 @@ class Metrics:
             "Charges kept in the local journal because the ledger could not take them yet.",
             registry=r,
         )
+        self.segments_suppressed = Counter(
+            "stt_segments_suppressed",
+            "Transcript segments dropped because Whisper marked them non-speech or looping.",
+            ["reason"],
+            registry=r,
+        )
         self.upstream_info = Gauge(
             "stt_upstream_info",
             "The speech-to-text provider in use (openai, local, simulated) and its model.",

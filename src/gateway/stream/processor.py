@@ -13,6 +13,7 @@ from gateway.observability.metrics import Metrics
 from gateway.stream.pipeline import Outcome, PendingWindow
 from gateway.stream.wav import wav_bytes
 from gateway.stt.service import SttService, UpstreamEvents
+from gateway.stt.suppression import filter_segments
 from gateway.stt.transcriber import TranscriptionRequest, TranscriptionResult
 
 
@@ -85,6 +86,12 @@ class WindowProcessor:
             cost = usd(await self.budget.commit(hold, billed))
         self._metrics.audio_billed.labels(model=hold.model).inc(billed)
         self._metrics.cost_usd.labels(model=hold.model).inc(cost)
+        text = result.text
+        if result.segments:  # the upstream said which parts it did not really hear
+            filtered = filter_segments(result.segments)
+            for reason in filtered.suppressed:
+                self._metrics.segments_suppressed.labels(reason=reason).inc()
+            text = filtered.text
         return Outcome(
-            status="ok", model=hold.model, text=result.text, billed_seconds=billed, cost_usd=cost
+            status="ok", model=hold.model, text=text, billed_seconds=billed, cost_usd=cost
         )
