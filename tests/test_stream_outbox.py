@@ -84,13 +84,18 @@ async def test_a_client_that_does_not_read_is_stuck_past_the_byte_bound() -> Non
 
 
 async def test_a_write_that_stalls_makes_the_outbox_stuck() -> None:
-    client, stuck = Client(), []
+    client, stuck, clock = Client(), [], Clock()
     client.reading.clear()
-    outbox = Outbox(client.send, stuck.append, stall_seconds=0.05)
+    outbox = Outbox(client.send, stuck.append, stall_seconds=20.0, clock=clock)
     writer = await _with_writer(outbox)
-    outbox.put({"type": "Transcript"})
-    await asyncio.wait_for(writer, 2.0)
+    assert outbox.put({"type": "Transcript", "seq": 0})
+    await asyncio.sleep(0)  # the writer is now waiting on the client
+    clock.now += 19.0
+    assert outbox.put({"type": "Transcript", "seq": 1})
+    clock.now += 1.0
+    assert not outbox.put({"type": "Transcript", "seq": 2})
     assert stuck and "could not be written" in stuck[0]
+    writer.cancel()
 
 
 async def test_a_failed_connection_makes_the_outbox_stuck() -> None:

@@ -54,18 +54,22 @@ def _head_mac(key: bytes, seq: int, digest: str) -> str:
     return hmac.new(key, f"head:{seq}:{digest}".encode(), hashlib.sha256).hexdigest()
 
 
-def _write_head(path: Path, key: bytes, seq: int, digest: str) -> None:
-    target = head_path(path)
-    temporary = target.with_name(target.name + ".tmp")
+#: The head is rewritten in place at a fixed size: one small write per record, no new file.
+HEAD_BYTES = 256
+
+
+def _head_bytes(key: bytes, seq: int, digest: str) -> bytes:
     head = {"seq": seq, "hash": digest, "mac": _head_mac(key, seq, digest)}
-    temporary.write_text(json.dumps(head) + "\n", encoding="utf-8")
-    os.replace(temporary, target)
+    return (json.dumps(head) + "\n").encode().ljust(HEAD_BYTES)
 
 
 def _read_head(path: Path, key: bytes) -> tuple[int, str] | str | None:
     """The head's (seq, hash); a problem string when it is forged or unreadable; None if absent."""
     try:
-        head = json.loads(head_path(path).read_text(encoding="utf-8"))
+        raw = head_path(path).read_bytes().strip()
+        if not raw:
+            return None  # created, nothing recorded yet
+        head = json.loads(raw)
         seq, digest = int(head["seq"]), str(head["hash"])
         valid = hmac.compare_digest(_head_mac(key, seq, digest), str(head["mac"]))
     except FileNotFoundError:
@@ -86,19 +90,21 @@ class AuditTrail:
         self._lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
         self._seq, self._prev = self._tail()
-        self._check_head()
+        problem = self._head_problem()
+        self._head_fd = os.open(head_path(path), os.O_RDWR | os.O_CREAT, 0o644)
+        if problem:
+            # A trail cut behind the gateway's back is recorded, not silently continued.
+            log.critical("audit.head_mismatch", problem=problem, path=str(self.path))
+            self.record("audit.head_mismatch", problem=problem)
 
-    def _check_head(self) -> None:
-        """A trail cut behind the gateway's back is recorded, not silently continued."""
+    def _head_problem(self) -> str | None:
         head = _read_head(self.path, self._key)
         problem: str | None = head if isinstance(head, str) else None
         if head is None and self._seq > 0:
             problem = "the head file is missing"
         elif isinstance(head, tuple) and head[0] > self._seq:
             problem = f"the trail ends at seq {self._seq} but its head named seq {head[0]}"
-        if problem:
-            log.critical("audit.head_mismatch", problem=problem, path=str(self.path))
-            self.record("audit.head_mismatch", problem=problem)
+        return problem
 
     def _tail(self) -> tuple[int, str]:
         if not self.path.exists() or self.path.stat().st_size == 0:
@@ -137,7 +143,7 @@ class AuditTrail:
                 handle.write(canonical(body) + "\n")
                 handle.flush()
             self._seq, self._prev = body["seq"], body["hash"]
-            _write_head(self.path, self._key, self._seq, self._prev)
+            os.pwrite(self._head_fd, _head_bytes(self._key, self._seq, self._prev), 0)
             return body
 
 

@@ -7,9 +7,11 @@ outbox holds at most ``max_bytes`` of messages:
   waiting, or sent less than ``min_interval`` ago) are coalesced: counted,
   not queued;
 - a client that does not read is a slow consumer: when the queue passes its
-  bound, or one message cannot be written for ``stall_seconds``, the outbox
-  stops and calls ``on_stuck``; the session then ends without waiting for the
-  client (its transport is aborted).
+  bound, or a message is queued while the one being written has waited for
+  ``stall_seconds``, the outbox stops and calls ``on_stuck``; the session then
+  ends without waiting for the client (its transport is aborted). (A client
+  that stops reading *and* sending is ended by the idle timeout, and the last
+  messages at close are bounded by :meth:`flush`.) No timer per message.
 
 Model: the bounded, high/low-water ``Assembler`` of python-websockets.
 """
@@ -53,6 +55,7 @@ class Outbox:
         self._wakeup = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
+        self._writing_since: float | None = None
         self.stuck: str | None = None
         self.coalesced = 0
         self.sent = 0
@@ -68,6 +71,9 @@ class Outbox:
         """Queue ``message``; False when it was coalesced or the outbox is stuck.
         ``key`` marks a notice: one per key waits at a time, one per key per interval."""
         if self.stuck is not None:
+            return False
+        if self._writing_since is not None and self._clock() - self._writing_since >= self._stall:
+            self._give_up(f"one message could not be written for {self._stall:g} s")
             return False
         if key is not None and (
             key in self._queued_keys
@@ -96,15 +102,14 @@ class Outbox:
                 await self._wakeup.wait()
                 continue
             text, key = self._queue[0]
+            self._writing_since = self._clock()
             try:
-                async with asyncio.timeout(self._stall):
-                    await self._send(text)
-            except TimeoutError:
-                self._give_up(f"one message could not be written for {self._stall:g} s")
-                return
+                await self._send(text)
             except Exception as exc:  # the connection is gone
                 self._give_up(f"the connection failed ({type(exc).__name__})")
                 return
+            finally:
+                self._writing_since = None
             self._queue.popleft()
             self._queued_bytes -= len(text)
             self.sent += 1

@@ -59,7 +59,8 @@ class NoiseFloor:
         """Follow the floor with one window's 20 ms frame levels."""
         if levels.size == 0:
             return
-        observed = float(np.percentile(levels, FLOOR_PERCENTILE))
+        k = int(levels.size * FLOOR_PERCENTILE / 100)
+        observed = float(np.partition(levels, k)[k])  # a percentile without its overhead
         rise = FLOOR_RISE_DB_PER_SECOND * levels.size * FRAME_SECONDS
         self.level = min(observed, self.level + rise)
 
@@ -97,8 +98,16 @@ def voiced_seconds(
 def is_speech(pcm: bytes | bytearray | memoryview, sample_rate: int, params: VadParams) -> bool:
     """True when ``pcm`` holds enough voiced audio to be worth transcribing."""
     total = len(pcm) // 2 / sample_rate
-    needed = min(params.min_voiced_seconds, total / 2)
-    return total > 0 and voiced_seconds(pcm, sample_rate, params) >= needed - 1e-9
+    return levels_are_speech(frame_levels_dbfs(pcm, sample_rate), total, params)
+
+
+def levels_are_speech(
+    levels: npt.NDArray[np.float64], total_seconds: float, params: VadParams
+) -> bool:
+    """:func:`is_speech` from already computed frame levels (computed once per window)."""
+    needed = min(params.min_voiced_seconds, total_seconds / 2)
+    voiced = float(np.count_nonzero(levels > params.threshold_dbfs)) * FRAME_SECONDS
+    return total_seconds > 0 and voiced >= needed - 1e-9
 
 
 def quiet_cut(

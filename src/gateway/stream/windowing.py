@@ -13,7 +13,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from gateway.stream.vad import NoiseFloor, VadParams, frame_levels_dbfs, is_speech, quiet_cut
+from gateway.stream.vad import (
+    NoiseFloor,
+    VadParams,
+    frame_levels_dbfs,
+    levels_are_speech,
+    quiet_cut,
+)
 
 MIN_WINDOW_SECONDS = 0.1
 #: How far back from the target length a window may end early at a pause.
@@ -59,6 +65,7 @@ class Windower:
         self.window_seconds = window_seconds
         self._vad = vad or VadParams()
         self._floor = NoiseFloor.quiet_room(self._vad)
+        self._adapted = self._vad
         # One buffer per stream, grown to about a window (plus a frame) and then reused:
         # no reallocation churn per frame, so the allocator keeps no stale copies.
         self._buffer = bytearray()
@@ -126,12 +133,8 @@ class Windower:
         )
         lo = max(self.min_samples, target - search)
         with memoryview(self._buffer) as view:
-            cut = quiet_cut(view[: self._fill], self.sample_rate, self._adapted(), lo, target)
+            cut = quiet_cut(view[: self._fill], self.sample_rate, self._adapted, lo, target)
         return target if cut is None else cut
-
-    def _adapted(self) -> VadParams:
-        """The VAD parameters with this stream's noise-floor threshold."""
-        return replace(self._vad, threshold_dbfs=self._floor.threshold(self._vad))
 
     def _emit(self, samples: int, *, from_finalize: bool) -> Window:
         nbytes = samples * 2
@@ -144,9 +147,14 @@ class Windower:
         start = self._start_sample
         self._start_sample += samples
         long_enough = samples >= self.min_samples
-        speech = long_enough and is_speech(pcm, self.sample_rate, self._adapted())
+        speech = False
         if long_enough:
-            self._floor.update(frame_levels_dbfs(pcm, self.sample_rate))
+            levels = frame_levels_dbfs(pcm, self.sample_rate)
+            speech = levels_are_speech(levels, samples / self.sample_rate, self._adapted)
+            self._floor.update(levels)
+            threshold = self._floor.threshold(self._vad)
+            if threshold != self._adapted.threshold_dbfs:
+                self._adapted = replace(self._vad, threshold_dbfs=threshold)
         window = Window(
             seq=self._next_seq,
             start_sample=start,
