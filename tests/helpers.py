@@ -245,10 +245,9 @@ class GatewayProcess:
         self._reader.cancel()
 
 
-async def spawn_gateway(
-    fake: FakeWhisper, data_dir: Path, *, cwd: Path | None = None, **overrides: str
-) -> GatewayProcess:
-    env = {
+def gateway_env(fake: FakeWhisper, data_dir: Path, **overrides: str) -> dict[str, str]:
+    """The environment of a gateway process on loopback against ``fake``."""
+    return {
         **os.environ,
         "OPENAI_API_KEY": "test-key",
         "OPENAI_BASE_URL": fake.url,  # type: ignore[attr-defined]
@@ -259,6 +258,12 @@ async def spawn_gateway(
         "LOG_FORMAT": "json",
         **overrides,
     }
+
+
+async def spawn_gateway(
+    fake: FakeWhisper, data_dir: Path, *, cwd: Path | None = None, **overrides: str
+) -> GatewayProcess:
+    env = gateway_env(fake, data_dir, **overrides)
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from gateway.simulated.whisper import FakeWhisper
-from tests.helpers import SECRET, eventually, http_json, spawn_gateway, t
+from tests.helpers import eventually, gateway_env, http_json, spawn_gateway, t
 
 pytestmark = pytest.mark.slow
 
@@ -36,15 +36,7 @@ def redis_servers_for(data_dir: Path) -> list[int]:
 
 
 def _env(data_dir: Path, port: int, fake: FakeWhisper) -> dict[str, str]:
-    return {
-        **os.environ,
-        "AUTH_JWT_SECRET": SECRET,
-        "OPENAI_API_KEY": "test-key",
-        "OPENAI_BASE_URL": fake.url,  # type: ignore[attr-defined]
-        "DATA_DIR": str(data_dir),
-        "GATEWAY_PORT": str(port),
-        "LOG_FORMAT": "json",
-    }
+    return gateway_env(fake, data_dir, GATEWAY_PORT=str(port))
 
 
 async def _run(env: dict[str, str]) -> tuple[int, str]:
