@@ -128,11 +128,12 @@ async def connect(
     jwt: str | None = None,
     *,
     via: str = "subprotocol",
-    query: dict[str, str] | None = None,
+    query: dict[str, str] | list[tuple[str, str]] | None = None,
     headers: dict[str, str] | None = None,
 ) -> Stream:
+    """``query`` as a list of pairs repeats a parameter (``keyterm``)."""
     session = aiohttp.ClientSession()
-    params = dict(query or {})
+    params: list[tuple[str, str]] = list(query.items() if isinstance(query, dict) else query or [])
     hdrs = dict(headers or {})
     protocols: tuple[str, ...] = ()
     if jwt is not None:
@@ -141,7 +142,7 @@ async def connect(
         elif via == "header":
             hdrs["Authorization"] = f"Bearer {jwt}"
         else:
-            params["access_token"] = jwt
+            params.append(("access_token", jwt))
     ws = await session.ws_connect(
         server.ws_url,
         protocols=protocols,

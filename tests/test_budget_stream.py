@@ -123,6 +123,7 @@ async def test_embedded_ledger_survives_a_restart(
 
 async def _one_window(stream: object) -> dict[str, object]:
     await stream.send_audio(tone(440, 1.0))  # type: ignore[attr-defined]
+    await stream.send_json({"type": "Finalize"})  # type: ignore[attr-defined]
     while True:
         message = await stream.next()  # type: ignore[attr-defined]
         if message["type"] == "Transcript":

@@ -5,9 +5,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.stream.vad import NoiseFloor, VadParams, is_speech
+from gateway.stream.pauses import PAUSE_PAD_SECONDS
+from gateway.stream.vad import FRAME_SECONDS, NoiseFloor, VadParams, frame_levels_dbfs, is_speech
 from gateway.stream.windowing import Window, Windower
 from tests.audio import silence, tone
+from tests.speech import sentence
 
 RATE = 16000
 
@@ -18,12 +20,20 @@ def _check_tiling(windows: list[Window], total_samples: int) -> None:
     for w in windows:
         assert w.start_sample == position
         assert w.end_sample > w.start_sample
-        assert len(w.pcm) == 2 * (w.end_sample - w.start_sample)
+        assert 0 < len(w.pcm) <= 2 * (w.end_sample - w.start_sample)
+        if not w.speech:
+            assert len(w.pcm) == 2 * (w.end_sample - w.start_sample)  # never shortened
         position = w.end_sample
     assert position == total_samples
 
 
-def test_fixed_windows_tile_a_tone() -> None:
+def _speech(*parts: tuple[str, float]) -> bytes:
+    """``("s", 1.2)`` is 1.2 s of a loud tone (speech), ``("p", 0.4)`` 0.4 s of pause."""
+    return b"".join(tone(300, sec) if kind == "s" else silence(sec) for kind, sec in parts)
+
+
+def test_continuous_sound_is_cut_at_the_target() -> None:
+    """No pause and nothing quieter anywhere: the window ends at its target."""
     w = Windower(RATE, window_seconds=1.0)
     out = w.feed(tone(440, 3.5))
     assert [round(x.duration, 3) for x in out] == [1.0, 1.0, 1.0]
@@ -33,11 +43,12 @@ def test_fixed_windows_tile_a_tone() -> None:
     assert all(x.speech for x in out)
 
 
-def test_silence_is_not_speech() -> None:
+def test_silence_is_not_speech_and_is_not_sent_shortened() -> None:
     w = Windower(RATE, window_seconds=1.0)
-    out = w.feed(silence(2.0)) + w.close()
-    assert len(out) == 2
+    out = w.feed(silence(3.0)) + w.close()
+    _check_tiling(out, 3 * RATE)
     assert not any(x.speech for x in out)
+    assert all(0.5 <= x.duration <= 1.3 for x in out[:-1])
 
 
 def test_finalize_closes_short_window_but_not_below_minimum() -> None:
@@ -51,28 +62,90 @@ def test_finalize_closes_short_window_but_not_below_minimum() -> None:
 
 
 def test_tail_shorter_than_minimum_is_reported_at_close() -> None:
-    w = Windower(RATE, window_seconds=1.0)
+    w = Windower(RATE, window_seconds=1.0, max_seconds=1.0)
     out = w.feed(tone(300, 1.05)) + w.close()
     assert len(out) == 2
     assert out[1].duration < 0.1 and not out[1].speech
 
 
-def test_window_ends_early_at_a_pause() -> None:
-    w = Windower(RATE, window_seconds=2.0)
-    pcm = tone(500, 1.7) + silence(0.1) + tone(500, 1.0)
+def test_window_ends_in_the_middle_of_the_longest_pause() -> None:
+    w = Windower(RATE, window_seconds=5.0)
+    pcm = _speech(("s", 2.8), ("p", 0.3), ("s", 1.0), ("p", 0.6), ("s", 2.0))
+    [first] = w.feed(pcm)
+    assert first.end == pytest.approx(4.1 + 0.3, abs=0.02)  # the 0.6 s pause, not the 0.3 s
+
+
+def test_equal_pauses_the_quieter_wins() -> None:
+    w = Windower(RATE, window_seconds=5.0)
+    hum = tone(300, 0.5, amplitude=0.002)  # about -57 dBFS: unvoiced, but not silent
+    pcm = _speech(("s", 2.8)) + hum + _speech(("s", 1.0), ("p", 0.5), ("s", 2.0))
+    [first] = w.feed(pcm)
+    assert first.end == pytest.approx(4.3 + 0.25, abs=0.02)
+
+
+def test_a_pause_before_the_minimum_length_is_not_used() -> None:
+    w = Windower(RATE, window_seconds=5.0)
+    pcm = _speech(("s", 1.0), ("p", 0.5), ("s", 4.6), ("p", 0.5), ("s", 1.0))
+    [first] = w.feed(pcm)
+    assert 6.1 < first.end < 6.5  # past the target, in the pause (as much of it as the bound saw)
+
+
+def test_window_runs_past_the_target_to_reach_a_pause() -> None:
+    w = Windower(RATE, window_seconds=5.0)
+    assert w.feed(_speech(("s", 5.6))) == []  # no pause yet: wait for one
+    [first] = w.feed(_speech(("p", 0.5), ("s", 1.0)))
+    assert 5.6 < first.end < 6.1 and first.duration > 5.0
+
+
+def test_a_pause_under_way_at_the_target_is_awaited() -> None:
+    """A sentence that ends just before the target: wait to see the pause, cut in it."""
+    w = Windower(RATE, window_seconds=5.0)
+    assert w.feed(_speech(("s", 4.9), ("p", 0.2))) == []
+    [first] = w.feed(silence(0.3))
+    assert 4.9 < first.end <= 5.4
+
+
+def test_no_pause_ends_at_the_quietest_point_before_the_bound() -> None:
+    w = Windower(RATE, window_seconds=5.0, max_seconds=15.0)
+    dip = tone(300, 0.06, amplitude=0.05)  # quieter, but still voiced
+    pcm = tone(300, 3.3) + dip + tone(300, 5.0)
     out = w.feed(pcm)
     assert len(out) == 1
-    assert 1.7 <= out[0].end <= 1.8  # cut inside the pause, not at 2.0
+    assert 3.3 <= out[0].end <= 3.36
 
 
-def test_no_pause_cuts_at_target() -> None:
-    w = Windower(RATE, window_seconds=2.0)
-    [first] = w.feed(tone(500, 2.5))
-    assert first.end_sample == 2 * RATE
+def test_windows_never_pass_the_bound() -> None:
+    w = Windower(RATE, window_seconds=5.0, max_seconds=5.5)
+    out = w.feed(tone(300, 20.0)) + w.close()
+    assert max(x.duration for x in out) <= 5.5
+    w = Windower(RATE, window_seconds=4.0, max_seconds=4.0)
+    out = w.feed(_speech(("s", 3.9), ("p", 0.5), ("s", 4.0))) + w.close()
+    assert max(x.duration for x in out) <= 4.0
+
+
+def test_long_pauses_are_shortened_in_the_audio_sent_and_speech_is_kept() -> None:
+    w = Windower(RATE, window_seconds=8.0)
+    speech_a, speech_b = tone(300, 1.0), tone(500, 1.2)
+    pcm = silence(1.0) + speech_a + silence(2.0) + speech_b + silence(0.3)
+    [win] = w.feed(pcm) + w.close()
+    pad = 2 * round(PAUSE_PAD_SECONDS * RATE)
+    assert win.duration == pytest.approx(5.5)
+    assert win.speech and win.voiced_seconds == pytest.approx(2.2, abs=0.04)
+    # lead-in, speech, two pads in place of the 2 s pause, speech, a pad of the pause at the end
+    assert len(win.pcm) == pad + len(speech_a) + 2 * pad + len(speech_b) + pad
+    assert win.sent_seconds == pytest.approx(0.2 + 1.0 + 0.4 + 1.2 + 0.2)
+    assert speech_a in win.pcm and speech_b in win.pcm
+
+
+def test_shortening_can_be_turned_off() -> None:
+    w = Windower(RATE, window_seconds=8.0, shorten_pauses=False)
+    [win] = w.feed(tone(300, 1.0) + silence(3.0) + tone(300, 1.0)) + w.close()
+    assert win.sent_seconds == win.duration
 
 
 def test_window_length_can_change_between_feeds() -> None:
-    w = Windower(RATE, window_seconds=1.0)
+    """Adaptive windows: the target moves, the bound follows it up."""
+    w = Windower(RATE, window_seconds=1.0, max_seconds=1.0)
     out = w.feed(tone(200, 1.0))
     w.window_seconds = 2.0
     out += w.feed(tone(200, 2.0))
@@ -129,6 +202,48 @@ def test_windows_tile_the_stream_for_any_interleaving(
         assert win.end_sample - win.start_sample >= w.min_samples
 
 
+_shapes = st.lists(
+    st.tuples(st.sampled_from(["s", "p", "hum"]), st.floats(0.02, 3.0)), min_size=1, max_size=12
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(shape=_shapes, split=st.integers(1, 12000), target=st.sampled_from([1.0, 2.0, 5.0]))
+def test_pause_windows_keep_every_voiced_frame_and_do_not_depend_on_message_size(
+    shape: list[tuple[str, float]], split: int, target: float
+) -> None:
+    """Whatever the speech and pauses: windows tile, never pass the bound, every voiced frame of
+    the input is sent in full, and the cuts are the same however the audio is split."""
+    pcm = b"".join(
+        tone(300, sec)
+        if kind == "s"
+        else tone(200, sec, amplitude=0.002)
+        if kind == "hum"
+        else silence(sec)
+        for kind, sec in shape
+    )
+    bound = target * 1.5
+    whole = Windower(RATE, target, max_seconds=bound)
+    at_once = whole.feed(pcm) + whole.close()
+    pieces = Windower(RATE, target, max_seconds=bound)
+    step = 2 * split
+    chunked = [x for i in range(0, len(pcm), step) for x in pieces.feed(pcm[i : i + step])]
+    chunked += pieces.close()
+    _check_tiling(at_once, len(pcm) // 2)
+    assert [(x.start_sample, x.end_sample) for x in at_once] == [
+        (x.start_sample, x.end_sample) for x in chunked
+    ]
+    frame = int(RATE * FRAME_SECONDS)
+    for win in at_once:
+        assert win.duration <= bound + 1e-9
+        if not win.speech:
+            continue
+        original = pcm[2 * win.start_sample : 2 * win.end_sample]
+        levels = frame_levels_dbfs(original, RATE)
+        for i in np.flatnonzero(levels > -50.0):
+            assert original[2 * i * frame : 2 * (i + 1) * frame] in win.pcm
+
+
 def _noise(seconds: float, dbfs: float, seed: int = 3) -> bytes:
     rng = np.random.default_rng(seed)
     samples = rng.standard_normal(round(seconds * RATE)) * 32767 * 10 ** (dbfs / 20)
@@ -141,22 +256,41 @@ def test_the_noise_floor_follows_a_noisy_classroom_but_not_speech() -> None:
     windower = Windower(RATE, 1.0, VadParams(threshold_dbfs=-50))
     noisy = [w.speech for w in windower.feed(_noise(30.0, -45.0))]
     assert noisy[0] is True  # before the floor is known: the quiet-room threshold
-    assert not any(noisy[20:])  # within 20 s the floor is found
+    assert not any(noisy[2:])  # the first window sets the floor: found within 2 s
     loud = np.frombuffer(tone(440, 2.0, amplitude=0.05), dtype="<i2").astype(np.int32)
     mixed = np.frombuffer(_noise(2.0, -45.0, seed=4), dtype="<i2").astype(np.int32) + loud
     spoken = windower.feed(np.clip(mixed, -32768, 32767).astype("<i2").tobytes())
-    assert all(w.speech for w in spoken)
+    spoken += windower.close()
+    assert all(w.speech for w in spoken if w.end > 30.0 + 0.1)  # every window holding the tone
 
 
-def test_the_noise_floor_is_not_lifted_by_half_a_minute_of_steady_sound() -> None:
+def test_the_noise_floor_is_not_lifted_by_steady_sound_or_by_speech() -> None:
     windower = Windower(RATE, 1.0, VadParams(threshold_dbfs=-50))
-    assert all(w.speech for w in windower.feed(tone(440, 30.0, amplitude=0.3)))
+    assert all(w.speech for w in windower.feed(tone(440, 15.0, amplitude=0.3)))
+    # a minute of talk without a pause between sentences: its dips keep the floor down
+    talk = b"".join(sentence(text) for text in _TALK) * 3
+    windower = Windower(RATE, 5.0, VadParams(threshold_dbfs=-50))
+    windows = windower.feed(talk) + windower.close()
+    assert sum(w.duration for w in windows) > 50
+    assert all(w.speech for w in windows if w.duration >= 1.0)
+    assert windower.threshold_dbfs < -40
+
+
+_TALK = (
+    "Today we will read the chapter about plants and how they make food from sunlight.",
+    "Every green leaf has tiny openings that let air move in and out.",
+    "The roots pull water from the soil and carry it up through the stem.",
+    "Can anyone tell me what gas the leaves give back to the air?",
+    "Oxygen, because the plant keeps the carbon and lets the oxygen go.",
+)
 
 
 def test_the_noise_floor_drops_at_once_in_a_quiet_room() -> None:
     floor = NoiseFloor.quiet_room(VadParams(threshold_dbfs=-50, margin_db=10))
     assert floor.threshold(VadParams(threshold_dbfs=-50)) == -50
     floor.update(np.full(50, -40.0))
-    assert floor.level == pytest.approx(-59.0)  # rose 1 dB in one second, no more
+    assert floor.level == pytest.approx(-45.0)  # the first window: up to a classroom's floor
+    floor.update(np.full(50, -30.0))
+    assert floor.level == pytest.approx(-44.0)  # then 1 dB a second, no more
     floor.update(np.full(50, -80.0))
     assert floor.level == -80.0 and floor.threshold(VadParams(threshold_dbfs=-50)) == -50

@@ -19,6 +19,7 @@ async def test_429_retry_after_is_honoured(make_gateway: GatewayFactory) -> None
     stream = await connect(server, token())
     await stream.next()
     await stream.send_audio(tone(440, 1.0))
+    await stream.send_json({"type": "Finalize"})
     warning = await stream.next()
     assert warning["type"] == "Warning" and warning["code"] == "RATE_LIMITED"
     fake.behaviour.mode = "normal"
@@ -79,6 +80,7 @@ async def test_garbage_answers_are_retried(make_gateway: GatewayFactory) -> None
     stream = await connect(server, token())
     await stream.next()
     await stream.send_audio(tone(440, 1.0))
+    await stream.send_json({"type": "Finalize"})
     await asyncio.sleep(0.3)
     server.fake.behaviour.mode = "normal"
     await stream.send_json({"type": "CloseStream"})

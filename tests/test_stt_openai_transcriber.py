@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -14,7 +15,7 @@ from gateway.errors import (
     UpstreamRejected,
     UpstreamTimeout,
 )
-from gateway.simulated.whisper import FakeWhisper, describe
+from gateway.simulated.whisper import HALLUCINATED, LOOPED, FakeWhisper, describe
 from gateway.stream.wav import wav_bytes
 from gateway.stt.openai_transcriber import OpenAITranscriber, parse_retry_after
 from gateway.stt.transcriber import TranscriptionRequest
@@ -40,6 +41,47 @@ async def test_ok_with_usage(fake_whisper: FakeWhisper) -> None:
     assert result.billed_seconds == pytest.approx(0.5)
     assert fake_whisper.received[0].prompt == "before"
     await client.close()
+
+
+async def test_whisper_models_are_asked_for_segments(fake_whisper: FakeWhisper) -> None:
+    fake_whisper.behaviour.hallucinate = True
+    client = _client(fake_whisper)
+    result = await client.transcribe(REQUEST)
+    assert fake_whisper.received[-1].response_format == "verbose_json"
+    assert [s.text.strip() for s in result.segments] == [
+        "[simulated] tone 880 Hz 0.50 s",
+        HALLUCINATED,
+        LOOPED,
+    ]
+    assert result.segments[1].no_speech_prob > 0.6 and result.segments[2].compression_ratio > 2.4
+    assert result.billed_seconds == pytest.approx(0.5)
+    other = replace(REQUEST, model="gpt-4o-mini-transcribe")
+    plain = await client.transcribe(other)
+    assert fake_whisper.received[-1].response_format == "json" and plain.segments == ()
+    await client.close()
+
+
+async def test_a_segment_without_text_is_a_malformed_answer(fake_whisper: FakeWhisper) -> None:
+    """An answer that breaks the segment shape is the upstream's fault, never a crash."""
+    from aiohttp import web
+
+    async def broken(_request: web.Request) -> web.Response:
+        return web.json_response(
+            {"text": "x", "language": "english", "duration": 1.0, "segments": [{"id": 0}]}
+        )
+
+    app = web.Application()
+    app.router.add_post("/v1/audio/transcriptions", broken)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    client = OpenAITranscriber(api_key="k", base_url=f"http://127.0.0.1:{port}/v1", timeout=5)
+    with pytest.raises(ServerError):
+        await client.transcribe(REQUEST)
+    await client.close()
+    await runner.cleanup()
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from gateway.simulated.whisper import HALLUCINATED
 from gateway.stt.suppression import filter_segments, suppression_reason
 from gateway.stt.transcriber import Segment
+from tests.audio import tone
+from tests.helpers import GatewayServer, stream_and_close
 
 
 def seg(text: str, no_speech: float = 0.01, logprob: float = -0.2, ratio: float = 1.3) -> Segment:
@@ -38,3 +41,21 @@ def test_kept_text_and_reasons() -> None:
     assert filtered.text == "Open your books. Page ten."
     assert filtered.suppressed == ("no_speech", "looping")
     assert filter_segments([seg(" Thanks.", no_speech=0.9, logprob=-1.4)]).text == ""
+
+
+async def test_the_gateway_drops_what_whisper_flags(gateway: GatewayServer) -> None:
+    """whisper-1 is asked for verbose_json; the invented segments never reach the class, and
+    they are counted."""
+    gateway.fake.behaviour.hallucinate = True
+    stream = await stream_and_close(gateway, tone(440, 2.0))
+    ok = [m for m in stream.of_type("Transcript") if m["status"] == "ok"]
+    assert len(ok) == 2
+    for message in ok:
+        assert message["text"].startswith("[simulated] tone 440 Hz")
+        assert HALLUCINATED not in message["text"] and "the the" not in message["text"]
+        assert message["billed_seconds"] > 0
+    assert {r.response_format for r in gateway.fake.received} == {"verbose_json"}
+    suppressed = gateway.state.metrics.segments_suppressed
+    assert suppressed.labels(reason="no_speech")._value.get() == 2
+    assert suppressed.labels(reason="looping")._value.get() == 2
+    await stream.close()

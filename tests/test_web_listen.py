@@ -79,10 +79,12 @@ async def test_begin_transcript_termination(gateway: GatewayServer) -> None:
     await stream.close()
 
 
-async def test_language_and_prompt_continuity(gateway: GatewayServer) -> None:
+async def test_prompt_continuity_when_turned_on(make_gateway: GatewayFactory) -> None:
+    gateway = await make_gateway(STT_PROMPT_CONTINUITY=True)
     stream = await connect(gateway, token())
     await stream.next()
     await stream.send_audio(tone(440, 1.0))
+    await stream.send_json({"type": "Finalize"})
     first = await stream.next()
     assert first["status"] == "ok"
     await stream.send_audio(tone(660, 1.0))

@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     STT_MAX_RETRIES: int = Field(3, ge=0, le=20)
     STT_REQUEST_TIMEOUT_SECONDS: float = Field(30.0, gt=0, le=600)
     STT_MAX_IN_FLIGHT_PER_SESSION: int = Field(3, ge=1, le=32)
+    STT_PROMPT_CONTINUITY: bool = False
+    STT_SHORTEN_PAUSES: bool = True
     BREAKER_FAIL_MAX: int = Field(5, ge=1, le=1000)
     BREAKER_RESET_SECONDS: float = Field(30.0, gt=0, le=3600)
     OPENAI_RPM_LIMIT: int | None = Field(None, ge=1)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import jwt
+
+from gateway.keyterms import BadKeyterms, check_terms
 
 ROLES = ("student", "teacher", "school_admin", "platform_admin")
 STREAM_ROLES = frozenset(ROLES)
@@ -27,6 +30,8 @@ class Claims:
     group_id: str | None
     district_id: str | None
     exp: int
+    #: The class vocabulary a stream token carries (names, subject words).
+    keyterms: tuple[str, ...] = ()
 
     @property
     def expires_at(self) -> datetime:
@@ -43,6 +48,7 @@ def mint(
     district_id: str | None = None,
     sub: str | None = None,
     now: float | None = None,
+    keyterms: Sequence[str] = (),
 ) -> str:
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
@@ -60,6 +66,8 @@ def mint(
     ):
         if value is not None:
             payload[key] = value
+    if keyterms:
+        payload["keyterms"] = list(check_terms(keyterms, "keyterms"))
     return jwt.encode(payload, secret, algorithm=ALGORITHM)
 
 
@@ -97,7 +105,20 @@ def verify(token: str | None, secret: str, *, require_group: bool = False) -> Cl
         group_id=group,
         district_id=_text(payload, "district_id"),
         exp=int(exp),
+        keyterms=_keyterms(payload),
     )
+
+
+def _keyterms(payload: dict[str, Any]) -> tuple[str, ...]:
+    value = payload.get("keyterms")
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise InvalidToken("token has an invalid keyterms claim")
+    try:
+        return check_terms(value, "keyterms")
+    except BadKeyterms:
+        raise InvalidToken("token has an invalid keyterms claim") from None
 
 
 def _text(payload: dict[str, Any], key: str) -> str | None:

@@ -34,6 +34,9 @@ class Behaviour:
     rate_5xx: float = 0.0
     rate_garbage: float = 0.0
     retry_after: float = 1.0
+    #: Add the segments a real Whisper invents in pauses (non-speech, and a loop) to
+    #: ``verbose_json`` answers.
+    hallucinate: bool = False
     mode: str = "normal"
     seed: int | None = None
 
@@ -56,6 +59,7 @@ class Received:
     language: str | None
     prompt: str | None
     text: str
+    response_format: str = "json"
 
 
 @dataclass
@@ -152,6 +156,7 @@ class FakeWhisper:
             return _error(400, "invalid_request_error", "Could not decode the audio file.")
         language = form.get("language")
         prompt = form.get("prompt")
+        response_format = str(form.get("response_format") or "json")
         self.received.append(
             Received(
                 model,
@@ -159,13 +164,22 @@ class FakeWhisper:
                 str(language) if language else None,
                 str(prompt) if prompt else None,
                 text,
+                response_format,
             )
         )
         self.answered += 1
+        usage = {"type": "duration", "seconds": round(duration, 3)}
+        if response_format != "verbose_json":
+            return web.json_response({"text": text, "usage": usage})
+        segments = verbose_segments(text, duration, hallucinate=b.hallucinate)
         return web.json_response(
             {
-                "text": text,
-                "usage": {"type": "duration", "seconds": round(duration, 3)},
+                "task": "transcribe",
+                "language": "english",
+                "duration": round(duration, 3),
+                "text": " ".join(str(seg["text"]).strip() for seg in segments),
+                "segments": segments,
+                "usage": usage,
             }
         )
 
@@ -184,6 +198,33 @@ class FakeWhisper:
                 return name
             draw -= rate
         return "normal"
+
+
+#: What a real Whisper says in a pause, and how sure it is that nobody spoke.
+HALLUCINATED = "Thanks for watching!"
+LOOPED = "the the the the the the the the the the the the"
+
+
+def verbose_segments(text: str, duration: float, *, hallucinate: bool) -> list[dict[str, Any]]:
+    """``verbose_json`` segments for ``text``: one confident segment, and with ``hallucinate``
+    the two kinds Whisper produces from pauses (flagged as a real Whisper flags them)."""
+
+    def segment(
+        start: float, end: float, said: str, no_speech: float, logprob: float, ratio: float
+    ) -> dict[str, Any]:
+        return {
+            "id": 0, "seek": 0, "start": round(start, 3), "end": round(end, 3),
+            "text": f" {said}", "tokens": [], "temperature": 0.0,
+            "avg_logprob": logprob, "compression_ratio": ratio, "no_speech_prob": no_speech,
+        }  # fmt: skip
+
+    segments = [segment(0.0, duration, text, 0.01, -0.2, 1.3)] if text else []
+    if hallucinate:
+        segments.append(segment(duration, duration, HALLUCINATED, 0.92, -1.4, 0.9))
+        segments.append(segment(duration, duration, LOOPED, 0.1, -0.3, 3.8))
+    for i, seg in enumerate(segments):
+        seg["id"] = i
+    return segments
 
 
 def describe(wav: bytes) -> tuple[str, float]:

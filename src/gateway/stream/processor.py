@@ -56,7 +56,7 @@ class WindowProcessor:
         model = pending.model
         try:
             with tracing.span("budget.reserve"):
-                hold = await self.budget.reserve(school, model, window.duration)
+                hold = await self.budget.reserve(school, model, window.sent_seconds)
         except BudgetRefused:
             return Outcome.dropped("BUDGET_EXCEEDED", model)
         except BudgetUnavailable:
@@ -64,7 +64,7 @@ class WindowProcessor:
         request = TranscriptionRequest(
             wav=wav_bytes(window.pcm, window.sample_rate),
             model=model,
-            duration=window.duration,
+            duration=window.sent_seconds,
             language=language,
             prompt=prompt or None,
         )
@@ -77,7 +77,7 @@ class WindowProcessor:
         except asyncio.CancelledError:
             await asyncio.shield(self.budget.release(hold))
             raise
-        return await self.settle(hold, result, window.duration)
+        return await self.settle(hold, result, window.sent_seconds)
 
     async def settle(self, hold: Hold, result: TranscriptionResult, duration: float) -> Outcome:
         """Commit the billed duration of ``result`` against ``hold``; the window's outcome."""

@@ -7,17 +7,18 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from gateway.errors import BadConfig, StreamError
+from gateway.keyterms import query_terms
 
 CONTROL_TYPES = ("KeepAlive", "Finalize", "CloseStream")
 _LANGUAGE = re.compile(r"^[a-z]{2}$")
 _KNOWN_PARAMS = frozenset(
-    {"encoding", "sample_rate", "channels", "language", "model", "access_token"}
+    {"encoding", "sample_rate", "channels", "language", "model", "keyterm", "access_token"}
 )
 
 
@@ -28,12 +29,20 @@ class StreamConfig:
     channels: int
     language: str | None
     model: str
+    #: The ``keyterm`` parameters (the token's own terms are added by the session).
+    keyterms: tuple[str, ...] = ()
 
 
 def parse_query(
-    query: Mapping[str, str], *, default_model: str, allowed_models: Collection[str]
+    query: Mapping[str, str],
+    *,
+    default_model: str,
+    allowed_models: Collection[str],
+    keyterms: Sequence[str] = (),
 ) -> StreamConfig:
-    """Validate the connect query; raise :class:`BadConfig` naming the parameter."""
+    """Validate the connect query; raise :class:`BadConfig` naming the parameter.
+
+    ``keyterms`` are the values of the repeatable ``keyterm`` parameter."""
     unknown = sorted(set(query) - _KNOWN_PARAMS)
     if unknown:
         raise BadConfig(f"unknown query parameter: {unknown[0]}")
@@ -52,7 +61,9 @@ def parse_query(
     model = query.get("model") or default_model
     if model not in allowed_models:
         raise BadConfig(f"model: not allowed here (allowed: {', '.join(sorted(allowed_models))})")
-    return StreamConfig(encoding, sample_rate, channels, language, model)
+    return StreamConfig(
+        encoding, sample_rate, channels, language, model, keyterms=query_terms(keyterms)
+    )
 
 
 def _int(query: Mapping[str, str], name: str, default: int) -> int:

@@ -18,6 +18,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from gateway import keyterms
 from gateway.auth.tokens import Claims
 from gateway.errors import (
     BacklogOverflow,
@@ -29,6 +30,7 @@ from gateway.errors import (
     SessionExpired,
     StreamError,
 )
+from gateway.keyterms import vocabulary_prompt, window_prompt
 from gateway.observability.logging import get_logger
 from gateway.observability.metrics import Metrics
 from gateway.stream import protocol
@@ -64,6 +66,12 @@ class SessionLimits:
     max_in_flight: int
     finish_timeout: float
     vad: VadParams
+    #: No window is longer (the adaptive window's ceiling, ``STT_WINDOW_MAX_SECONDS``).
+    window_max_seconds: float = 15.0
+    #: Give each window the previous window's text as its prompt (``STT_PROMPT_CONTINUITY``).
+    prompt_continuity: bool = False
+    #: Shorten long pauses in the audio sent upstream (``STT_SHORTEN_PAUSES``).
+    shorten_pauses: bool = True
 
 
 class StreamSession:
@@ -93,7 +101,14 @@ class StreamSession:
         self._limits = limits
         self._metrics = metrics
         self._provider = provider
-        self._windower = Windower(config.sample_rate, self._service.window_seconds, limits.vad)
+        self._windower = Windower(
+            config.sample_rate,
+            self._service.window_seconds,
+            limits.vad,
+            max_seconds=limits.window_max_seconds,
+            shorten_pauses=limits.shorten_pauses,
+        )
+        self._vocabulary = vocabulary_prompt(keyterms.merge(claims.keyterms, config.keyterms))
         self._pipeline = WindowPipeline(
             self._process,
             self._deliver,
@@ -348,7 +363,10 @@ class StreamSession:
     # -- processing and delivery -------------------------------------------
 
     async def _process(self, pending: PendingWindow) -> Outcome:
-        prompt = self._prompt if self._prompt_seq < pending.window.seq else ""
+        previous = ""
+        if self._limits.prompt_continuity and self._prompt_seq < pending.window.seq:
+            previous = self._prompt
+        prompt = window_prompt(self._vocabulary, previous)
         school = await self._processor.budget.school(self.school_id, self.claims.district_id)
         outcome = await self._processor.process(
             pending, school=school, language=self.config.language, prompt=prompt, events=self

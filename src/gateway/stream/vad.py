@@ -26,6 +26,9 @@ FLOOR_PERCENTILE = 10.0
 #: The floor rises by at most this much per second of audio: half a minute of sound without a dip
 #: are not taken for noise, while a steady classroom floor is found within seconds.
 FLOOR_RISE_DB_PER_SECOND = 1.0
+#: A stream's first window may set the floor at once, up to a noisy classroom's level: the
+#: noise is then not billed while the floor climbs to it.
+FIRST_FLOOR_MAX_DBFS = -45.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,15 +44,17 @@ class VadParams:
 class NoiseFloor:
     """A stream's own noise floor, followed window by window (pure).
 
-    It starts at the quiet-room floor (``threshold_dbfs - margin_db``), drops at
-    once to a quieter window's estimate and rises slowly, so speech without a
-    pause does not lift it. The voicing threshold is the
+    It starts at the quiet-room floor (``threshold_dbfs - margin_db``); the
+    first window may set it at once (up to :data:`FIRST_FLOOR_MAX_DBFS`); then
+    it drops at once to a quieter window's estimate and rises slowly, so speech
+    without a pause does not lift it. The voicing threshold is the
     floor plus a margin, never below ``VadParams.threshold_dbfs``: in a quiet
     room nothing changes, under steady classroom noise the noise itself stops
     counting as speech.
     """
 
     level: float
+    primed: bool = False
 
     @classmethod
     def quiet_room(cls, params: VadParams) -> NoiseFloor:
@@ -61,8 +66,11 @@ class NoiseFloor:
             return
         k = int(levels.size * FLOOR_PERCENTILE / 100)
         observed = float(np.partition(levels, k)[k])  # a percentile without its overhead
-        rise = FLOOR_RISE_DB_PER_SECOND * levels.size * FRAME_SECONDS
-        self.level = min(observed, self.level + rise)
+        ceiling = self.level + FLOOR_RISE_DB_PER_SECOND * levels.size * FRAME_SECONDS
+        if not self.primed:
+            ceiling = max(ceiling, FIRST_FLOOR_MAX_DBFS)
+            self.primed = True
+        self.level = min(observed, ceiling)
 
     def threshold(self, params: VadParams) -> float:
         return max(params.threshold_dbfs, self.level + params.margin_db)
@@ -108,23 +116,3 @@ def levels_are_speech(
     needed = min(params.min_voiced_seconds, total_seconds / 2)
     voiced = float(np.count_nonzero(levels > params.threshold_dbfs)) * FRAME_SECONDS
     return total_seconds > 0 and voiced >= needed - 1e-9
-
-
-def quiet_cut(
-    pcm: bytes | bytearray | memoryview, sample_rate: int, params: VadParams, lo: int, hi: int
-) -> int | None:
-    """A sample index in ``[lo, hi]`` at the end of a quiet 20 ms frame, or None.
-
-    Frames are aligned backwards from ``hi`` and the one nearest ``hi`` wins,
-    so a window is shortened as little as possible (not at all in silence).
-    """
-    frame = max(1, int(sample_rate * FRAME_SECONDS))
-    if hi - lo < frame:
-        return None
-    count = (hi - lo) // frame
-    start = hi - count * frame
-    levels = frame_levels_dbfs(memoryview(pcm)[start * 2 : hi * 2], sample_rate)
-    quiet = np.flatnonzero(levels <= params.threshold_dbfs)
-    if len(quiet) == 0:
-        return None
-    return start + (int(quiet[-1]) + 1) * frame

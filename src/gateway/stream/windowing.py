@@ -2,34 +2,40 @@
 
 Windows tile the stream exactly: window 0 starts at sample 0, window n+1
 starts where window n ends, and after :meth:`Windower.close` the last window
-ends at the total number of samples received. A window closes when it reaches
-the current window length (at a pause in speech near the end when there is
-one, so words are not cut), on ``finalize()`` and on ``close()``. Audio
-shorter than ``MIN_WINDOW_SECONDS`` is carried into the next window, or
-reported as a silent window at the end of the stream.
+ends at the total number of samples received. A window ends in a pause of
+speech near its target length (see :mod:`gateway.stream.pauses`), on
+``finalize()`` and on ``close()``. Audio shorter than ``MIN_WINDOW_SECONDS``
+is carried into the next window, or reported as a silent window at the end of
+the stream. Each window carries the audio to send upstream: its own, with
+long pauses shortened.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+import numpy as np
+import numpy.typing as npt
+
+from gateway.stream.pauses import PAUSE_PAD_SECONDS, CutRule, choose_cut, kept_spans
 from gateway.stream.vad import (
+    FRAME_SECONDS,
     NoiseFloor,
     VadParams,
     frame_levels_dbfs,
     levels_are_speech,
-    quiet_cut,
 )
 
 MIN_WINDOW_SECONDS = 0.1
-#: How far back from the target length a window may end early at a pause.
-PAUSE_SEARCH_SECONDS = 1.0
-PAUSE_SEARCH_FRACTION = 0.2
 
 
 @dataclass(frozen=True, slots=True)
 class Window:
-    """One closed window of audio, ready for transcription."""
+    """One closed window of audio, ready for transcription.
+
+    ``pcm`` is what is sent upstream: the window's audio with long pauses
+    shortened, so it may be shorter than ``end - start``.
+    """
 
     seq: int
     start_sample: int
@@ -38,6 +44,8 @@ class Window:
     pcm: bytes
     from_finalize: bool
     speech: bool
+    #: Seconds of voiced 20 ms frames in the window.
+    voiced_seconds: float = 0.0
 
     @property
     def start(self) -> float:
@@ -51,6 +59,11 @@ class Window:
     def duration(self) -> float:
         return (self.end_sample - self.start_sample) / self.sample_rate
 
+    @property
+    def sent_seconds(self) -> float:
+        """Seconds of audio sent upstream (and billed, unless the upstream says otherwise)."""
+        return len(self.pcm) / 2 / self.sample_rate
+
 
 class Windower:
     """Accumulates mono s16le PCM and hands out :class:`Window` objects."""
@@ -60,16 +73,28 @@ class Windower:
         sample_rate: int,
         window_seconds: float,
         vad: VadParams | None = None,
+        *,
+        max_seconds: float | None = None,
+        shorten_pauses: bool = True,
     ) -> None:
         self.sample_rate = sample_rate
         self.window_seconds = window_seconds
+        self.max_seconds = max_seconds if max_seconds is not None else 3 * window_seconds
         self._vad = vad or VadParams()
         self._floor = NoiseFloor.quiet_room(self._vad)
         self._adapted = self._vad
+        self._shorten = shorten_pauses
+        self._frame = max(1, int(sample_rate * FRAME_SECONDS))
+        self._pad_frames = round(PAUSE_PAD_SECONDS / FRAME_SECONDS)
         # One buffer per stream, grown to about a window (plus a frame) and then reused:
         # no reallocation churn per frame, so the allocator keeps no stale copies.
         self._buffer = bytearray()
         self._fill = 0
+        # Levels of the buffer's whole 20 ms frames, computed once each, only near a window's end.
+        self._levels: npt.NDArray[np.float64] = np.empty(0)
+        self._leveled = 0
+        #: Frames of the current window already known not to end it.
+        self._undecided = 0
         self._start_sample = 0
         self._next_seq = 0
         self._closed = False
@@ -84,12 +109,13 @@ class Windower:
         return self._fill // 2
 
     @property
-    def buffered_seconds(self) -> float:
-        return self.buffered_samples / self.sample_rate
-
-    @property
     def target_samples(self) -> int:
         return max(self.min_samples, round(self.window_seconds * self.sample_rate))
+
+    @property
+    def threshold_dbfs(self) -> float:
+        """The voicing threshold in use (the stream's noise floor plus a margin)."""
+        return self._adapted.threshold_dbfs
 
     def feed(self, pcm: bytes | bytearray | memoryview) -> list[Window]:
         """Add audio (whole samples); return the windows that closed."""
@@ -100,17 +126,30 @@ class Windower:
         end = self._fill + len(pcm)
         if end > len(self._buffer):
             # Grow once to a whole window (and two frames of slack), not frame by frame.
-            size = max(end, self.target_samples * 2 + 6400)
+            ceiling = round(max(self.max_seconds, self.window_seconds) * self.sample_rate)
+            size = max(end, ceiling * 2 + 6400)
             self._buffer.extend(bytes(size - len(self._buffer)))
         self._buffer[self._fill : end] = pcm
         self._fill = end
-        target = self.target_samples
-        if end < target * 2:
+        if end < self.target_samples * 2:
             return []
         out: list[Window] = []
-        while self._fill >= target * 2:
-            out.append(self._emit(self._cut_point(target), from_finalize=False))
+        rule = CutRule.for_window(self.window_seconds, self.max_seconds, MIN_WINDOW_SECONDS)
+        while (cut := self._next_cut(rule)) is not None:
+            out.append(self._emit(cut * self._frame, from_finalize=False))
         return out
+
+    def _next_cut(self, rule: CutRule) -> int | None:
+        """Ask frame by frame, as if the audio had come 20 ms at a time: the windows do not
+        depend on how the client splits its audio into messages."""
+        levels = self._whole_frame_levels()
+        threshold = self._adapted.threshold_dbfs
+        for count in range(max(rule.target, self._undecided + 1), levels.size + 1):
+            cut = choose_cut(levels[:count], threshold, rule)
+            if cut is not None:
+                return cut
+            self._undecided = count
+        return None
 
     def finalize(self) -> list[Window]:
         """Close the current window now, unless it is shorter than the minimum."""
@@ -127,30 +166,51 @@ class Windower:
             return []
         return [self._emit(self.buffered_samples, from_finalize=True)]
 
-    def _cut_point(self, target: int) -> int:
-        search = min(
-            round(PAUSE_SEARCH_SECONDS * self.sample_rate), round(target * PAUSE_SEARCH_FRACTION)
-        )
-        lo = max(self.min_samples, target - search)
+    def _whole_frame_levels(self) -> npt.NDArray[np.float64]:
+        """Levels of every whole frame in the buffer, computing only the new ones."""
+        count = self.buffered_samples // self._frame
+        if count > self._leveled:
+            if count > self._levels.size:
+                grown = np.empty(count + 64)
+                grown[: self._leveled] = self._levels[: self._leveled]
+                self._levels = grown
+            lo, hi = self._leveled * self._frame * 2, count * self._frame * 2
+            with memoryview(self._buffer) as view:
+                fresh = frame_levels_dbfs(view[lo:hi], self.sample_rate)
+            self._levels[self._leveled : count] = fresh
+            self._leveled = count
+        return self._levels[:count]
+
+    def _window_levels(self, samples: int) -> npt.NDArray[np.float64]:
+        """Levels of the first ``samples`` of the buffer (whole frames, and a partial last one)."""
+        whole = samples // self._frame
+        if whole <= self._leveled and samples % self._frame == 0:
+            return self._levels[:whole].copy()
         with memoryview(self._buffer) as view:
-            cut = quiet_cut(view[: self._fill], self.sample_rate, self._adapted, lo, target)
-        return target if cut is None else cut
+            return frame_levels_dbfs(view[: samples * 2], self.sample_rate)
 
     def _emit(self, samples: int, *, from_finalize: bool) -> Window:
         nbytes = samples * 2
+        long_enough = samples >= self.min_samples
+        levels = self._window_levels(samples) if long_enough else np.empty(0)
+        voiced = levels > self._adapted.threshold_dbfs
+        speech = long_enough and levels_are_speech(
+            levels, samples / self.sample_rate, self._adapted
+        )
         with memoryview(self._buffer) as view:
-            pcm = bytes(view[:nbytes])  # one copy, not a slice and then a copy
+            if speech and self._shorten:
+                pcm = self._without_long_pauses(view[:nbytes], voiced)
+            else:
+                pcm = bytes(view[:nbytes])  # one copy, not a slice and then a copy
         rest = self._fill - nbytes
         if rest:
             self._buffer[:rest] = self._buffer[nbytes : self._fill]
         self._fill = rest
+        self._shift_levels(samples)
+        self._undecided = 0
         start = self._start_sample
         self._start_sample += samples
-        long_enough = samples >= self.min_samples
-        speech = False
         if long_enough:
-            levels = frame_levels_dbfs(pcm, self.sample_rate)
-            speech = levels_are_speech(levels, samples / self.sample_rate, self._adapted)
             self._floor.update(levels)
             threshold = self._floor.threshold(self._vad)
             if threshold != self._adapted.threshold_dbfs:
@@ -163,6 +223,30 @@ class Windower:
             pcm=pcm,
             from_finalize=from_finalize,
             speech=speech,
+            voiced_seconds=float(np.count_nonzero(voiced)) * FRAME_SECONDS,
         )
         self._next_seq += 1
         return window
+
+    def _without_long_pauses(self, audio: memoryview, voiced: npt.NDArray[np.bool_]) -> bytes:
+        frame_bytes = self._frame * 2
+        spans = kept_spans(voiced, self._pad_frames)
+        if len(spans) == 1 and spans[0] == (0, voiced.size):
+            return bytes(audio)
+        # The last frame may be partial (a finalized window): it ends with the audio.
+        parts = [
+            audio[a * frame_bytes : len(audio) if b == voiced.size else b * frame_bytes]
+            for a, b in spans
+        ]
+        return b"".join(parts)
+
+    def _shift_levels(self, samples: int) -> None:
+        """Keep the cached levels of the audio left in the buffer (cuts are frame-aligned)."""
+        if samples % self._frame or not self._fill:
+            self._leveled = 0
+            return
+        dropped = samples // self._frame
+        kept = max(0, self._leveled - dropped)
+        if kept:
+            self._levels[:kept] = self._levels[dropped : self._leveled]
+        self._leveled = kept

@@ -7,6 +7,7 @@ All vendor exceptions are translated into :mod:`gateway.errors` in one place,
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -25,7 +26,7 @@ from gateway.errors import (
     UpstreamRejected,
     UpstreamTimeout,
 )
-from gateway.stt.transcriber import TranscriptionRequest, TranscriptionResult
+from gateway.stt.transcriber import Segment, TranscriptionRequest, TranscriptionResult
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
@@ -99,8 +100,18 @@ def map_openai_errors() -> Iterator[None]:
         raise ServerError(f"upstream error: {type(exc).__name__}") from exc
 
 
+def wants_segments(model: str) -> bool:
+    """Whisper models answer ``verbose_json`` with per-segment confidence; others (the
+    ``gpt-4o-*-transcribe`` family) only plain JSON."""
+    return "whisper" in model.lower()
+
+
 class OpenAITranscriber:
-    """Sends one WAV per call to ``/audio/transcriptions``."""
+    """Sends one WAV per call to ``/audio/transcriptions``.
+
+    Whisper models are asked for ``verbose_json``: its segments say which parts
+    Whisper itself did not believe were speech (see :mod:`gateway.stt.suppression`).
+    """
 
     def __init__(self, *, api_key: str, base_url: str, timeout: float) -> None:
         self._client = openai.AsyncOpenAI(
@@ -113,20 +124,53 @@ class OpenAITranscriber:
             kwargs["language"] = request.language
         if request.prompt:
             kwargs["prompt"] = request.prompt
+        verbose = wants_segments(request.model)
         with map_openai_errors():
             response = await self._client.audio.transcriptions.create(
                 file=(request.filename, request.wav, request.content_type),
                 model=request.model,
-                response_format="json",
+                response_format="verbose_json" if verbose else "json",
                 **kwargs,
             )
             text = response.text if hasattr(response, "text") else None
             if not isinstance(text, str):
                 raise ServerError("malformed upstream answer: no text")
-            return TranscriptionResult(text=text.strip(), billed_seconds=_usage_seconds(response))
+            return TranscriptionResult(
+                text=text.strip(),
+                billed_seconds=_usage_seconds(response),
+                segments=_segments(response) if verbose else (),
+            )
 
     async def close(self) -> None:
         await self._client.close()
+
+
+def _segments(response: Any) -> tuple[Segment, ...]:
+    """The answer's segments; a segment missing a confidence field is kept as heard."""
+    raw = getattr(response, "segments", None) or ()
+    out = []
+    for seg in raw:
+        text = getattr(seg, "text", None)
+        if not isinstance(text, str):
+            raise ServerError("malformed upstream answer: a segment without text")
+        out.append(
+            Segment(
+                start=_number(seg, "start", 0.0),
+                end=_number(seg, "end", 0.0),
+                text=text,
+                no_speech_prob=_number(seg, "no_speech_prob", 0.0),
+                avg_logprob=_number(seg, "avg_logprob", 0.0),
+                compression_ratio=_number(seg, "compression_ratio", 0.0),
+            )
+        )
+    return tuple(out)
+
+
+def _number(segment: Any, name: str, default: float) -> float:
+    value = getattr(segment, name, None)
+    if isinstance(value, int | float) and math.isfinite(value):
+        return float(value)
+    return default
 
 
 def _usage_seconds(response: Any) -> float | None:

@@ -20,6 +20,7 @@ from gateway.budget.pricing import usd
 from gateway.budget.scopes import day_in, percent
 from gateway.budget.service import LEDGER_ERRORS
 from gateway.budget.webhooks import webhook_destination_problem
+from gateway.keyterms import MAX_TERM_CHARS, MAX_TERMS, BadKeyterms, check_terms
 from gateway.observability.audit import actor
 from gateway.web.errors import json_error
 from gateway.web.http_auth import HttpError, require
@@ -170,6 +171,11 @@ TOKEN_SCHEMA = {
         "group_id": {"type": "string", "minLength": 1, "maxLength": 128},
         "ttl_seconds": {"type": "integer", "minimum": 60, "maximum": MAX_TOKEN_TTL},
         "school_id": {"type": "string", "minLength": 1, "maxLength": 128},
+        "keyterms": {
+            "type": "array",
+            "maxItems": MAX_TERMS,
+            "items": {"type": "string", "minLength": 1, "maxLength": MAX_TERM_CHARS},
+        },
     },
 }
 
@@ -187,6 +193,10 @@ async def issue_token(request: web.Request) -> web.Response:
     if school_id is None:
         raise invalid("school_id", "required", "school_id is required for this token")
     ttl = int(body.get("ttl_seconds", 3600))
+    try:
+        terms = check_terms(body.get("keyterms", []), "keyterms")
+    except BadKeyterms as exc:
+        raise invalid("keyterms", "invalid", str(exc)) from None
     token = mint(
         gateway.secret,
         school_id=school_id,
@@ -194,6 +204,7 @@ async def issue_token(request: web.Request) -> web.Response:
         role="student",
         ttl_seconds=ttl,
         district_id=claims.district_id,
+        keyterms=terms,
     )
     expires = datetime.now(UTC) + timedelta(seconds=ttl)
     gateway.audit.record(
@@ -202,6 +213,7 @@ async def issue_token(request: web.Request) -> web.Response:
         school_id=school_id,
         group_id=body["group_id"],
         ttl_seconds=ttl,
+        keyterms=len(terms),
     )
     return web.json_response({"token": token, "expires_at": _iso(expires)}, status=201)
 

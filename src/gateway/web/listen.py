@@ -95,6 +95,7 @@ async def listen(request: web.Request) -> web.StreamResponse:
             request.query,
             default_model=gateway.settings.default_model,
             allowed_models=gateway.allowed_models,
+            keyterms=request.query.getall("keyterm", []),
         )
         assert claims.school_id is not None and claims.group_id is not None
         gateway.registry.check_admission((claims.school_id, claims.group_id))
