@@ -116,7 +116,23 @@ def streaming() -> dash.Dashboard:
                 "{{reason}}")))
             .with_panel(ts("Effective window length", "s", q(
                 "max(stt_window_seconds)", "window"),
-                description="Grows while Whisper answers 429 often, shrinks back after.")))
+                description="Grows while Whisper answers 429 often, shrinks back after."))
+            .with_panel(ts("Where windows end (length p10 / p50 / p90)", "s", *[
+                q("histogram_quantile(" + str(p) + ", sum by (le) (rate("
+                  "stt_window_length_seconds_bucket[" + RATE + "])))", f"p{int(p * 100)}",
+                  ref) for p, ref in ((0.1, "A"), (0.5, "B"), (0.9, "C"))],
+                description="Windows end in pauses: around the target, a little past it "
+                            "to reach a pause, never past STT_WINDOW_MAX_SECONDS."))
+            .with_panel(ts("Speech share of the audio", "percentunit", q(
+                "sum(rate(stt_audio_speech_seconds_total[" + RATE + "])) / "
+                "clamp_min(sum(rate(stt_audio_received_seconds_total[" + RATE + "])), 1e-9)",
+                "voiced / received"),
+                description="Seconds the voice-activity detector found voiced."))
+            .with_panel(ts("Segments suppressed (words Whisper invented)", "ops", q(
+                "sum by (reason) (rate(stt_segments_suppressed_total[" + RATE + "]))",
+                "{{reason}}"),
+                description="Segments Whisper itself marked as non-speech or looping, "
+                            "dropped from transcripts.")))
 
 
 def upstream() -> dash.Dashboard:
@@ -170,6 +186,27 @@ def finops() -> dash.Dashboard:
             .with_panel(ts("Billed audio by model", "s", q(
                 "sum by (model) (rate(stt_audio_billed_seconds_total[" + RATE + "]))",
                 "{{model}}")))
+            .with_panel(st("Billed / streamed (1h)", "percentunit", q(
+                "sum(increase(stt_audio_billed_seconds_total[1h])) / "
+                "clamp_min(sum(increase(stt_audio_received_seconds_total[1h])), 1e-9)"),
+                description="Seconds paid for over seconds streamed: silence is not sent."))
+            .with_panel(st("Billed / speech (1h)", "percentunit", q(
+                "sum(increase(stt_audio_billed_seconds_total[1h])) / "
+                "clamp_min(sum(increase(stt_audio_speech_seconds_total[1h])), 1e-9)"),
+                description="Seconds paid for over seconds of voiced audio."))
+            .with_panel(st("Speech share (1h)", "percentunit", q(
+                "sum(increase(stt_audio_speech_seconds_total[1h])) / "
+                "clamp_min(sum(increase(stt_audio_received_seconds_total[1h])), 1e-9)")))
+            .with_panel(st("Audio not sent (1h)", "s", q(
+                "sum(increase(stt_audio_not_sent_seconds_total[1h]))"),
+                description="Silent windows and the middles of long pauses: never billed."))
+            .with_panel(ts("Streamed, billed and not sent", "s",
+                           q("sum(rate(stt_audio_received_seconds_total[" + RATE + "]))",
+                             "streamed", "A"),
+                           q("sum(rate(stt_audio_billed_seconds_total[" + RATE + "]))",
+                             "billed", "B"),
+                           q("sum by (reason) (rate(stt_audio_not_sent_seconds_total["
+                             + RATE + "]))", "not sent: {{reason}}", "C")))
             .with_panel(table.Panel().title("Top schools by spend today").datasource(DATASOURCE)
                         .span(12).height(8).with_target(q(
                             "topk(20, stt_school_budget_spent_usd)", "{{school_id}}")

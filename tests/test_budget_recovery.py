@@ -77,6 +77,7 @@ async def _windows_in_flight_while_redis_dies(
     await stream.next()
     for _ in range(windows):
         await stream.send_audio(tone(440, 1.0))
+        await stream.send_json({"type": "Finalize"})
     await eventually(lambda: server.fake.in_flight == windows, timeout=10)
     kill()  # type: ignore[operator]
     await stream.send_json({"type": "CloseStream"})

@@ -45,6 +45,7 @@ async def test_ready_degraded_when_circuit_open(
     stream = await connect(server, token())
     await stream.next()
     await stream.send_audio(tone(440, 1.0))
+    await stream.send_json({"type": "Finalize"})
     service = server.state.service
     assert service is not None
     for _ in range(200):

@@ -148,6 +148,33 @@ def _parser() -> argparse.ArgumentParser:
     quality.add_argument("--json", type=Path, help="write the report here")
     quality.add_argument("--markdown", type=Path, help="write the table here")
     quality.add_argument("--max-wer", type=float, help="exit 1 when a gateway WER is above this")
+    quality.add_argument(
+        "--max-wer-over-whole",
+        type=float,
+        help="exit 1 when a gateway WER is above the whole-file WER plus this (e.g. 0.03)",
+    )
+    quality.add_argument(
+        "--max-billed-over-speech",
+        type=float,
+        help="exit 1 when seconds billed are above this many times the seconds of speech",
+    )
+    quality.add_argument(
+        "--latency-target",
+        action="store_true",
+        help="exit 1 when a sentence's words arrive later than the window target + the "
+        "upstream's time + 0.5 s",
+    )
+    quality.add_argument(
+        "--vocabulary",
+        action="store_true",
+        help="pass each lesson's names and subject words to the gateway (keyterm)",
+    )
+    quality.add_argument(
+        "--keyterm",
+        action="append",
+        default=[],
+        help="a word the recording holds, passed as keyterm (repeatable)",
+    )
 
     cap = verb("capacity", "benchmark: bare WebSocket sink vs the gateway, same load")
     cap.add_argument(

@@ -39,6 +39,9 @@ END_REASONS = (
     "error",
 )
 WINDOW_STATUSES = ("ok", "silence", "dropped")
+#: Why audio was not sent upstream: a window without speech, a long pause's middle.
+NOT_SENT_REASONS = ("silence", "pause")
+SUPPRESSION_REASONS = ("no_speech", "looping")
 UPSTREAM_OUTCOMES = (
     "ok",
     "rate_limited",
@@ -125,6 +128,24 @@ class Metrics:
         self.budget_commits_journaled = Gauge(
             "stt_budget_commits_journaled",
             "Charges kept in the local journal because the ledger could not take them yet.",
+            registry=r,
+        )
+        self.audio_speech = Counter(
+            "stt_audio_speech_seconds",
+            "Seconds of received audio the voice-activity detector found voiced.",
+            registry=r,
+        )
+        self.audio_not_sent = Counter(
+            "stt_audio_not_sent_seconds",
+            "Seconds of received audio never sent upstream (nor billed): windows without "
+            "speech, and the middles of long pauses.",
+            ["reason"],
+            registry=r,
+        )
+        self.window_length = Histogram(
+            "stt_window_length_seconds",
+            "Length of each closed window (where the pauses fell).",
+            buckets=(0.5, 1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 15, 20, 30),
             registry=r,
         )
         self.segments_suppressed = Counter(
@@ -218,6 +239,10 @@ class Metrics:
             self.circuit_transitions.labels(to=state)
         for outcome in ("ok", "exceeded", "error", "bypassed"):
             self.budget_reservations.labels(outcome=outcome)
+        for reason in NOT_SENT_REASONS:
+            self.audio_not_sent.labels(reason=reason)
+        for reason in SUPPRESSION_REASONS:
+            self.segments_suppressed.labels(reason=reason)
 
     def set_circuit_state(self, state: str) -> None:
         for s in CIRCUIT_STATES:

@@ -31,7 +31,7 @@ MIN_PAUSE_SECONDS = 0.2
 #: A pause under way at the target is awaited until it is this long (it may be the sentence's end).
 SETTLE_PAUSE_SECONDS = 0.4
 #: Audio kept on each side of speech when a pause is shortened.
-PAUSE_PAD_SECONDS = 0.2
+PAUSE_PAD_SECONDS = 0.16
 #: Frames within this of the quietest count as equally quiet (the one nearest the target wins).
 LEVEL_STEP_DB = 1.0
 

@@ -358,7 +358,19 @@ class StreamSession:
             outcome = Outcome.dropped(dropped, model)
         elif not window.speech:
             outcome = Outcome(status="silence", model=model)
+        self._count_window(window, to_send=dropped is None)
         self._pipeline.submit(window, model, outcome)
+
+    def _count_window(self, window: Window, *, to_send: bool) -> None:
+        metrics = self._metrics
+        metrics.window_length.observe(window.duration)
+        metrics.audio_speech.inc(window.voiced_seconds)
+        if not to_send:
+            return
+        if not window.speech:
+            metrics.audio_not_sent.labels(reason="silence").inc(window.duration)
+        elif window.sent_seconds < window.duration:
+            metrics.audio_not_sent.labels(reason="pause").inc(window.duration - window.sent_seconds)
 
     # -- processing and delivery -------------------------------------------
 

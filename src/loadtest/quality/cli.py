@@ -9,7 +9,7 @@ from typing import Any
 
 from gateway.auth.tokens import mint
 from loadtest.quality import runner
-from loadtest.quality.lessons import NOISE_LEVELS, SENTENCES, lesson
+from loadtest.quality.lessons import NOISE_LEVELS, SENTENCES, VOCABULARY, lesson
 from loadtest.quality.recording import Recording, build, from_files
 from loadtest.quality.speech import ToolMissing
 
@@ -70,7 +70,8 @@ async def main(args: argparse.Namespace) -> int:
                 file=sys.stderr,
                 flush=True,
             )
-            streamed = await runner.stream(args.url, token, recording, args.speed)
+            terms = [*args.keyterm, *(VOCABULARY.get(name, ()) if args.vocabulary else ())]
+            streamed = await runner.stream(args.url, token, recording, args.speed, terms)
             whole = chunks = None
             if baselines is not None:
                 whole = await baselines.whole(recording)
@@ -84,6 +85,7 @@ async def main(args: argparse.Namespace) -> int:
                     speed=args.speed,
                     whole_text=whole,
                     chunk_text=chunks,
+                    keyterms=terms,
                 )
             )
     finally:
@@ -95,10 +97,36 @@ async def main(args: argparse.Namespace) -> int:
         args.markdown.write_text(table)
     if args.json:
         args.json.write_text(json.dumps({"runs": rows}, indent=2) + "\n")
-    if args.max_wer is not None:
-        worst = max(row["wer"] for row in rows)
-        if worst > args.max_wer:
-            print(f"FAIL: WER {worst:.3f} above --max-wer {args.max_wer}", file=sys.stderr)
-            return 1
-        print(f"PASS: every WER ≤ {args.max_wer}", file=sys.stderr)
+    failures = judge(rows, args)
+    for failure in failures:
+        print(f"FAIL: {failure}", file=sys.stderr)
+    if failures:
+        return 1
+    if args.max_wer is not None or args.max_wer_over_whole is not None:
+        print("PASS: every run within its limits", file=sys.stderr)
     return 0
+
+
+def judge(rows: list[dict[str, Any]], args: argparse.Namespace) -> list[str]:
+    """Every limit a run breaks, in words."""
+    failures = []
+    for row in rows:
+        run = f"{row['lesson']} ({row['noise']})"
+        if args.max_wer is not None and row["wer"] > args.max_wer:
+            failures.append(f"{run}: WER {row['wer']:.3f} above --max-wer {args.max_wer}")
+        whole = row["wer_whole_file"]
+        if args.max_wer_over_whole is not None:
+            if whole is None:
+                failures.append(f"{run}: --max-wer-over-whole needs the baselines")
+            elif row["wer"] > whole + args.max_wer_over_whole + 1e-9:
+                failures.append(
+                    f"{run}: WER {row['wer']:.3f} above the whole file's {whole:.3f} "
+                    f"+ {args.max_wer_over_whole}"
+                )
+        if args.latency_target and row["late_sentences"]:
+            failures.append(f"{run}: {row['late_sentences']} sentences past the latency target")
+        ratio = row["billed_over_speech"]
+        limit = args.max_billed_over_speech
+        if limit is not None and ratio is not None and ratio > limit:
+            failures.append(f"{run}: billed {ratio:.3f}× the speech, above {limit}")
+    return failures

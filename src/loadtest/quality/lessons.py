@@ -54,6 +54,16 @@ SENTENCES: dict[str, tuple[str, ...]] = {
     ),
 }
 
+#: Each lesson's class vocabulary: what a teacher would type when making the group's link.
+VOCABULARY: dict[str, tuple[str, ...]] = {
+    "science": ("photosynthesis", "oxygen", "carbon", "sunlight", "openings", "cupboard"),
+    "reading": ("lighthouse", "keeper", "lantern", "sailors", "Sam"),
+    "maths": (
+        "Maya", "Omar", "Priya", "Lucas", "Daniel", "Ms Rivera", "Aisha", "fractions",
+        "whiteboard", "pizza", "quarter",
+    ),
+}  # fmt: skip
+
 VOICES = ("en-us", "en-gb+f3", "en-us+m3", "en-gb", "en-us+f4")
 SPEEDS = (140, 155, 165, 150)
 #: Speaker levels in dB relative to espeak-ng's default (a near and a far speaker).

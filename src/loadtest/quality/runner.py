@@ -9,6 +9,7 @@ import io
 import json
 import time
 import wave
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,15 +34,19 @@ class Streamed:
     wall_seconds: float
 
 
-async def stream(url: str, token: str, recording: Recording, speed: float) -> Streamed:
+async def stream(
+    url: str, token: str, recording: Recording, speed: float, keyterms: Sequence[str] = ()
+) -> Streamed:
     """Send ``recording`` in 100 ms frames at ``speed`` × real time while reading."""
     frame = 2 * round(FRAME_SECONDS * recording.sample_rate)
+    query = [("sample_rate", str(recording.sample_rate))] + [("keyterm", k) for k in keyterms]
     received: list[Received] = []
     last: dict[str, Any] | None = None
     async with (
         aiohttp.ClientSession() as session,
         session.ws_connect(
-            f"{url}?sample_rate={recording.sample_rate}",
+            url,
+            params=query,
             headers={"Authorization": f"Bearer {token}"},
             max_msg_size=0,
         ) as ws,
@@ -124,6 +129,7 @@ def score(
     speed: float,
     whole_text: str | None,
     chunk_text: str | None,
+    keyterms: Sequence[str] = (),
 ) -> dict[str, Any]:
     """One row of the report."""
     received = streamed.received
@@ -155,7 +161,16 @@ def score(
         "sentence_delay_s": scoring.distribution(
             scoring.sentence_delays(received, recording.sentences, speed)
         ),
+        "late_sentences": len(
+            scoring.late_sentences(
+                received,
+                recording.sentences,
+                speed,
+                float(streamed.begin.get("config", {}).get("window_seconds", 0.0)),
+            )
+        ),
         "speed": speed,
+        "keyterms": len(keyterms),
         "close_code": streamed.close_code,
         "transcript": text,
         "whole_file_transcript": whole_text,
@@ -174,6 +189,8 @@ COLUMNS = (
     ("text in long pause", "pause_texts"),
     ("latency p50 / p95 (s)", "latency_s"),
     ("sentence → words p50 / p95 (s)", "sentence_delay_s"),
+    ("sentences past the latency target", "late_sentences"),
+    ("vocabulary terms", "keyterms"),
 )
 
 

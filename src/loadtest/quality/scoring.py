@@ -98,6 +98,34 @@ def sentence_delays(
     return delays
 
 
+#: The latency target: a sentence's words arrive within the window target, the upstream's
+#: time for the window holding it, and this much.
+LATENCY_SLACK_SECONDS = 0.5
+
+
+def late_sentences(
+    received: Sequence[Received],
+    sentences: Sequence[Spoken],
+    speed: float,
+    window_seconds: float,
+) -> list[str]:
+    """Sentences whose words came later than ``window_seconds`` + the covering window's
+    upstream time (its ``latency_ms``) + 0.5 s after they were said (times scaled by
+    ``speed``)."""
+    late = []
+    for sentence in sentences:
+        covering = [r for r in received if r.end >= sentence.end - 1e-6]
+        if not covering:
+            late.append(sentence.text)
+            continue
+        window = covering[0]
+        upstream = float(window.message.get("latency_ms", 0)) / 1000
+        allowed = window_seconds / speed + upstream + LATENCY_SLACK_SECONDS
+        if window.arrived - sentence.end / speed > allowed + 1e-6:
+            late.append(sentence.text)
+    return late
+
+
 def distribution(values: Sequence[float]) -> dict[str, float | None]:
     result: dict[str, float | None] = {}
     for name, q in (("p50", 0.5), ("p95", 0.95)):
