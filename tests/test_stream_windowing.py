@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.stream.pauses import PAUSE_PAD_SECONDS
+from gateway.stream.pauses import PAUSE_PAD_SECONDS, CutRule, choose_cut
 from gateway.stream.vad import FRAME_SECONDS, NoiseFloor, VadParams, frame_levels_dbfs, is_speech
 from gateway.stream.windowing import Window, Windower
 from tests.audio import silence, tone
@@ -202,6 +202,17 @@ def test_windows_tile_the_stream_for_any_interleaving(
         assert win.end_sample - win.start_sample >= w.min_samples
 
 
+def _shaped(shape: list[tuple[str, float]]) -> bytes:
+    return b"".join(
+        tone(300, sec)
+        if kind == "s"
+        else tone(200, sec, amplitude=0.002)
+        if kind == "hum"
+        else silence(sec)
+        for kind, sec in shape
+    )
+
+
 _shapes = st.lists(
     st.tuples(st.sampled_from(["s", "p", "hum"]), st.floats(0.02, 3.0)), min_size=1, max_size=12
 )
@@ -242,6 +253,32 @@ def test_pause_windows_keep_every_voiced_frame_and_do_not_depend_on_message_size
         levels = frame_levels_dbfs(original, RATE)
         for i in np.flatnonzero(levels > -50.0):
             assert original[2 * i * frame : 2 * (i + 1) * frame] in win.pcm
+
+
+class _AskEveryFrame(Windower):
+    """The reference: ask :func:`choose_cut` at every frame, skipping nothing."""
+
+    def _next_cut(self, rule: CutRule) -> int | None:
+        levels = self._whole_frame_levels()
+        for count in range(rule.target, levels.size + 1):
+            cut = choose_cut(levels[:count], self.threshold_dbfs, rule)
+            if cut is not None:
+                return cut
+        return None
+
+
+@settings(max_examples=150, deadline=None)
+@given(shape=_shapes, split=st.integers(160, 12000), target=st.sampled_from([1.0, 2.0, 5.0]))
+def test_asking_only_when_a_pause_changes_gives_the_same_windows(
+    shape: list[tuple[str, float]], split: int, target: float
+) -> None:
+    pcm = _shaped(shape)
+    cuts: list[list[tuple[int, int]]] = []
+    for windower in (Windower(RATE, target), _AskEveryFrame(RATE, target)):
+        step = 2 * split
+        out = [x for i in range(0, len(pcm), step) for x in windower.feed(pcm[i : i + step])]
+        cuts.append([(x.start_sample, x.end_sample) for x in out + windower.close()])
+    assert cuts[0] == cuts[1]
 
 
 def _noise(seconds: float, dbfs: float, seed: int = 3) -> bytes:
