@@ -3,7 +3,8 @@
 Starts the simulated Whisper in-process with no latency and measures, with
 ``time.process_time``, the CPU of: one request through the official openai
 client (what the gateway uses), the same multipart POST with bare aiohttp
-(for comparison), and VAD + WAV building for a 5-second window. The simulated
+(for comparison), VAD + WAV building for a 5-second window, and the whole
+windower (levels, pause choice, shortened pauses) per second of talk. The simulated
 server runs in this process too, so each request figure includes its share;
 the difference between the two request lines is the client's own cost.
 """
@@ -20,6 +21,7 @@ import numpy as np
 from gateway.simulated.whisper import FakeWhisper, start
 from gateway.stream.vad import VadParams, is_speech
 from gateway.stream.wav import wav_bytes
+from gateway.stream.windowing import Windower
 from gateway.stt.openai_transcriber import OpenAITranscriber
 from gateway.stt.transcriber import TranscriptionRequest
 
@@ -57,14 +59,44 @@ async def measure(n: int = 300) -> dict[str, float]:
         is_speech(pcm, RATE, VadParams())
         wav_bytes(pcm, RATE)
     results["vad_and_wav_ms"] = (time.process_time() - started) / n * 1000
+    results["windower_per_minute_ms"] = windower_cpu_per_minute()
     await client.close()
     await runner.cleanup()
     return {k: round(v, 3) for k, v in results.items()}
 
 
+def talk(seconds: float, seed: int = 5) -> bytes:
+    """Speech-like audio: bursts of 0.4–3 s of tone with pauses of 0.1–1.5 s, -60 dBFS floor."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    total = 0
+    while total < seconds * RATE:
+        burst = round(rng.uniform(0.4, 3.0) * RATE)
+        gap = round(rng.uniform(0.1, 1.5) * RATE)
+        t = np.arange(burst) / RATE
+        parts += [np.sin(2 * np.pi * rng.uniform(150, 400) * t) * 0.2, np.zeros(gap)]
+        total += burst + gap
+    audio = np.concatenate(parts)
+    audio += rng.standard_normal(audio.size) * 10 ** (-60 / 20)
+    return (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
+
+
+def windower_cpu_per_minute(minutes: float = 5.0) -> float:
+    """CPU to window one minute of talk arriving in 100 ms messages, in milliseconds."""
+    pcm = talk(minutes * 60)
+    frame = 2 * RATE // 10
+    windower = Windower(RATE, 5.0, max_seconds=15.0)
+    started = time.process_time()
+    for offset in range(0, len(pcm), frame):
+        windower.feed(pcm[offset : offset + frame])
+    windower.close()
+    return (time.process_time() - started) / minutes * 1000
+
+
 def main() -> int:
     for name, value in asyncio.run(measure()).items():
-        print(f"{name:28s} {value:8.3f} ms CPU per 5-second window")
+        unit = "per minute of one stream" if "per_minute" in name else "per 5-second window"
+        print(f"{name:28s} {value:8.3f} ms CPU {unit}")
     return 0
 
 

@@ -17,7 +17,13 @@ from dataclasses import dataclass, replace
 import numpy as np
 import numpy.typing as npt
 
-from gateway.stream.pauses import PAUSE_PAD_SECONDS, CutRule, choose_cut, kept_spans
+from gateway.stream.pauses import (
+    OVERRUN_FRACTION,
+    PAUSE_PAD_SECONDS,
+    CutRule,
+    choose_cut,
+    kept_spans,
+)
 from gateway.stream.vad import (
     FRAME_SECONDS,
     NoiseFloor,
@@ -128,13 +134,16 @@ class Windower:
             raise ValueError("PCM must hold whole 16-bit samples")
         end = self._fill + len(pcm)
         if end > len(self._buffer):
-            # Grow once to a whole window (and two frames of slack), not frame by frame.
-            ceiling = round(max(self.max_seconds, self.window_seconds) * self.sample_rate)
+            # Grow once to the longest window the rules allow now (and two frames of slack),
+            # not frame by frame.
+            longest = min(self.max_seconds, self.window_seconds * (1 + OVERRUN_FRACTION))
+            ceiling = round(max(longest, self.window_seconds) * self.sample_rate)
             size = max(end, ceiling * 2 + 6400)
             self._buffer.extend(bytes(size - len(self._buffer)))
         self._buffer[self._fill : end] = pcm
         self._fill = end
-        if end < self.target_samples * 2:
+        target = self.target_samples
+        if end < target * 2:
             return []
         out: list[Window] = []
         rule = CutRule.for_window(self.window_seconds, self.max_seconds, MIN_WINDOW_SECONDS)

@@ -74,8 +74,8 @@ async def main(args: argparse.Namespace) -> int:
             streamed = await runner.stream(args.url, token, recording, args.speed, terms)
             whole = chunks = None
             if baselines is not None:
-                whole = await baselines.whole(recording)
-                chunks = await baselines.chunks(recording)
+                whole = await baselines.whole(recording, terms)
+                chunks = await baselines.chunks(recording, keyterms=terms)
             rows.append(
                 runner.score(
                     name,

@@ -15,6 +15,7 @@ from typing import Any
 
 import aiohttp
 
+from gateway.keyterms import vocabulary_prompt
 from gateway.stt.local_transcriber import LocalTranscriber
 from gateway.stt.transcriber import TranscriptionRequest
 from loadtest.quality import scoring
@@ -102,19 +103,30 @@ class Baselines:
     async def __aexit__(self, *_: object) -> None:
         await self._transcriber.close()
 
-    async def _text(self, pcm: bytes, sample_rate: int) -> str:
+    async def _text(self, pcm: bytes, sample_rate: int, prompt: str | None) -> str:
         request = TranscriptionRequest(
-            wav=_wav(pcm, sample_rate), model=self.model, duration=len(pcm) / 2 / sample_rate
+            wav=_wav(pcm, sample_rate),
+            model=self.model,
+            duration=len(pcm) / 2 / sample_rate,
+            prompt=prompt,
         )
         return (await self._transcriber.transcribe(request)).text
 
-    async def whole(self, recording: Recording) -> str:
-        return await self._text(recording.pcm, recording.sample_rate)
+    async def whole(self, recording: Recording, keyterms: Sequence[str] = ()) -> str:
+        """The whole file at once (given the same vocabulary as the gateway, if any)."""
+        prompt = vocabulary_prompt(keyterms) or None
+        return await self._text(recording.pcm, recording.sample_rate, prompt)
 
-    async def chunks(self, recording: Recording, seconds: float = NAIVE_CHUNK_SECONDS) -> str:
+    async def chunks(
+        self,
+        recording: Recording,
+        seconds: float = NAIVE_CHUNK_SECONDS,
+        keyterms: Sequence[str] = (),
+    ) -> str:
         step = 2 * round(seconds * recording.sample_rate)
+        prompt = vocabulary_prompt(keyterms) or None
         texts = [
-            await self._text(recording.pcm[i : i + step], recording.sample_rate)
+            await self._text(recording.pcm[i : i + step], recording.sample_rate, prompt)
             for i in range(0, len(recording.pcm), step)
         ]
         return " ".join(t for t in texts if t)
