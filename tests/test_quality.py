@@ -200,3 +200,21 @@ def test_a_users_own_recording_is_read_and_resampled(tmp_path: Path) -> None:
     recording = from_files(audio, tmp_path / "mine.txt")
     assert recording.sample_rate == 16000 and abs(recording.seconds - 2.0) < 0.01
     assert recording.script == "what was said" and recording.speech_seconds is None
+
+
+def test_the_offline_evaluation_uses_the_gateways_windows(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The tool settings are decided with: deterministic, and it bills what the gateway would."""
+    require_tool("espeak-ng", "espeak-ng")
+    require_tool("sox", "sox")
+    from loadtest.quality import offline
+
+    args = ["--lesson", "reading", "--noise", "quiet", "--seeds", "7"]
+    assert offline.main(args) == 0
+    first = capsys.readouterr().out
+    assert offline.main(args) == 0
+    assert capsys.readouterr().out == first
+    wer = float(first.split("WER ")[1].split()[0])
+    billed = float(first.split("billed/speech ")[1].split()[0])
+    assert 0 <= wer < 0.5 and 0.9 < billed <= 1.10

@@ -32,6 +32,8 @@ from gateway.stt.transcriber import Segment, TranscriptionRequest, Transcription
 
 log = get_logger("gateway.local_whisper")
 
+#: Seed of the sampling Whisper falls back to when a greedy decode fails its own checks.
+SAMPLING_SEED = 1
 BUNDLED_MODEL = "tiny.en"
 
 
@@ -154,6 +156,11 @@ class LocalTranscriber:
             raise LocalModelFailed(f"the local model failed: {type(exc).__name__}") from exc
 
     def _transcribe_blocking(self, request: TranscriptionRequest) -> TranscriptionResult:
+        import ctranslate2
+
+        # Whisper retries a failed greedy decode by sampling at higher temperatures; a fixed
+        # seed makes that repeatable: the same window gives the same text (with one worker).
+        ctranslate2.set_random_seed(SAMPLING_SEED)
         segments, info = self._model.transcribe(
             io.BytesIO(request.wav),
             language=request.language or ("en" if self.model_name.endswith(".en") else None),
