@@ -107,6 +107,8 @@ def choose_cut(levels: npt.NDArray[np.float64], threshold_dbfs: float, rule: Cut
     pauses = [r for r in runs if r.length >= rule.min_pause and r.end > rule.minimum]
     if pauses:
         best = max(pauses, key=lambda r: (r.length, -float(seen[r.start : r.end].mean())))
+        if best.start == 0 and best.end == seen.size:
+            return seen.size  # nothing but pause so far: a silent window of the target length
         return _cut_in(best, rule)
     if not final:
         return None

@@ -84,6 +84,10 @@ class Windower:
         shorten_pauses: bool = True,
     ) -> None:
         self.sample_rate = sample_rate
+        self.min_samples = max(1, round(MIN_WINDOW_SECONDS * sample_rate))
+        self._window_seconds = 0.0
+        self._target = self.min_samples
+        self._rule_now: CutRule | None = None
         self.window_seconds = window_seconds
         self.max_seconds = max_seconds if max_seconds is not None else 3 * window_seconds
         self._vad = vad or VadParams()
@@ -107,7 +111,6 @@ class Windower:
         self._start_sample = 0
         self._next_seq = 0
         self._closed = False
-        self.min_samples = max(1, round(MIN_WINDOW_SECONDS * sample_rate))
 
     @property
     def received_samples(self) -> int:
@@ -118,8 +121,20 @@ class Windower:
         return self._fill // 2
 
     @property
+    def window_seconds(self) -> float:
+        """The target length; the session sets it before each message (adaptive windows)."""
+        return self._window_seconds
+
+    @window_seconds.setter
+    def window_seconds(self, value: float) -> None:
+        if value != self._window_seconds:  # set on every message: only a change costs
+            self._window_seconds = value
+            self._target = max(self.min_samples, round(value * self.sample_rate))
+            self._rule_now = None
+
+    @property
     def target_samples(self) -> int:
-        return max(self.min_samples, round(self.window_seconds * self.sample_rate))
+        return self._target
 
     @property
     def threshold_dbfs(self) -> float:
@@ -134,19 +149,23 @@ class Windower:
             raise ValueError("PCM must hold whole 16-bit samples")
         end = self._fill + len(pcm)
         if end > len(self._buffer):
-            # Grow once to the longest window the rules allow now (and two frames of slack),
-            # not frame by frame.
-            longest = min(self.max_seconds, self.window_seconds * (1 + OVERRUN_FRACTION))
-            ceiling = round(max(longest, self.window_seconds) * self.sample_rate)
-            size = max(end, ceiling * 2 + 6400)
+            # Grow to a whole window (and two frames of slack), then, only if a window runs
+            # past its target to reach a pause, to the longest the rules allow; never frame
+            # by frame. A silent stream keeps the smaller buffer.
+            size = max(end, self.target_samples * 2 + 6400)
+            if end > self.target_samples * 2 + 6400:
+                longest = min(self.max_seconds, self.window_seconds * (1 + OVERRUN_FRACTION))
+                size = max(end, round(longest * self.sample_rate) * 2 + 6400)
             self._buffer.extend(bytes(size - len(self._buffer)))
         self._buffer[self._fill : end] = pcm
         self._fill = end
-        target = self.target_samples
-        if end < target * 2:
+        if end < self._target * 2:
             return []
         out: list[Window] = []
-        rule = CutRule.for_window(self.window_seconds, self.max_seconds, MIN_WINDOW_SECONDS)
+        rule = self._rule_now
+        if rule is None:
+            rule = CutRule.for_window(self.window_seconds, self.max_seconds, MIN_WINDOW_SECONDS)
+            self._rule_now = rule
         while (cut := self._next_cut(rule)) is not None:
             out.append(self._emit(cut * self._frame, from_finalize=False))
         return out
