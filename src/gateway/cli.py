@@ -16,11 +16,13 @@ from gateway.auth.secret import resolve_secret
 from gateway.auth.tokens import ROLES, mint
 from gateway.budget.policy import problems
 from gateway.errors import ConfigurationError
+from gateway.keyterms import BadKeyterms
 from gateway.observability.audit import audit_key
 from gateway.observability.audit import verify as verify_audit
 from gateway.observability.logging import configure_logging, get_logger
 from gateway.settings import Settings, load_settings
 from gateway.signals import wait_for_stop_signal
+from gateway.web.links import page_link
 
 log = get_logger("gateway.cli")
 
@@ -65,6 +67,12 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--role", default="student", choices=ROLES)
     token.add_argument("--ttl", type=int, default=3600, help="seconds until expiry")
     token.add_argument("--sub", help="subject (defaults to a random id)")
+    token.add_argument(
+        "--url",
+        action="store_true",
+        help="print the link to the page that fits the role (token in the fragment)",
+    )
+    token.add_argument("--keyterm", action="append", default=[], help="class vocabulary")
     policy = sub.add_parser("policy", help="budget policy tools")
     policy_sub = policy.add_subparsers(dest="policy_verb", required=True)
     validate = policy_sub.add_parser("validate", help="check a policy file; list every problem")
@@ -130,8 +138,8 @@ def _token(settings: Settings, args: argparse.Namespace) -> int:
     if args.ttl <= 0:
         print("stt-gateway token: --ttl must be positive", file=sys.stderr)
         return 2
-    print(
-        mint(
+    try:
+        token = mint(
             resolve_secret(settings),
             school_id=args.school,
             group_id=args.group,
@@ -139,8 +147,15 @@ def _token(settings: Settings, args: argparse.Namespace) -> int:
             ttl_seconds=args.ttl,
             district_id=args.district,
             sub=args.sub,
+            keyterms=args.keyterm,
         )
-    )
+    except BadKeyterms as exc:
+        print(f"stt-gateway token: {exc}", file=sys.stderr)
+        return 2
+    if args.url:
+        print(page_link(settings.public_base_url, token, role=args.role))
+    else:
+        print(token)
     return 0
 
 

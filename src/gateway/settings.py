@@ -64,6 +64,7 @@ class Settings(BaseSettings):
 
     AUTH_JWT_SECRET: str | None = None
     ALLOWED_ORIGINS: str | None = None
+    PUBLIC_BASE_URL: str | None = None
     AUTH_FAILURES_PER_MINUTE: int = Field(30, ge=1, le=1_000_000)
     HTTP_KEEPALIVE_SECONDS: float = Field(15.0, gt=0, le=3600)
 
@@ -177,6 +178,13 @@ class Settings(BaseSettings):
     @property
     def upstream_url(self) -> str:
         return self.OPENAI_BASE_URL or DEFAULT_OPENAI_BASE_URL
+
+    @property
+    def public_base_url(self) -> str:
+        """Where browsers reach the gateway, for the links it prints (``PUBLIC_BASE_URL``)."""
+        if self.PUBLIC_BASE_URL:
+            return self.PUBLIC_BASE_URL.rstrip("/")
+        return f"http://{self.GATEWAY_HOST}:{self.GATEWAY_PORT}"
 
     @property
     def allowed_origins(self) -> tuple[str, ...] | None:

@@ -44,6 +44,7 @@ from gateway.stream.ending import (
 )
 from gateway.stream.outbox import Outbox
 from gateway.stream.pipeline import Outcome, PendingWindow, WindowPipeline
+from gateway.stream.presence import iso as iso_seconds
 from gateway.stream.processor import WindowProcessor
 from gateway.stream.protocol import StreamConfig
 from gateway.stream.vad import VadParams
@@ -120,6 +121,7 @@ class StreamSession:
         self._end_requested = asyncio.Event()
         self.finished = asyncio.Event()
         self._started = time.monotonic()
+        self.started_at = time.time()
         self._last_activity = self._started
         self._abort = abort
         self.outbox = Outbox(ws.send_str, self._stuck)
@@ -132,6 +134,17 @@ class StreamSession:
         self._watchdog: asyncio.TimerHandle | None = None
         self.counts = {"windows": 0, "ok": 0, "silence": 0, "dropped": 0}
         self.cost_usd = 0.0
+
+    def presence(self) -> dict[str, Any]:
+        """What the school's staff may see of this stream, fleet-wide (never text)."""
+        return {
+            "session_id": self.session_id,
+            "group_id": self.group_id,
+            "started_at": iso_seconds(self.started_at),
+            "audio_seconds": round(self.audio_seconds, 1),
+            "windows": {k: self.counts[k] for k in ("ok", "silence", "dropped")},
+            "model": self.config.model,
+        }
 
     @property
     def key(self) -> tuple[str, str]:

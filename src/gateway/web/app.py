@@ -26,6 +26,7 @@ from gateway.observability.logging import get_logger
 from gateway.observability.metrics import Metrics
 from gateway.settings import Settings
 from gateway.simulated import whisper as simulated_whisper
+from gateway.stream.presence import Presence
 from gateway.stream.processor import WindowProcessor
 from gateway.stream.registry import SessionRegistry
 from gateway.stream.session import SessionLimits
@@ -35,8 +36,9 @@ from gateway.stt.openai_transcriber import OpenAITranscriber
 from gateway.stt.rpm import RpmLimiter
 from gateway.stt.service import SttService, UpstreamConfig
 from gateway.stt.transcriber import Transcriber
-from gateway.web import budget_api, health, listen, passthrough
+from gateway.web import budget_api, health, listen, pages, passthrough, sessions_api
 from gateway.web.alerts import AlertDispatcher
+from gateway.web.cors import make_cors_middleware
 from gateway.web.denials import AuthGuard
 from gateway.web.middleware import make_middleware
 from gateway.web.state import GATEWAY, Gateway
@@ -91,21 +93,26 @@ def create_app(settings: Settings, *, span_exporter: Any = None) -> web.Applicat
         ),
         webhooks=WebhookSender(guarded=settings.APP_ENV != "dev"),
     )
-    app = web.Application(middlewares=[make_middleware(metrics)], client_max_size=CLIENT_MAX_SIZE)
+    app = web.Application(
+        middlewares=[make_middleware(metrics), make_cors_middleware(settings.allowed_origins)],
+        client_max_size=CLIENT_MAX_SIZE,
+    )
     app[GATEWAY] = gateway
     app.cleanup_ctx.append(_data_dir)
     app.cleanup_ctx.append(_ledger)
+    app.cleanup_ctx.append(_presence)
     app.cleanup_ctx.append(_upstream)
     app.on_shutdown.append(_drain)
     if tracer_provider is not None:
         app.on_cleanup.append(lambda _app: _shutdown_tracing(tracer_provider))
-    app.router.add_get("/", health.index)
+    pages.add_routes(app.router, health.index)
     app.router.add_get("/api/v1/health", health.health)
     app.router.add_get("/api/v1/ready", health.ready)
     app.router.add_get("/metrics", health.metrics)
     app.router.add_get("/api/v1/openapi.json", health.openapi_document)
     app.router.add_get("/api/v1/listen", listen.listen)
     budget_api.add_routes(app.router)
+    sessions_api.add_routes(app.router)
     app.router.add_post("/v1/audio/transcriptions", passthrough.transcriptions)
     return app
 
@@ -151,6 +158,18 @@ async def _ledger(app: web.Application) -> AsyncIterator[None]:
         await gateway.redis.aclose()
     if embedded is not None:
         await embedded.stop()
+
+
+async def _presence(app: web.Application) -> AsyncIterator[None]:
+    """Open streams published fleet-wide, in the ledger's Redis (this replica's alone without)."""
+    gateway = app[GATEWAY]
+    gateway.presence = Presence(gateway.redis)
+    heartbeat = asyncio.create_task(gateway.presence.heartbeat(gateway.registry.sessions))
+    yield
+    heartbeat.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await heartbeat
+    await gateway.presence.close()
 
 
 async def _reclaim_leases(gateway: Gateway) -> None:

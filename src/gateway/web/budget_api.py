@@ -24,6 +24,7 @@ from gateway.keyterms import MAX_TERM_CHARS, MAX_TERMS, BadKeyterms, check_terms
 from gateway.observability.audit import actor
 from gateway.web.errors import json_error
 from gateway.web.http_auth import HttpError, require
+from gateway.web.links import page_link
 from gateway.web.state import GATEWAY, Gateway
 
 JSON_BODY_MAX = 1024 * 1024
@@ -215,7 +216,11 @@ async def issue_token(request: web.Request) -> web.Response:
         ttl_seconds=ttl,
         keyterms=len(terms),
     )
-    return web.json_response({"token": token, "expires_at": _iso(expires)}, status=201)
+    base = gateway.settings.PUBLIC_BASE_URL or str(request.url.origin())
+    return web.json_response(
+        {"token": token, "expires_at": _iso(expires), "url": page_link(base, token)},
+        status=201,
+    )
 
 
 # -- budget settings ----------------------------------------------------------------

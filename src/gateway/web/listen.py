@@ -16,6 +16,7 @@ from gateway.observability.audit import actor
 from gateway.observability.logging import get_logger
 from gateway.stream import protocol
 from gateway.stream.session import StreamSession
+from gateway.web import cors
 from gateway.web.denials import client_address
 from gateway.web.errors import json_error
 from gateway.web.http_auth import TooManyFailures, route_of, verify_request
@@ -53,8 +54,7 @@ def offered_token(request: web.Request) -> tuple[str | None, bool]:
 
 
 def origin_allowed(gateway: Gateway, origin: str | None) -> bool:
-    allowed = gateway.settings.allowed_origins
-    return origin is None or allowed is None or origin.rstrip("/") in allowed
+    return cors.origin_allowed(gateway.settings.allowed_origins, origin)
 
 
 async def listen(request: web.Request) -> web.StreamResponse:
@@ -119,6 +119,7 @@ async def listen(request: web.Request) -> web.StreamResponse:
     )
     structlog.contextvars.bind_contextvars(session_id=session.session_id)
     gateway.registry.register(session)
+    gateway.presence.announce(session)
     metrics.sessions.labels(outcome="accepted").inc()
     identity: dict[str, Any] = {
         "who": actor(claims.sub, claims.role),
@@ -146,6 +147,7 @@ async def listen(request: web.Request) -> web.StreamResponse:
         # Also when the handler is cancelled (the peer vanished mid-close, or shutdown):
         # every session.started has its session.ended.
         gateway.registry.unregister(session)
+        gateway.presence.forget(session)
         metrics.sessions_ended.labels(reason=reason).inc()
         totals: dict[str, Any] = {
             "reason": reason,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
 from aiohttp import web
@@ -14,6 +14,7 @@ from gateway.budget.webhooks import WebhookSender
 from gateway.observability.audit import AuditTrail
 from gateway.observability.metrics import Metrics
 from gateway.settings import Settings
+from gateway.stream.presence import Presence
 from gateway.stream.processor import WindowProcessor
 from gateway.stream.registry import SessionRegistry
 from gateway.stream.session import SessionLimits
@@ -46,6 +47,8 @@ class Gateway:
     provider: str = "openai"
     #: The in-process model, when ``provider`` is ``local``.
     local: LocalTranscriber | None = None
+    #: Open streams of every replica (set up with the ledger's Redis).
+    presence: Presence = field(default_factory=lambda: Presence(None))
 
     @property
     def allowed_models(self) -> frozenset[str]:

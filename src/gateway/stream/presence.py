@@ -1,0 +1,158 @@
+"""The open streams of every replica, in Redis, for ``GET /schools/{id}/sessions``.
+
+Each replica writes a small record per open session (no text, ever) into one
+hash per school, ``{stt}:sessions:<school>`` (field: session id), when the
+session starts and then every :data:`HEARTBEAT_SECONDS`; it deletes the field
+when the session ends. A replica that dies stops refreshing its records; a
+reader ignores (and removes) records not refreshed for
+:data:`STALE_AFTER_SECONDS`, so the list is right behind a load balancer and
+after a crash. Without Redis (budgets disabled) the list is this replica's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import redis.asyncio as aioredis
+
+from gateway.budget.ledger import PREFIX
+from gateway.observability.logging import get_logger
+
+log = get_logger("gateway.presence")
+
+HEARTBEAT_SECONDS = 5.0
+STALE_AFTER_SECONDS = 3 * HEARTBEAT_SECONDS
+#: A school's hash outlives its last refresh by this much, then Redis drops it.
+KEY_TTL_SECONDS = 60
+
+
+class Visible(Protocol):
+    """What a session shows of itself (see :meth:`StreamSession.presence`)."""
+
+    school_id: str
+    session_id: str
+
+    def presence(self) -> dict[str, Any]: ...
+
+
+def sessions_key(school_id: str) -> str:
+    return f"{PREFIX}:sessions:{school_id}"
+
+
+def record(session: Visible, now: float) -> str:
+    return json.dumps({**session.presence(), "seen_at": round(now, 3)}, separators=(",", ":"))
+
+
+def fresh(raw: dict[str, str], now: float) -> tuple[list[dict[str, Any]], list[str]]:
+    """The records refreshed recently (sorted by start), and the ids of stale ones (pure)."""
+    live: list[dict[str, Any]] = []
+    stale: list[str] = []
+    for session_id, text in raw.items():
+        try:
+            doc = json.loads(text)
+            seen = float(doc.pop("seen_at"))
+        except (ValueError, KeyError, TypeError):
+            stale.append(session_id)
+            continue
+        if now - seen > STALE_AFTER_SECONDS:
+            stale.append(session_id)
+        else:
+            live.append(doc)
+    live.sort(key=lambda d: (str(d.get("started_at")), str(d.get("session_id"))))
+    return live, stale
+
+
+class Presence:
+    """Publishes this replica's sessions and reads a school's, fleet-wide."""
+
+    def __init__(self, redis: aioredis.Redis | None) -> None:
+        self._redis = redis
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def announce(self, session: Visible) -> None:
+        """Publish a new session now, without making its start wait for Redis."""
+        self._spawn(self.publish([session]))
+
+    def forget(self, session: Visible) -> None:
+        """Remove an ended session's record (also from a cancelled handler)."""
+        self._spawn(self.withdraw(session))
+
+    def _spawn(self, work: Any) -> None:
+        if self._redis is None:
+            work.close()
+            return
+        task = asyncio.create_task(self._quietly(work))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _quietly(self, work: Any) -> None:
+        try:
+            await work
+        except (aioredis.RedisError, OSError) as exc:
+            # A stale record is dropped by readers after STALE_AFTER_SECONDS anyway.
+            log.warning("presence.write_failed", error=type(exc).__name__)
+
+    async def close(self) -> None:
+        """Let pending writes finish (briefly), then give up on them."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=2.0)
+        for task in list(self._tasks):
+            task.cancel()
+
+    @property
+    def fleet_wide(self) -> bool:
+        return self._redis is not None
+
+    async def publish(self, sessions: Iterable[Visible]) -> None:
+        if self._redis is None:
+            return
+        now = time.time()
+        async with self._redis.pipeline(transaction=False) as pipe:
+            schools = set()
+            for session in sessions:
+                key = sessions_key(session.school_id)
+                pipe.hset(key, session.session_id, record(session, now))
+                schools.add(key)
+            for key in schools:
+                pipe.expire(key, KEY_TTL_SECONDS)
+            if schools:
+                await pipe.execute()
+
+    async def withdraw(self, session: Visible) -> None:
+        if self._redis is not None:
+            await self._redis.hdel(sessions_key(session.school_id), session.session_id)
+
+    async def school(self, school_id: str, local: Iterable[Visible]) -> list[dict[str, Any]]:
+        """The school's open sessions on every replica (this one's only, without Redis)."""
+        if self._redis is None:
+            docs = [s.presence() for s in local]
+            return sorted(docs, key=lambda d: (str(d["started_at"]), str(d["session_id"])))
+        key = sessions_key(school_id)
+        raw = await self._redis.hgetall(key)
+        decoded = {_text(k): _text(v) for k, v in raw.items()}
+        live, stale = fresh(decoded, time.time())
+        if stale:
+            await self._redis.hdel(key, *stale)
+        return live
+
+    async def heartbeat(self, sessions: Any) -> None:
+        """Refresh this replica's records every few seconds until cancelled."""
+        while True:
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+            try:
+                await self.publish(sessions())
+            except (aioredis.RedisError, OSError) as exc:
+                log.warning("presence.heartbeat_failed", error=type(exc).__name__)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
