@@ -67,6 +67,44 @@ def _op(
     return op
 
 
+def _page_paths() -> dict[str, Any]:
+    """The web pages and their static files (docs/Pages.md)."""
+
+    def html(summary: str, operation: str) -> dict[str, Any]:
+        return {
+            "get": {
+                "summary": summary,
+                "operationId": operation,
+                "responses": {
+                    "200": {
+                        "description": "The page (its token comes in the URL fragment)",
+                        "content": {"text/html": {"schema": {"type": "string"}}},
+                    }
+                },
+            }
+        }
+
+    return {
+        "/classroom": html("The classroom page: stream a group's microphone", "classroomPage"),
+        "/teacher": html("The teacher's page: budget, alerts, live groups, links", "teacherPage"),
+        "/admin": html("The admin page: budget settings, every school", "adminPage"),
+        "/static/{name}": {
+            "get": {
+                "summary": "A page's script or stylesheet",
+                "operationId": "staticFile",
+                "parameters": [
+                    {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "responses": {
+                    "200": {"description": "The file"},
+                    "304": {"description": "Not modified"},
+                    "404": {"description": "No such file"},
+                },
+            }
+        },
+    }
+
+
 def _budget_paths() -> dict[str, Any]:
     from gateway.web.budget_api import ALERTS_SCHEMA, BUDGET_SCHEMA, TOKEN_SCHEMA
 
@@ -104,7 +142,11 @@ def _budget_paths() -> dict[str, Any]:
                 "issueToken",
                 {
                     "type": "object",
-                    "properties": {"token": {"type": "string"}, "expires_at": {"type": "string"}},
+                    "properties": {
+                        "token": {"type": "string"},
+                        "expires_at": {"type": "string"},
+                        "url": {"type": "string"},
+                    },
                 },
                 400,
                 401,
@@ -112,6 +154,41 @@ def _budget_paths() -> dict[str, Any]:
                 413,
                 body=TOKEN_SCHEMA,
                 status=201,
+            )
+        },
+        "/api/v1/schools/{school_id}/sessions": {
+            "get": _op(
+                "The school's open streams on every replica, never text (teacher+)",
+                "listSessions",
+                {
+                    "type": "object",
+                    "properties": {
+                        "sessions": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "session_id": {"type": "string"},
+                                    "group_id": {"type": "string"},
+                                    "started_at": {"type": "string"},
+                                    "audio_seconds": {"type": "number"},
+                                    "windows": {
+                                        "type": "object",
+                                        "properties": {
+                                            k: {"type": "integer"}
+                                            for k in ("ok", "silence", "dropped")
+                                        },
+                                    },
+                                    "model": {"type": "string"},
+                                },
+                            },
+                        }
+                    },
+                },
+                401,
+                403,
+                503,
+                params=_SCHOOL,
             )
         },
         "/api/v1/schools/{school_id}/budget": {
@@ -273,11 +350,21 @@ def document() -> dict[str, Any]:
         "paths": {
             "/": {
                 "get": {
-                    "summary": "What this gateway is, its provider, and where its API is",
+                    "summary": "What this gateway is, its provider, and where its API is: "
+                    "the page for a browser (Accept: text/html), JSON otherwise",
                     "operationId": "index",
-                    "responses": {"200": _json({"type": "object"}, "An index of the API")},
+                    "responses": {
+                        "200": {
+                            "description": "An index of the API, or the home page",
+                            "content": {
+                                "application/json": {"schema": {"type": "object"}},
+                                "text/html": {"schema": {"type": "string"}},
+                            },
+                        }
+                    },
                 }
             },
+            **_page_paths(),
             "/api/v1/health": {
                 "get": {
                     "summary": "Liveness",
