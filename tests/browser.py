@@ -52,6 +52,11 @@ class PageWatch:
         self.errors: list[str] = []
         page.on("console", self._console)
         page.on("pageerror", lambda exc: self.errors.append(f"pageerror: {exc}"))
+        page.on("response", self._response)
+
+    def _response(self, response: Any) -> None:
+        if response.status >= 400:
+            self.errors.append(f"{response.status} {response.url}")
 
     def _console(self, message: Any) -> None:
         if message.type == "error":

@@ -88,6 +88,13 @@ def _page_paths() -> dict[str, Any]:
         "/classroom": html("The classroom page: stream a group's microphone", "classroomPage"),
         "/teacher": html("The teacher's page: budget, alerts, live groups, links", "teacherPage"),
         "/admin": html("The admin page: budget settings, every school", "adminPage"),
+        "/favicon.ico": {
+            "get": {
+                "summary": "The pages' icon (SVG)",
+                "operationId": "favicon",
+                "responses": {"200": {"description": "The icon"}},
+            }
+        },
         "/static/{name}": {
             "get": {
                 "summary": "A page's script or stylesheet",

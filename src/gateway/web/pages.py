@@ -31,6 +31,7 @@ TYPES = {
     ".js": "text/javascript",
     ".css": "text/css",
     ".png": "image/png",
+    ".svg": "image/svg+xml",
 }
 PAGES = {"/classroom": "classroom.html", "/teacher": "teacher.html", "/admin": "admin.html"}
 
@@ -90,3 +91,8 @@ def add_routes(
     for path, name in PAGES.items():
         router.add_get(path, page(name))
     router.add_get("/static/{name:.+}", static)
+
+    async def favicon(request: web.Request) -> web.StreamResponse:
+        return shipped.response(request, "icon.svg")
+
+    router.add_get("/favicon.ico", favicon)
