@@ -10,7 +10,7 @@ import pytest
 
 from tests.browser import PageWatch, chromium, screenshot, write_wav
 from tests.conftest import GatewayFactory
-from tests.helpers import GatewayServer, http_json, token, write_policy
+from tests.helpers import GatewayServer, connect, http_json, token, write_policy
 from tests.speech import sentence
 
 pytestmark = pytest.mark.slow
@@ -175,4 +175,49 @@ async def test_the_index_says_which_whisper(gateway: GatewayServer) -> None:
         for name in ("Classroom", "Teacher", "Admin"):
             assert await page.get_by_role("link", name=name).count() == 1
         await screenshot(page, "index")
+        assert watch.errors == []
+
+
+async def test_the_classroom_reconnects_when_told_to_retry_and_never_when_replaced(
+    make_gateway: GatewayFactory, tmp_path: Path
+) -> None:
+    server = await make_gateway()
+    server.state.registry.draining = True  # every stream: 1013 with retry_after
+    jwt = token("s-1", "table-2")
+    async with chromium(_lesson_wav(tmp_path)) as browser:
+        page, watch = await _open(browser, f"{server.http}/classroom#token={jwt}")
+        await page.get_by_role("button", name="Start").click()
+        status = page.get_by_role("status")
+        await status.filter(has_text="busy").wait_for(timeout=15_000)
+        server.state.registry.draining = False
+        await status.filter(has_text="Listening").wait_for(timeout=30_000)
+        # the same group opened elsewhere: this page stops and stays stopped
+        other = await connect(server, jwt)
+        assert (await other.next())["type"] == "Begin"
+        await status.filter(has_text="another device").wait_for(timeout=15_000)
+        await page.wait_for_timeout(3000)
+        assert await page.get_by_role("button", name="Start").is_enabled()
+        assert len(server.state.registry.sessions()) == 1  # no reconnect fight
+        await other.close()
+        assert [e for e in watch.errors if "WebSocket" not in e] == []
+
+
+async def test_a_muted_classroom_keeps_its_session(
+    make_gateway: GatewayFactory, tmp_path: Path
+) -> None:
+    server = await make_gateway(IDLE_TIMEOUT_SECONDS=8.0)
+    async with chromium(_lesson_wav(tmp_path)) as browser:
+        page, watch = await _open(browser, f"{server.http}/classroom#token={token('s-1', 'm')}")
+        await page.get_by_role("button", name="Start").click()
+        status = page.get_by_role("status")
+        await status.filter(has_text="Listening").wait_for(timeout=15_000)
+        await page.get_by_role("button", name="Mute").click()
+        assert await page.get_by_role("button", name="Unmute").get_attribute("aria-pressed") == (
+            "true"
+        )
+        await page.wait_for_timeout(12_000)  # longer than the idle timeout: KeepAlive holds it
+        assert len(server.state.registry.sessions()) == 1
+        await page.get_by_role("button", name="Unmute").click()
+        await page.get_by_role("button", name="Stop").click()
+        await status.filter(has_text="Stopped").wait_for(timeout=15_000)
         assert watch.errors == []

@@ -2,7 +2,7 @@
 import { claimsOf, el, forgetToken, setStatus, signIn, takeToken } from "./common.js";
 
 const RECONNECT = new Set([1001, 1006, 1011, 1013]);
-const KEEPALIVE_MS = 10000;
+const KEEPALIVE_MS = 5000;
 
 /** What a close code means for a class, and whether to try again. */
 export const CLOSE_REASONS = {
