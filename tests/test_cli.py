@@ -44,6 +44,40 @@ def test_token_verb_mints_a_verifiable_token(tmp_path: Path) -> None:
     assert (claims.school_id, claims.group_id, claims.role) == ("s-9", "g-2", "teacher")
 
 
+@pytest.mark.parametrize(
+    ("role", "page", "extra"),
+    [
+        ("student", "/classroom", ["--group", "g-1", "--keyterm", "Omar"]),
+        ("teacher", "/teacher", []),
+        ("school_admin", "/admin", []),
+    ],
+)
+def test_token_url_links_the_page_for_the_role(
+    tmp_path: Path, role: str, page: str, extra: list[str]
+) -> None:
+    argv = [sys.executable, "-m", "gateway", "token", "--school", "s-1", "--role", role, "--url"]
+    out = subprocess.run(
+        [*argv, *extra],
+        env=_env(tmp_path, PUBLIC_BASE_URL="https://stt.example.org/"),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    prefix = f"https://stt.example.org{page}#token="
+    assert out.startswith(prefix)
+    claims = verify(out.removeprefix(prefix), SECRET)
+    assert claims.role == role
+    if extra:
+        assert claims.keyterms == ("Omar",)
+    bad = subprocess.run(
+        [*argv, "--keyterm", "x" * 60],
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == 2 and "keyterms" in bad.stderr
+
+
 def test_dev_secret_is_generated_once_and_kept(tmp_path: Path) -> None:
     env = _env(tmp_path)
     del env["AUTH_JWT_SECRET"]
