@@ -130,11 +130,19 @@ async def test_the_admin_saves_a_limit_and_sees_field_errors(
         await page.get_by_label("Time zone").select_option("Europe/Paris")
         await limit.fill("3.5")
         await page.get_by_label("Alert thresholds").fill("50, 90")
+        await page.get_by_label("Webhook URL").fill("http://127.0.0.1:9/budget-alerts")
         await page.get_by_role("button", name="Save").click()
         await page.get_by_role("status").filter(has_text="Saved").wait_for()
         _, config = await http_json("GET", f"{gateway.http}/api/v1/schools/s-1/budget", admin)
         assert config["daily_limit_usd"] == 3.5 and config["timezone"] == "Europe/Paris"
         assert config["alert_thresholds"] == [50, 90]
+        _, alerts = await http_json(
+            "GET", f"{gateway.http}/api/v1/schools/s-1/budget/alerts", admin
+        )
+        assert alerts["webhook_configured"] is True
+        assert await page.get_by_label("Webhook URL").get_attribute("placeholder") == (
+            "configured (hidden)"
+        )
         await screenshot(page, "admin")
         assert watch.errors == []
         thresholds = page.get_by_label("Alert thresholds")
