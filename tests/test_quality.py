@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -118,14 +120,22 @@ async def _quality(
     return proc.returncode, out.decode()
 
 
-async def test_quality_on_a_short_lesson(fake_whisper: FakeWhisper, tmp_path: Path) -> None:
+@asynccontextmanager
+async def _local_gateway(fake: FakeWhisper, tmp_path: Path) -> AsyncIterator[int]:
+    """A gateway process with local Whisper and 5 s windows; yields its port."""
     require_tool("espeak-ng", "espeak-ng")
     require_tool("sox", "sox")
     gateway = await spawn_gateway(
-        fake_whisper, tmp_path / "data", STT_PROVIDER="local", STT_WINDOW_SECONDS="5"
+        fake, tmp_path / "data", STT_PROVIDER="local", STT_WINDOW_SECONDS="5"
     )
     try:
-        port = await gateway.listening()
+        yield await gateway.listening()
+    finally:
+        await gateway.stop()
+
+
+async def test_quality_on_a_short_lesson(fake_whisper: FakeWhisper, tmp_path: Path) -> None:
+    async with _local_gateway(fake_whisper, tmp_path) as port:
         code, out = await _quality(
             port,
             tmp_path,
@@ -139,8 +149,6 @@ async def test_quality_on_a_short_lesson(fake_whisper: FakeWhisper, tmp_path: Pa
             report="targets.json",
         )
         strict, strict_out = await _quality(port, tmp_path, "--max-wer", "0", "--no-baselines")
-    finally:
-        await gateway.stop()
     assert code == 0, out
     assert "| science | quiet |" in out and "PASS" in out
     [run] = json.loads((tmp_path / "targets.json").read_text())["runs"]
@@ -163,19 +171,11 @@ async def test_class_vocabulary_lowers_wer_on_names(
     fake_whisper: FakeWhisper, tmp_path: Path
 ) -> None:
     """The maths lesson is full of names: given as vocabulary, they come back right."""
-    require_tool("espeak-ng", "espeak-ng")
-    require_tool("sox", "sox")
-    gateway = await spawn_gateway(
-        fake_whisper, tmp_path / "data", STT_PROVIDER="local", STT_WINDOW_SECONDS="5"
-    )
-    try:
-        port = await gateway.listening()
+    async with _local_gateway(fake_whisper, tmp_path) as port:
         plain, out = await _quality(port, tmp_path, "--no-baselines", lesson="maths")
         named, out2 = await _quality(
             port, tmp_path, "--no-baselines", "--vocabulary", lesson="maths", report="named.json"
         )
-    finally:
-        await gateway.stop()
     assert plain == 0 and named == 0, out + out2
     [without] = json.loads((tmp_path / "quality1.json").read_text())["runs"]
     [with_terms] = json.loads((tmp_path / "named.json").read_text())["runs"]

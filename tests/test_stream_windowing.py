@@ -225,14 +225,7 @@ def test_pause_windows_keep_every_voiced_frame_and_do_not_depend_on_message_size
 ) -> None:
     """Whatever the speech and pauses: windows tile, never pass the bound, every voiced frame of
     the input is sent in full, and the cuts are the same however the audio is split."""
-    pcm = b"".join(
-        tone(300, sec)
-        if kind == "s"
-        else tone(200, sec, amplitude=0.002)
-        if kind == "hum"
-        else silence(sec)
-        for kind, sec in shape
-    )
+    pcm = _shaped(shape)
     bound = target * 1.5
     whole = Windower(RATE, target, max_seconds=bound)
     at_once = whole.feed(pcm) + whole.close()

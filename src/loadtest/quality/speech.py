@@ -32,6 +32,7 @@ def speak(text: str, *, voice: str, speed: int, level_db: float = 0.0) -> np.nda
     raw = subprocess.run(
         [
             _tool("sox", "sox"),
+            "-D",  # no dither: the same text gives the same samples, so runs can be compared
             "-t",
             "wav",
             "-",
