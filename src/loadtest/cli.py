@@ -165,6 +165,11 @@ def _parser() -> argparse.ArgumentParser:
         "upstream's time + 0.5 s",
     )
     quality.add_argument(
+        "--whole-sentences",
+        action="store_true",
+        help="exit 1 when a window ends inside a sentence of the lesson",
+    )
+    quality.add_argument(
         "--vocabulary",
         action="store_true",
         help="pass each lesson's names and subject words to the gateway (keyterm)",

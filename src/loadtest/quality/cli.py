@@ -123,6 +123,8 @@ def judge(rows: list[dict[str, Any]], args: argparse.Namespace) -> list[str]:
                     f"{run}: WER {row['wer']:.3f} above the whole file's {whole:.3f} "
                     f"+ {args.max_wer_over_whole}"
                 )
+        if args.whole_sentences and row["cuts_inside_sentences"]:
+            failures.append(f"{run}: {row['cuts_inside_sentences']} windows end inside a sentence")
         if args.latency_target and row["late_sentences"]:
             failures.append(f"{run}: {row['late_sentences']} sentences past the latency target")
         ratio = row["billed_over_speech"]

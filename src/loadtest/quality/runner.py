@@ -173,6 +173,7 @@ def score(
         "sentence_delay_s": scoring.distribution(
             scoring.sentence_delays(received, recording.sentences, speed)
         ),
+        "cuts_inside_sentences": len(scoring.cuts_inside_sentences(received, recording.sentences)),
         "late_sentences": len(
             scoring.late_sentences(
                 received,
@@ -201,6 +202,7 @@ COLUMNS = (
     ("text in long pause", "pause_texts"),
     ("latency p50 / p95 (s)", "latency_s"),
     ("sentence → words p50 / p95 (s)", "sentence_delay_s"),
+    ("cuts inside a sentence", "cuts_inside_sentences"),
     ("sentences past the latency target", "late_sentences"),
     ("vocabulary terms", "keyterms"),
 )

@@ -98,6 +98,19 @@ def sentence_delays(
     return delays
 
 
+#: A window end this close to a sentence's first or last sample is not inside it.
+CUT_TOLERANCE = 0.05
+
+
+def cuts_inside_sentences(received: Sequence[Received], sentences: Sequence[Spoken]) -> list[float]:
+    """Window ends (all but the last) that fall inside a sentence: where words were cut."""
+    cuts = []
+    for r in received[:-1]:
+        if any(s.start + CUT_TOLERANCE < r.end < s.end - CUT_TOLERANCE for s in sentences):
+            cuts.append(r.end)
+    return cuts
+
+
 #: The latency target: a sentence's words arrive within the window target, the upstream's
 #: time for the window holding it, and this much.
 LATENCY_SLACK_SECONDS = 0.5
