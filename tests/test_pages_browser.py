@@ -229,3 +229,25 @@ async def test_a_muted_classroom_keeps_its_session(
         await page.get_by_role("button", name="Stop").click()
         await status.filter(has_text="Stopped").wait_for(timeout=15_000)
         assert watch.errors == []
+
+
+async def test_budget_notices_are_shown_in_the_classroom(
+    make_gateway: GatewayFactory, tmp_path: Path
+) -> None:
+    """A school crossing an alert threshold while the class talks sees it on the page."""
+    policy = write_policy(
+        tmp_path / "policy.json",
+        schools={
+            "near": {"daily_limit_usd": 0.002, "timezone": "UTC", "alert_thresholds": [5, 100]}
+        },
+    )
+    server = await make_gateway(BUDGET_POLICY_PATH=policy)
+    async with chromium(_lesson_wav(tmp_path)) as browser:
+        page, watch = await _open(browser, f"{server.http}/classroom#token={token('near', 'g')}")
+        await page.get_by_role("button", name="Start").click()
+        status = page.get_by_role("status")
+        await status.filter(has_text="of today's transcription budget").wait_for(timeout=30_000)
+        assert re.search(r"has used \d+ %", await status.inner_text())
+        await page.get_by_role("button", name="Stop").click()
+        await status.filter(has_text="Stopped").wait_for(timeout=15_000)
+        assert watch.errors == []

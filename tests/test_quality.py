@@ -230,3 +230,53 @@ def test_the_offline_evaluation_uses_the_gateways_windows(
     wer = float(first.split("WER ")[1].split()[0])
     billed = float(first.split("billed/speech ")[1].split()[0])
     assert 0 <= wer < 0.5 and 0.9 < billed <= 1.10
+
+
+async def test_the_harness_waits_while_the_gateway_says_retry(tmp_path: Path) -> None:
+    """A gateway still loading its model answers OVERLOADED with retry_after: the harness
+    waits that long and streams; a refusal that is not retryable is reported at once."""
+    from aiohttp import web
+
+    from loadtest.quality.recording import Recording
+    from loadtest.quality.runner import Refused, stream
+
+    attempts: list[float] = []
+
+    async def listen(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        attempts.append(asyncio.get_running_loop().time())
+        mode = request.query.get("keyterm", "")
+        if mode == "never" or len(attempts) < 3:
+            retryable = mode != "never"
+            await ws.send_json(
+                {"type": "Error", "code": "OVERLOADED", "retryable": retryable, "retry_after": 0.2}
+            )
+            await ws.close(code=1013)
+            return ws
+        await ws.send_json({"type": "Begin", "config": {"provider": "simulated"}})
+        async for msg in ws:
+            if msg.type == web.WSMsgType.TEXT and "CloseStream" in msg.data:
+                break
+        await ws.close()
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/listen", listen)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    url = f"ws://127.0.0.1:{port}/listen"
+    recording = Recording(pcm=bytes(3200), script="")
+    try:
+        streamed = await stream(url, "t", recording, speed=10.0)
+        assert streamed.begin["type"] == "Begin" and len(attempts) == 3
+        assert attempts[2] - attempts[0] >= 0.4  # waited retry_after each time
+        attempts.clear()
+        with pytest.raises(Refused):
+            await stream(url, "t", recording, speed=10.0, keyterms=["never"])
+        assert len(attempts) == 1
+    finally:
+        await runner.cleanup()

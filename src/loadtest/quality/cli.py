@@ -7,6 +7,8 @@ import json
 import sys
 from typing import Any
 
+import aiohttp
+
 from gateway.auth.tokens import mint
 from loadtest.quality import runner
 from loadtest.quality.lessons import NOISE_LEVELS, SENTENCES, VOCABULARY, lesson
@@ -71,7 +73,11 @@ async def main(args: argparse.Namespace) -> int:
                 flush=True,
             )
             terms = [*args.keyterm, *(VOCABULARY.get(name, ()) if args.vocabulary else ())]
-            streamed = await runner.stream(args.url, token, recording, args.speed, terms)
+            try:
+                streamed = await runner.stream(args.url, token, recording, args.speed, terms)
+            except (runner.Refused, aiohttp.ClientError, OSError) as exc:
+                print(f"stt-loadtest quality: {exc}", file=sys.stderr)
+                return 2
             whole = chunks = None
             if baselines is not None:
                 whole = await baselines.whole(recording, terms)

@@ -35,7 +35,34 @@ class Streamed:
     wall_seconds: float
 
 
+class Refused(RuntimeError):
+    """The gateway answered the handshake with an ``Error``."""
+
+    def __init__(self, error: dict[str, Any]) -> None:
+        super().__init__(f"the gateway refused the stream: {error}")
+        self.error = error
+
+
+#: How long a stream waits for a gateway that says "retry" (starting, model loading).
+RETRY_FOR_SECONDS = 120.0
+
+
 async def stream(
+    url: str, token: str, recording: Recording, speed: float, keyterms: Sequence[str] = ()
+) -> Streamed:
+    """:func:`stream_once`, again after ``retry_after`` while the gateway says it is not
+    ready yet (``OVERLOADED``: starting, or its local model still loading)."""
+    deadline = time.monotonic() + RETRY_FOR_SECONDS
+    while True:
+        try:
+            return await stream_once(url, token, recording, speed, keyterms)
+        except Refused as exc:
+            if not exc.error.get("retryable") or time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(float(exc.error.get("retry_after") or 1.0))
+
+
+async def stream_once(
     url: str, token: str, recording: Recording, speed: float, keyterms: Sequence[str] = ()
 ) -> Streamed:
     """Send ``recording`` in 100 ms frames at ``speed`` × real time while reading."""
@@ -54,7 +81,7 @@ async def stream(
     ):
         begin = json.loads((await ws.receive()).data)
         if begin.get("type") != "Begin":
-            raise RuntimeError(f"the gateway refused the stream: {begin}")
+            raise Refused(begin)
         started = time.monotonic()
 
         async def send() -> None:
