@@ -15,7 +15,7 @@ from gateway.simulated.whisper import FakeWhisper
 from loadtest.quality import scoring
 from loadtest.quality.lessons import LONG_PAUSE_SECONDS, SENTENCES, lesson
 from loadtest.quality.scoring import Received
-from tests.helpers import SECRET, spawn_gateway, t
+from tests.helpers import SECRET, serving, spawn_gateway, t
 from tests.tools import require_tool
 
 pytestmark = pytest.mark.slow
@@ -263,14 +263,9 @@ async def test_the_harness_waits_while_the_gateway_says_retry(tmp_path: Path) ->
 
     app = web.Application()
     app.router.add_get("/listen", listen)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    url = f"ws://127.0.0.1:{port}/listen"
     recording = Recording(pcm=bytes(3200), script="")
-    try:
+    async with serving(app) as address:
+        url = f"ws://{address}/listen"
         streamed = await stream(url, "t", recording, speed=10.0)
         assert streamed.begin["type"] == "Begin" and len(attempts) == 3
         assert attempts[2] - attempts[0] >= 0.4  # waited retry_after each time
@@ -278,5 +273,3 @@ async def test_the_harness_waits_while_the_gateway_says_retry(tmp_path: Path) ->
         with pytest.raises(Refused):
             await stream(url, "t", recording, speed=10.0, keyterms=["never"])
         assert len(attempts) == 1
-    finally:
-        await runner.cleanup()

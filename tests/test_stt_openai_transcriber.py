@@ -20,6 +20,7 @@ from gateway.stream.wav import wav_bytes
 from gateway.stt.openai_transcriber import OpenAITranscriber, parse_retry_after
 from gateway.stt.transcriber import TranscriptionRequest
 from tests.audio import tone
+from tests.helpers import serving
 
 REQUEST = TranscriptionRequest(
     wav=wav_bytes(tone(880, 0.5), 16000),
@@ -72,16 +73,11 @@ async def test_a_segment_without_text_is_a_malformed_answer(fake_whisper: FakeWh
 
     app = web.Application()
     app.router.add_post("/v1/audio/transcriptions", broken)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    client = OpenAITranscriber(api_key="k", base_url=f"http://127.0.0.1:{port}/v1", timeout=5)
-    with pytest.raises(ServerError):
-        await client.transcribe(REQUEST)
-    await client.close()
-    await runner.cleanup()
+    async with serving(app) as address:
+        client = OpenAITranscriber(api_key="k", base_url=f"http://{address}/v1", timeout=5)
+        with pytest.raises(ServerError):
+            await client.transcribe(REQUEST)
+        await client.close()
 
 
 @pytest.mark.parametrize(
