@@ -14,7 +14,6 @@ import jwt
 from gateway.keyterms import BadKeyterms, check_terms
 
 ROLES = ("student", "teacher", "school_admin", "platform_admin")
-STREAM_ROLES = frozenset(ROLES)
 ALGORITHM = "HS256"
 
 

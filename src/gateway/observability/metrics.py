@@ -42,15 +42,6 @@ WINDOW_STATUSES = ("ok", "silence", "dropped")
 #: Why audio was not sent upstream: a window without speech, a long pause's middle.
 NOT_SENT_REASONS = ("silence", "pause")
 SUPPRESSION_REASONS = ("no_speech", "looping")
-UPSTREAM_OUTCOMES = (
-    "ok",
-    "rate_limited",
-    "quota_exhausted",
-    "server_error",
-    "timeout",
-    "connection_error",
-    "rejected",
-)
 
 _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 8, 13, 21, 34, 60, 120)
 _UPSTREAM_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128)

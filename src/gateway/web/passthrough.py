@@ -26,7 +26,6 @@ from gateway.stt.transcriber import TranscriptionRequest
 from gateway.web.http_auth import TooManyFailures, bearer_token, verify_request
 from gateway.web.state import GATEWAY
 
-MAX_UPLOAD = 25 * 1024 * 1024
 ESTIMATE_BYTES_PER_SECOND = 4000
 _STATUS_FOR_DROP = {"UPSTREAM_QUOTA": 429, "UPSTREAM_REJECTED": 400, "STT_UNAVAILABLE": 503}
 
