@@ -113,6 +113,11 @@ def levels_are_speech(
     levels: npt.NDArray[np.float64], total_seconds: float, params: VadParams
 ) -> bool:
     """:func:`is_speech` from already computed frame levels (computed once per window)."""
-    needed = min(params.min_voiced_seconds, total_seconds / 2)
     voiced = float(np.count_nonzero(levels > params.threshold_dbfs)) * FRAME_SECONDS
-    return total_seconds > 0 and voiced >= needed - 1e-9
+    return enough_voiced(voiced, total_seconds, params)
+
+
+def enough_voiced(voiced_seconds: float, total_seconds: float, params: VadParams) -> bool:
+    """Whether ``voiced_seconds`` of voiced frames make ``total_seconds`` of audio speech."""
+    needed = min(params.min_voiced_seconds, total_seconds / 2)
+    return total_seconds > 0 and voiced_seconds >= needed - 1e-9

@@ -28,8 +28,8 @@ from gateway.stream.vad import (
     FRAME_SECONDS,
     NoiseFloor,
     VadParams,
+    enough_voiced,
     frame_levels_dbfs,
-    levels_are_speech,
 )
 
 MIN_WINDOW_SECONDS = 0.1
@@ -152,8 +152,9 @@ class Windower:
             # Grow to a whole window (and two frames of slack), then, only if a window runs
             # past its target to reach a pause, to the longest the rules allow; never frame
             # by frame. A silent stream keeps the smaller buffer.
-            size = max(end, self.target_samples * 2 + 6400)
-            if end > self.target_samples * 2 + 6400:
+            one_window = self._target * 2 + 6400
+            size = max(end, one_window)
+            if end > one_window:
                 longest = min(self.max_seconds, self.window_seconds * (1 + OVERRUN_FRACTION))
                 size = max(end, round(longest * self.sample_rate) * 2 + 6400)
             self._buffer.extend(bytes(size - len(self._buffer)))
@@ -242,8 +243,9 @@ class Windower:
         long_enough = samples >= self.min_samples
         levels = self._window_levels(samples) if long_enough else np.empty(0)
         voiced = levels > self._adapted.threshold_dbfs
-        speech = long_enough and levels_are_speech(
-            levels, samples / self.sample_rate, self._adapted
+        voiced_seconds = float(np.count_nonzero(voiced)) * FRAME_SECONDS
+        speech = long_enough and enough_voiced(
+            voiced_seconds, samples / self.sample_rate, self._adapted
         )
         with memoryview(self._buffer) as view:
             if speech and self._shorten:
@@ -271,7 +273,7 @@ class Windower:
             pcm=pcm,
             from_finalize=from_finalize,
             speech=speech,
-            voiced_seconds=float(np.count_nonzero(voiced)) * FRAME_SECONDS,
+            voiced_seconds=voiced_seconds,
         )
         self._next_seq += 1
         return window
