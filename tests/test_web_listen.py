@@ -356,16 +356,16 @@ async def test_client_that_vanishes_does_not_disturb_others(gateway: GatewayServ
 async def test_internal_error_is_1011_and_other_sessions_continue(
     gateway: GatewayServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from gateway.stream.session import StreamSession
+    from gateway.stream.core import SessionCore
 
-    original = StreamSession._on_text
+    original = SessionCore.receive_text
 
-    def explode(self: StreamSession, text: str) -> None:
+    def explode(self: SessionCore, text: str, now: float) -> None:
         if "boom" in text:
             raise RuntimeError("bug")
-        original(self, text)
+        original(self, text, now)
 
-    monkeypatch.setattr(StreamSession, "_on_text", explode)
+    monkeypatch.setattr(SessionCore, "receive_text", explode)
     healthy = await connect(gateway, token(group="healthy"))
     await healthy.next()
     broken = await connect(gateway, token(group="broken"))

@@ -1,4 +1,4 @@
-"""Turns one pending window into an outcome: budget hold, WAV, upstream call, commit."""
+"""Turns one window into an outcome: budget hold, WAV, upstream call, commit."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from gateway.budget.service import BudgetRefused, BudgetService, BudgetUnavailab
 from gateway.errors import UpstreamError
 from gateway.observability import tracing
 from gateway.observability.metrics import Metrics
-from gateway.stream.pipeline import Outcome, PendingWindow
+from gateway.stream.outcome import DropReason, Outcome
 from gateway.stream.wav import wav_bytes
+from gateway.stream.windowing import Window
 from gateway.stt.service import SttService, UpstreamEvents
 from gateway.stt.suppression import filter_segments
 from gateway.stt.transcriber import TranscriptionRequest, TranscriptionResult
@@ -25,42 +26,41 @@ class WindowProcessor:
 
     async def process(
         self,
-        pending: PendingWindow,
+        window: Window,
+        model: str,
         *,
         school: SchoolBudget,
         language: str | None,
         prompt: str | None,
         events: UpstreamEvents,
     ) -> Outcome:
-        window = pending.window
         with tracing.span(
             "stt.window",
             {
                 "stt.window.seq": window.seq,
                 "stt.window.seconds": round(window.duration, 3),
-                "stt.model": pending.model,
+                "stt.model": model,
                 "stt.school_id": school.school_id,
             },
         ):
-            return await self._process(pending, school, language, prompt, events)
+            return await self._process(window, model, school, language, prompt, events)
 
     async def _process(
         self,
-        pending: PendingWindow,
+        window: Window,
+        model: str,
         school: SchoolBudget,
         language: str | None,
         prompt: str | None,
         events: UpstreamEvents,
     ) -> Outcome:
-        window = pending.window
-        model = pending.model
         try:
             with tracing.span("budget.reserve"):
                 hold = await self.budget.reserve(school, model, window.sent_seconds)
         except BudgetRefused:
-            return Outcome.dropped("BUDGET_EXCEEDED", model)
+            return Outcome.dropped(DropReason.BUDGET_EXCEEDED, model)
         except BudgetUnavailable:
-            return Outcome.dropped("BUDGET_UNAVAILABLE", model)
+            return Outcome.dropped(DropReason.BUDGET_UNAVAILABLE, model)
         request = TranscriptionRequest(
             wav=wav_bytes(window.pcm, window.sample_rate),
             model=model,
@@ -73,7 +73,7 @@ class WindowProcessor:
                 result = await self.service.transcribe(request, events)
         except UpstreamError as exc:
             await self.budget.release(hold)
-            return Outcome.dropped(exc.drop_reason, model)
+            return Outcome.dropped(DropReason(exc.drop_reason), model)
         except asyncio.CancelledError:
             await asyncio.shield(self.budget.release(hold))
             raise

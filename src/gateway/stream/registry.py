@@ -4,14 +4,31 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any, Protocol
 
 from gateway.errors import Overloaded, Replaced
 from gateway.observability.metrics import Metrics
-from gateway.stream.ending import SHUTDOWN, from_error
-from gateway.stream.session import StreamSession
+from gateway.stream.ending import SHUTDOWN, Ending, from_error
 
 RESTART_WINDOW_SECONDS = 300.0
 OVERLOADED_RETRY_AFTER = 5.0
+
+
+class StreamSession(Protocol):
+    """A live stream, as the registry sees it (the driver in ``web/stream_session.py``)."""
+
+    session_id: str
+    school_id: str
+    group_id: str
+    finished: asyncio.Event
+
+    @property
+    def key(self) -> tuple[str, str]: ...
+    def request_end(self, ending: Ending) -> None: ...
+    def presence(self) -> dict[str, Any]: ...
+    def budget_alert(
+        self, *, percent_used: float, threshold: int, remaining_usd: float
+    ) -> None: ...
 
 
 class SessionRegistry:

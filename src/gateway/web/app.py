@@ -26,10 +26,10 @@ from gateway.observability.logging import get_logger
 from gateway.observability.metrics import Metrics
 from gateway.settings import Settings
 from gateway.simulated import whisper as simulated_whisper
+from gateway.stream.limits import SessionLimits
 from gateway.stream.presence import Presence
 from gateway.stream.processor import WindowProcessor
 from gateway.stream.registry import SessionRegistry
-from gateway.stream.session import SessionLimits
 from gateway.stream.vad import VadParams
 from gateway.stt.local_transcriber import LocalTranscriber
 from gateway.stt.openai_transcriber import OpenAITranscriber

@@ -15,12 +15,12 @@ from gateway.errors import Forbidden, FrameTooLarge, Overloaded, StreamError, Un
 from gateway.observability.audit import actor
 from gateway.observability.logging import get_logger
 from gateway.stream import protocol
-from gateway.stream.session import StreamSession
 from gateway.web import cors
 from gateway.web.denials import client_address
 from gateway.web.errors import json_error
 from gateway.web.http_auth import TooManyFailures, route_of, verify_request
 from gateway.web.state import GATEWAY, Gateway
+from gateway.web.stream_session import StreamSession
 
 log = get_logger("gateway.listen")
 SUBPROTOCOL = "token"

@@ -14,10 +14,10 @@ from gateway.budget.webhooks import WebhookSender
 from gateway.observability.audit import AuditTrail
 from gateway.observability.metrics import Metrics
 from gateway.settings import Settings
+from gateway.stream.limits import SessionLimits
 from gateway.stream.presence import Presence
 from gateway.stream.processor import WindowProcessor
 from gateway.stream.registry import SessionRegistry
-from gateway.stream.session import SessionLimits
 from gateway.stt.local_transcriber import LocalTranscriber
 from gateway.stt.service import SttService
 from gateway.web.denials import AuthGuard

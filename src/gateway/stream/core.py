@@ -1,0 +1,451 @@
+"""One streaming session's rules, without I/O (sans-I/O, like python-websockets' protocol).
+
+The driver (:mod:`gateway.web.stream_driver`) feeds it what happened —
+:meth:`SessionCore.receive_audio`, :meth:`~SessionCore.receive_text`,
+:meth:`~SessionCore.tick`, :meth:`~SessionCore.window_resolved`, the
+upstream's notices, :meth:`~SessionCore.request_end` — each with the time
+``now`` (monotonic seconds), and takes out what to do: messages to send
+(:attr:`~SessionCore.messages`), windows to transcribe
+(:attr:`~SessionCore.submissions`), work to cancel
+(:attr:`~SessionCore.cancellations`), when to call :meth:`tick` next
+(:attr:`~SessionCore.next_deadline`) and, once :attr:`~SessionCore.done`,
+how the connection closes (:attr:`~SessionCore.ending`).
+
+Everything a session decides is here: frame validation, the ahead-of-real-time
+check, idle and token deadlines, control messages, which ending wins, the
+order and the bound of pending windows, the prompt, the counts in
+``Termination``. Every window gets exactly one ``Transcript`` (or, when the
+client is gone, is counted as dropped) and a session ends exactly once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from gateway.auth.tokens import Claims
+from gateway.errors import (
+    BacklogOverflow,
+    BadAudio,
+    BudgetExhausted,
+    FrameTooLarge,
+    IdleTimeout,
+    SessionExpired,
+    StreamError,
+)
+from gateway.keyterms import window_prompt
+from gateway.stream import protocol
+from gateway.stream.continuity import is_suspect, prompt_tail
+from gateway.stream.ending import CLIENT_CLOSE, DISCONNECTED, Ending, from_error
+from gateway.stream.limits import SessionLimits
+from gateway.stream.ordering import Slot, WindowQueue
+from gateway.stream.outcome import DropReason, Outcome
+from gateway.stream.protocol import StreamConfig
+from gateway.stream.windowing import Window, Windower
+
+RATE_LIMIT_WARNING_INTERVAL = 5.0
+#: Audio may arrive ahead of real time by this many times the backlog bound before 4029.
+AHEAD_FACTOR = 2.0
+BAD_MESSAGE = "expected a JSON object with type KeepAlive, Finalize or CloseStream"
+
+
+class Observer(Protocol):
+    """What the core reports for metrics (never text or audio)."""
+
+    def audio_received(self, seconds: float) -> None: ...
+    def window_closed(self, window: Window, *, to_send: bool) -> None: ...
+    def window_delivered(self, outcome: Outcome, latency: float) -> None: ...
+    def pending_changed(self, delta_seconds: float) -> None: ...
+
+
+class NoObserver:
+    def audio_received(self, seconds: float) -> None:
+        pass
+
+    def window_closed(self, window: Window, *, to_send: bool) -> None:
+        pass
+
+    def window_delivered(self, outcome: Outcome, latency: float) -> None:
+        pass
+
+    def pending_changed(self, delta_seconds: float) -> None:
+        pass
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """A window to transcribe, with the model and prompt the session chose for it."""
+
+    seq: int
+    window: Window
+    model: str
+    prompt: str
+
+
+@dataclass(slots=True)
+class Counts:
+    windows: int = 0
+    ok: int = 0
+    silence: int = 0
+    dropped: int = 0
+    cost_usd: float = 0.0
+
+    def add(self, outcome: Outcome) -> None:
+        self.windows += 1
+        setattr(self, outcome.status, getattr(self, outcome.status) + 1)
+        self.cost_usd += outcome.cost_usd
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "windows": self.windows,
+            "ok": self.ok,
+            "silence": self.silence,
+            "dropped": self.dropped,
+        }
+
+
+@dataclass(slots=True)
+class _Notices:
+    last_rate_warning: float = -float("inf")
+    held_warned: bool = False
+    credentials_warned: bool = False
+
+
+@dataclass(slots=True)
+class _Prompt:
+    text: str = ""
+    seq: int = -1
+
+
+class SessionCore:
+    def __init__(
+        self,
+        *,
+        session_id: str,
+        claims: Claims,
+        config: StreamConfig,
+        limits: SessionLimits,
+        provider: str,
+        vocabulary: str,
+        now: float,
+        expires_in: float,
+        window_seconds: Callable[[], float],
+        model_for: Callable[[], str],
+        observer: Observer | None = None,
+    ) -> None:
+        """``expires_in``: seconds until the token expires; ``window_seconds``: the current
+        target (adaptive); ``model_for``: the model a window is sent to now (downgrades)."""
+        assert claims.school_id is not None and claims.group_id is not None
+        self.session_id = session_id
+        self.school_id = claims.school_id
+        self.group_id = claims.group_id
+        self.config = config
+        self._limits = limits
+        self._vocabulary = vocabulary
+        self._window_seconds = window_seconds
+        self._model_for = model_for
+        self._observer: Observer = observer or NoObserver()
+        self._windower = Windower(
+            config.sample_rate,
+            window_seconds(),
+            limits.vad,
+            max_seconds=limits.window_max_seconds,
+            shorten_pauses=limits.shorten_pauses,
+        )
+        self._queue = WindowQueue(
+            max_in_flight=limits.max_in_flight, max_pending_seconds=limits.max_pending_seconds
+        )
+        self._started = now
+        self._last_activity = now
+        self._expires_at = now + expires_in
+        self._finish_by: float | None = None
+        self._unreported_bytes = 0
+        self._notices = _Notices()
+        self._prompt = _Prompt()
+        self.counts = Counts()
+        self.ending: Ending | None = None
+        #: The session is over: the last message is queued (or the client is gone).
+        self.done = False
+        self.messages: list[tuple[dict[str, Any], str | None]] = []
+        self.submissions: list[Submission] = []
+        self.cancellations = self._queue.cancelled
+        self._send(
+            protocol.begin(
+                session_id=session_id,
+                school_id=self.school_id,
+                group_id=self.group_id,
+                expires_at=claims.expires_at,
+                config=config,
+                window_seconds=self._windower.window_seconds,
+                provider=provider,
+            )
+        )
+
+    # -- state ---------------------------------------------------------------
+
+    @property
+    def reading(self) -> bool:
+        """Whether client frames are still taken (until an ending is chosen)."""
+        return self.ending is None
+
+    @property
+    def audio_seconds(self) -> float:
+        return self._windower.received_samples / self.config.sample_rate
+
+    @property
+    def pending_windows(self) -> int:
+        return len(self._queue)
+
+    @property
+    def next_deadline(self) -> float | None:
+        """When :meth:`tick` must be called next (None: no deadline)."""
+        if self.done:
+            return None
+        if self.ending is None:
+            return min(self._last_activity + self._limits.idle_timeout, self._expires_at)
+        return self._finish_by
+
+    @property
+    def has_output(self) -> bool:
+        return bool(self.messages or self.submissions or self.cancellations) or self.done
+
+    # -- input ---------------------------------------------------------------
+
+    def receive_audio(self, data: bytes, now: float) -> None:
+        if self.ending is not None or not data:
+            return
+        size, most = len(data), self._limits.max_frame_bytes
+        if size > most:
+            self.fail(FrameTooLarge(f"frame of {size} bytes exceeds MAX_FRAME_BYTES ({most})"), now)
+            return
+        if size % (2 * self.config.channels):
+            self.fail(BadAudio("audio frames must hold whole 16-bit samples"), now)
+            return
+        self._last_activity = now
+        self._unreported_bytes += size
+        self._windower.window_seconds = self._window_seconds()
+        windows = self._windower.feed(data)
+        if windows:
+            self._report_audio()
+            for window in windows:
+                self._add(window, now)
+            self._pump(now)
+        ahead = self.audio_seconds - (now - self._started)
+        if ahead > AHEAD_FACTOR * self._limits.max_pending_seconds:
+            self.fail(
+                BacklogOverflow(
+                    f"audio is arriving much faster than real time ({ahead:.0f} s ahead)"
+                ),
+                now,
+            )
+
+    def receive_text(self, text: str, now: float) -> None:
+        if self.ending is not None:
+            return
+        kind = protocol.parse_control(text)
+        if kind == "KeepAlive":
+            self._last_activity = now
+        elif kind == "Finalize":
+            for window in self._windower.finalize():
+                self._add(window, now)
+            self._pump(now)
+        elif kind == "CloseStream":
+            self.request_end(CLIENT_CLOSE, now)
+        else:
+            self._notify(protocol.warning("BAD_MESSAGE", BAD_MESSAGE))
+
+    def tick(self, now: float) -> None:
+        """Deadlines: the token's expiry, idleness, and the bound on finishing."""
+        if self.ending is None:
+            if now >= self._expires_at:
+                self.fail(SessionExpired("the token expired; reconnect with a new token"), now)
+            elif now >= self._last_activity + self._limits.idle_timeout:
+                idle = self._limits.idle_timeout
+                self.fail(IdleTimeout(f"no audio or KeepAlive for {idle:g} seconds"), now)
+        elif self._finish_by is not None and now >= self._finish_by and not self.done:
+            self._finish_by = None
+            self._queue.drop_unanswered(DropReason(self.ending.timeout_reason))
+            self._pump(now)
+
+    def window_resolved(self, seq: int, outcome: Outcome | None, now: float) -> None:
+        """The work on window ``seq`` ended with ``outcome`` (None: cancelled, no answer)."""
+        self._queue.resolve(seq, outcome)
+        if outcome is not None:
+            if outcome.reason is DropReason.BUDGET_EXCEEDED:
+                exhausted = BudgetExhausted("the school's daily transcription budget is used up")
+                self.request_end(from_error(exhausted), now)
+            if outcome.status == "ok":
+                self._notices.held_warned = self._notices.credentials_warned = False
+                if seq > self._prompt.seq and not is_suspect(outcome.text):
+                    self._prompt = _Prompt(prompt_tail(outcome.text), seq)
+        self._pump(now)
+
+    def fail(self, error: StreamError, now: float) -> None:
+        self.request_end(from_error(error), now)
+
+    def connection_lost(self, now: float) -> None:
+        self.request_end(DISCONNECTED, now)
+
+    def request_end(self, ending: Ending, now: float) -> None:
+        """End the session; the first ending wins. A client that is still there gets its
+        pending windows (bounded by ``finish_timeout``) and then the last message."""
+        if self.ending is not None:
+            if ending.gone and not self.done:
+                self._abandon(ending)  # the client left while its last windows were finishing
+            return
+        self.ending = ending
+        self._report_audio()
+        if ending.gone:
+            self._abandon(ending)
+            return
+        drop = DropReason.BACKLOG if ending.drops_backlog else None
+        for window in self._windower.close():
+            self._add(window, now, dropped=drop)
+        if drop is not None:
+            self._queue.drop_unanswered(drop)
+        self._finish_by = now + self._limits.finish_timeout
+        self._pump(now)
+
+    # -- upstream notices ----------------------------------------------------
+
+    def rate_limited(self, now: float) -> None:
+        if now - self._notices.last_rate_warning >= RATE_LIMIT_WARNING_INTERVAL:
+            self._notices.last_rate_warning = now
+            self._notify(
+                protocol.warning(
+                    "RATE_LIMITED", "the transcription service is rate limiting; retrying"
+                )
+            )
+
+    def held(self) -> None:
+        if not self._notices.held_warned:
+            self._notices.held_warned = True
+            self._notify(
+                protocol.warning(
+                    "STT_UNAVAILABLE",
+                    "the transcription service is unavailable; audio is being held",
+                )
+            )
+
+    def credentials_rejected(self) -> None:
+        if not self._notices.credentials_warned:
+            self._notices.credentials_warned = True
+            self._notify(
+                protocol.warning(
+                    "UPSTREAM_REJECTED",
+                    "the transcription service refused the gateway's credentials; "
+                    "an operator must fix its API key",
+                )
+            )
+
+    def budget_alert(self, *, percent_used: float, threshold: int, remaining_usd: float) -> None:
+        """The school crossed an alert threshold: tell this classroom."""
+        self._notify(
+            protocol.budget(
+                percent_used=percent_used, threshold=threshold, remaining_usd=remaining_usd
+            )
+        )
+
+    # -- inside --------------------------------------------------------------
+
+    def _add(self, window: Window, now: float, *, dropped: DropReason | None = None) -> None:
+        model = self._model_for()
+        outcome: Outcome | None = None
+        if dropped is not None:
+            outcome = Outcome.dropped(dropped, model)
+        elif not window.speech:
+            outcome = Outcome.silence(model)
+        self._observer.window_closed(window, to_send=dropped is None)
+        self._observer.pending_changed(window.duration)
+        self._queue.add(window, model, now, outcome)
+
+    def _pump(self, now: float) -> None:
+        """Hand out what may start; deliver what is ready, in order; finish when all is."""
+        if self.done:
+            return
+        for slot in self._queue.start_ready():
+            self.submissions.append(self._submission(slot))
+        for slot in self._queue.deliverable():
+            self._deliver(slot, now)
+        if self.ending is not None and not len(self._queue):
+            self._finish()
+
+    def _submission(self, slot: Slot) -> Submission:
+        seq = slot.window.seq
+        previous = (
+            self._prompt.text if self._limits.prompt_continuity and self._prompt.seq < seq else ""
+        )
+        return Submission(
+            seq, slot.window, slot.model, window_prompt(self._vocabulary, previous) or ""
+        )
+
+    def _deliver(self, slot: Slot, now: float) -> None:
+        window, outcome = slot.window, slot.outcome
+        assert outcome is not None
+        latency = now - slot.closed_at
+        self._send(
+            protocol.transcript(
+                seq=window.seq,
+                start=window.start,
+                end=window.end,
+                status=outcome.status,
+                text=outcome.text,
+                model=outcome.model,
+                latency_ms=round(latency * 1000),
+                from_finalize=window.from_finalize,
+                billed_seconds=outcome.billed_seconds,
+                reason=outcome.reason,
+            )
+        )
+        self._count(outcome, latency)
+        self._observer.pending_changed(-window.duration)
+
+    def _count(self, outcome: Outcome, latency: float | None) -> None:
+        self.counts.add(outcome)
+        self._observer.window_delivered(outcome, latency if latency is not None else -1.0)
+
+    def _finish(self) -> None:
+        ending = self.ending
+        assert ending is not None
+        if ending.error is not None:
+            self._send(protocol.error(ending.error))
+        else:
+            self._send(
+                protocol.termination(
+                    reason=ending.termination or ending.metric_reason,
+                    audio_seconds=self.audio_seconds,
+                    windows=self.counts.windows,
+                    transcribed=self.counts.ok,
+                    silence=self.counts.silence,
+                    dropped=self.counts.dropped,
+                    cost_usd=self.counts.cost_usd,
+                )
+            )
+        self.done = True
+
+    def _abandon(self, ending: Ending) -> None:
+        """The client is gone: nothing more is sent; undelivered windows count as dropped."""
+        self.ending = ending
+        for slot in self._queue.abandon():
+            self._count(slot.outcome or Outcome.dropped(DropReason.DISCONNECTED, slot.model), None)
+            self._observer.pending_changed(-slot.window.duration)
+        self.messages.clear()
+        self.done = True
+
+    def _report_audio(self) -> None:
+        """Received audio goes to the counter in batches (a locked increment per frame is waste)."""
+        if self._unreported_bytes:
+            self._observer.audio_received(self._unreported_bytes / 2 / self.config.sample_rate)
+            self._unreported_bytes = 0
+
+    def _send(self, message: dict[str, Any]) -> None:
+        if not self.done:
+            self.messages.append((message, None))
+
+    def _notify(self, message: dict[str, Any]) -> None:
+        """A notice: a ``Warning`` whose code is already waiting (or was just sent) is
+        coalesced by the outbox, so no sequence of client frames can grow it."""
+        key = f"Warning:{message['code']}" if message["type"] == "Warning" else None
+        if not self.done:
+            self.messages.append((message, key))

@@ -1,0 +1,318 @@
+"""The driver of one stream: reads the socket, feeds the :class:`SessionCore`, runs each
+window's transcription, writes what the core says.
+
+Every decision is the core's (:mod:`gateway.stream.core`); this module only
+moves bytes and time: client frames in, the core's messages out through the
+bounded :class:`Outbox`, one task per window the core hands out (cancelled
+when the core says so), one timer for the core's next deadline, and the close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from gateway import keyterms
+from gateway.auth.tokens import Claims
+from gateway.errors import FrameTooLarge, InternalError
+from gateway.keyterms import vocabulary_prompt
+from gateway.observability.logging import get_logger
+from gateway.observability.metrics import Metrics
+from gateway.stream.core import SessionCore, Submission
+from gateway.stream.ending import SLOW_CONSUMER, Ending
+from gateway.stream.limits import SessionLimits
+from gateway.stream.outbox import Outbox
+from gateway.stream.outcome import DropReason, Outcome
+from gateway.stream.presence import iso as iso_seconds
+from gateway.stream.processor import WindowProcessor
+from gateway.stream.protocol import StreamConfig
+from gateway.stream.windowing import Window
+
+log = get_logger("gateway.session")
+
+#: How long the last messages and the close handshake may take before the connection is dropped.
+CLOSE_SECONDS = 5.0
+
+
+class SessionMetrics:
+    """The core's observations, into Prometheus."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._m = metrics
+
+    def audio_received(self, seconds: float) -> None:
+        self._m.audio_received.inc(seconds)
+
+    def window_closed(self, window: Window, *, to_send: bool) -> None:
+        m = self._m
+        m.window_length.observe(window.duration)
+        m.audio_speech.inc(window.voiced_seconds)
+        if not to_send:
+            return
+        if not window.speech:
+            m.audio_not_sent.labels(reason="silence").inc(window.duration)
+        elif window.sent_seconds < window.duration:
+            m.audio_not_sent.labels(reason="pause").inc(window.duration - window.sent_seconds)
+
+    def window_delivered(self, outcome: Outcome, latency: float) -> None:
+        m = self._m
+        if latency >= 0:
+            m.transcript_latency.observe(latency)
+        m.windows.labels(status=outcome.status).inc()
+        if outcome.status == "dropped":
+            m.windows_dropped.labels(reason=outcome.reason or "UNKNOWN").inc()
+
+    def pending_changed(self, delta_seconds: float) -> None:
+        self._m.pending_audio.inc(delta_seconds)
+
+
+class StreamSession:
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        *,
+        session_id: str,
+        claims: Claims,
+        config: StreamConfig,
+        processor: WindowProcessor,
+        limits: SessionLimits,
+        metrics: Metrics,
+        provider: str,
+        abort: Callable[[], None] = lambda: None,
+    ) -> None:
+        """``abort`` drops the connection at once (a client that stopped reading)."""
+        self.ws = ws
+        self.claims = claims
+        self._processor = processor
+        service, budget = processor.service, processor.budget
+        self.core = SessionCore(
+            session_id=session_id,
+            claims=claims,
+            config=config,
+            limits=limits,
+            provider=provider,
+            vocabulary=vocabulary_prompt(keyterms.merge(claims.keyterms, config.keyterms)),
+            now=time.monotonic(),
+            expires_in=claims.exp - time.time(),
+            window_seconds=lambda: service.window_seconds,
+            model_for=lambda: budget.model_for(self.school_id, config.model),
+            observer=SessionMetrics(metrics),
+        )
+        self.session_id = session_id
+        self.school_id = self.core.school_id
+        self.group_id = self.core.group_id
+        self.config = config
+        self.started_at = time.time()
+        self._abort = abort
+        self.outbox = Outbox(ws.send_str, self._stuck)
+        self._work: dict[int, asyncio.Task[None]] = {}
+        self._reader: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._done = asyncio.Event()
+        self.finished = asyncio.Event()
+
+    # -- what others see ---------------------------------------------------
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.school_id, self.group_id)
+
+    @property
+    def audio_seconds(self) -> float:
+        return self.core.audio_seconds
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return self.core.counts.as_dict()
+
+    @property
+    def cost_usd(self) -> float:
+        return self.core.counts.cost_usd
+
+    def presence(self) -> dict[str, Any]:
+        """What the school's staff may see of this stream, fleet-wide (never text)."""
+        counts = self.counts
+        return {
+            "session_id": self.session_id,
+            "group_id": self.group_id,
+            "started_at": iso_seconds(self.started_at),
+            "audio_seconds": round(self.audio_seconds, 1),
+            "windows": {k: counts[k] for k in ("ok", "silence", "dropped")},
+            "model": self.config.model,
+        }
+
+    # -- told from outside -------------------------------------------------
+
+    def request_end(self, ending: Ending) -> None:
+        """Ask the session to end (shutdown, replaced…); the first ending wins."""
+        self.core.request_end(ending, time.monotonic())
+        self._flush()
+
+    def budget_alert(self, *, percent_used: float, threshold: int, remaining_usd: float) -> None:
+        self.core.budget_alert(
+            percent_used=percent_used, threshold=threshold, remaining_usd=remaining_usd
+        )
+        self._flush()
+
+    # UpstreamEvents, from a window's transcription
+    def rate_limited(self) -> None:
+        self.core.rate_limited(time.monotonic())
+        self._flush()
+
+    def held(self) -> None:
+        self.core.held()
+        self._flush()
+
+    def credentials_rejected(self) -> None:
+        self.core.credentials_rejected()
+        self._flush()
+
+    # -- running -----------------------------------------------------------
+
+    async def run(self) -> Ending:
+        try:
+            return await self._run()
+        finally:
+            self.finished.set()
+
+    async def _run(self) -> Ending:
+        writer = asyncio.create_task(self.outbox.run())
+        self._reader = asyncio.create_task(self._read())
+        try:
+            self._flush()
+            await self._done.wait()
+            await self._stop_work()
+            ending = self.core.ending
+            assert ending is not None
+            await self._close(ending)
+            return ending
+        finally:
+            for task in (self._reader, *self._work.values()):
+                task.cancel()
+            if self._timer is not None:
+                self._timer.cancel()
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await writer
+
+    async def _read(self) -> None:
+        core, ws = self.core, self.ws
+        try:
+            while core.reading:
+                msg = await ws.receive()
+                now = time.monotonic()
+                if msg.type is WSMsgType.BINARY:
+                    core.receive_audio(msg.data, now)
+                elif msg.type is WSMsgType.TEXT:
+                    core.receive_text(msg.data, now)
+                elif msg.type is WSMsgType.ERROR and getattr(msg.data, "code", None) == 1009:
+                    core.fail(FrameTooLarge("frame larger than MAX_FRAME_BYTES"), now)
+                else:
+                    core.connection_lost(now)
+                if core.has_output:
+                    self._flush()
+        except Exception:
+            log.exception("session.reader_failed")
+            core.fail(InternalError("internal error; please reconnect"), time.monotonic())
+            self._flush()
+
+    async def _transcribe(self, job: Submission) -> None:
+        outcome: Outcome | None = None
+        budget = self._processor.budget
+        try:
+            school = await budget.school(self.school_id, self.claims.district_id)
+            outcome = await self._processor.process(
+                job.window,
+                job.model,
+                school=school,
+                language=self.config.language,
+                prompt=job.prompt,
+                events=self,
+            )
+        except asyncio.CancelledError:
+            pass  # the core dropped the window (backlog, the client left): no answer
+        except Exception:
+            log.exception("session.window_failed")
+            outcome = Outcome.dropped(DropReason.STT_UNAVAILABLE, job.model)
+        finally:
+            self._work.pop(job.seq, None)
+        self.core.window_resolved(job.seq, outcome, time.monotonic())
+        self._flush()
+
+    def _flush(self) -> None:
+        """Carry out what the core asks for."""
+        core = self.core
+        if core.messages:
+            for message, key in core.messages:
+                self.outbox.put(message, key=key)
+            core.messages.clear()
+        if core.submissions:
+            for job in core.submissions:
+                self._work[job.seq] = asyncio.create_task(self._transcribe(job))
+            core.submissions.clear()
+        if core.cancellations:
+            for seq in core.cancellations:
+                task = self._work.get(seq)
+                if task is not None:
+                    task.cancel()
+            core.cancellations.clear()
+        if (
+            not core.reading
+            and self._reader is not None
+            and self._reader is not asyncio.current_task()
+        ):
+            self._reader.cancel()
+        if core.done:
+            self._done.set()
+        else:
+            self._arm(core.next_deadline)
+
+    def _arm(self, deadline: float | None) -> None:
+        """One timer per session, for the core's next deadline (never a timer per frame: a
+        later deadline waits for the timer to fire and be re-armed)."""
+        if deadline is None or (self._timer_at is not None and self._timer_at <= deadline):
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = deadline
+        delay = max(0.0, deadline - time.monotonic()) + 0.01
+        self._timer = asyncio.get_running_loop().call_later(delay, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = self._timer_at = None
+        self.core.tick(time.monotonic())
+        self._flush()
+
+    async def _stop_work(self) -> None:
+        """Stop reading; wait for cancelled windows to let go of their budget holds."""
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reader
+        work = list(self._work.values())
+        for task in work:
+            task.cancel()
+        if work:
+            await asyncio.gather(*work, return_exceptions=True)
+
+    async def _close(self, ending: Ending) -> None:
+        self._flush()  # the last message
+        if self.outbox.stuck is None and await self.outbox.flush(CLOSE_SECONDS):
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(CLOSE_SECONDS):
+                    await self.ws.close(
+                        code=1000 if ending.gone else ending.close_code,
+                        message=(ending.error.code if ending.error else "").encode(),
+                    )
+                    return
+        self._abort()  # the client does not read: no close handshake to wait for
+
+    def _stuck(self, why: str) -> None:
+        log.warning("session.slow_consumer", problem=why)
+        self.request_end(SLOW_CONSUMER)
