@@ -5,8 +5,8 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from gateway.auth.tokens import InvalidToken, mint, verify
-from gateway.errors import BadConfig
+from gateway.auth.tokens import mint, verify
+from gateway.errors import BadConfig, InvalidToken
 from gateway.keyterms import (
     MAX_VOCABULARY_PROMPT_CHARS,
     BadKeyterms,

@@ -1,22 +1,28 @@
-"""Every exception the gateway raises on purpose.
+"""Every exception the gateway raises on purpose, and what each one means at the edge.
 
 ::
 
-    GatewayError
+    GatewayError                     code · HTTP status · close code
     ├── ConfigurationError           start-up: a bad environment variable or file
+    ├── HttpError                    an HTTP API refusal (status and code per instance)
+    │   └── TooManyFailures          429 TOO_MANY_REQUESTS (Retry-After)
     ├── StreamError                  ends a WebSocket session (close code + Error code)
-    │   ├── Unauthorized             4001 UNAUTHORIZED
-    │   ├── Forbidden                4003 FORBIDDEN
-    │   ├── BadConfig                4000 BAD_CONFIG
-    │   ├── BadAudio                 1007 BAD_AUDIO
-    │   ├── FrameTooLarge            1009 BAD_AUDIO
-    │   ├── Overloaded               1013 OVERLOADED (retry_after)
-    │   ├── Replaced                 4009 REPLACED
-    │   ├── IdleTimeout              4031 IDLE_TIMEOUT
-    │   ├── SessionExpired           4008 SESSION_EXPIRED
-    │   ├── BacklogOverflow          4029 BACKLOG
-    │   ├── BudgetExhausted          4402 BUDGET_EXCEEDED
-    │   └── InternalError            1011 INTERNAL
+    │   ├── Unauthorized             4001 UNAUTHORIZED, HTTP 401
+    │   │   └── InvalidToken         a token that is missing, malformed, badly signed or expired
+    │   ├── Forbidden                4003 FORBIDDEN, HTTP 403
+    │   ├── BadConfig                4000 BAD_CONFIG, HTTP 400
+    │   ├── BadAudio                 1007 BAD_AUDIO, HTTP 400
+    │   ├── FrameTooLarge            1009 BAD_AUDIO, HTTP 413
+    │   ├── Overloaded               1013 OVERLOADED, HTTP 503 (retry_after)
+    │   ├── Replaced                 4009 REPLACED, HTTP 409
+    │   ├── IdleTimeout              4031 IDLE_TIMEOUT, HTTP 408
+    │   ├── SessionExpired           4008 SESSION_EXPIRED, HTTP 401
+    │   ├── BacklogOverflow          4029 BACKLOG, HTTP 429
+    │   ├── BudgetExhausted          4402 BUDGET_EXCEEDED, HTTP 402
+    │   └── InternalError            1011 INTERNAL, HTTP 500
+    ├── BudgetError                  a reservation that cannot be made
+    │   ├── BudgetRefused            BUDGET_EXCEEDED, HTTP 402 (the scope that refused)
+    │   └── BudgetUnavailable        BUDGET_UNAVAILABLE, HTTP 503 (strict mode, ledger down)
     └── UpstreamError                one upstream attempt failed (mapped at one boundary)
         ├── RateLimited              429, retried, honours Retry-After
         ├── QuotaExhausted           429 insufficient_quota, not retried
@@ -27,15 +33,62 @@
         ├── UpstreamConnectionError  retried, trips the breaker
         └── CircuitOpen              the breaker refused the call; the window is held
 
-Leaves carry what the edge needs: the close code, the protocol error code and
-whether the client may retry.
+Every error carries what the edge needs — ``code``, ``http_status``,
+``close_code``, ``retryable``, ``retry_after`` — and one module,
+:mod:`gateway.web.errors`, turns any of them into a close frame, the API's JSON
+envelope or an OpenAI-shaped error.
 """
 
 from __future__ import annotations
 
+import math
+
 
 class GatewayError(Exception):
     """Base of every deliberate gateway error."""
+
+    code: str = "INTERNAL"
+    http_status: int = 500
+    close_code: int = 1011
+    retryable: bool = False
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after = retry_after
+
+
+class HttpError(GatewayError):
+    """An HTTP API refusal: its status, code, message and any per-field details."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: list[dict[str, str]] | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.http_status = self.status = status
+        self.code = code
+        self.details = details
+        self.headers = headers
+
+
+class TooManyFailures(HttpError):
+    """Too many failed authentications from this address; retry after ``retry_after`` s."""
+
+    def __init__(self, retry_after: float) -> None:
+        wait = max(1, math.ceil(retry_after))
+        super().__init__(
+            429,
+            "TOO_MANY_REQUESTS",
+            "too many failed authentications from this address",
+            headers={"Retry-After": str(wait)},
+        )
+        self.retry_after = wait
 
 
 class ConfigurationError(GatewayError):
@@ -45,79 +98,93 @@ class ConfigurationError(GatewayError):
 class StreamError(GatewayError):
     """Ends a streaming session with ``Error`` then a close code."""
 
-    close_code: int = 1011
-    code: str = "INTERNAL"
-    retryable: bool = False
     #: ``stt_sessions_ended_total`` reason for this ending.
     end_reason: str = "error"
 
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.retry_after = retry_after
-
 
 class Unauthorized(StreamError):
-    close_code, code = 4001, "UNAUTHORIZED"
+    close_code, code, http_status = 4001, "UNAUTHORIZED", 401
+
+
+class InvalidToken(Unauthorized):
+    """The token is missing, malformed, badly signed, expired or lacks a claim."""
 
 
 class Forbidden(StreamError):
-    close_code, code = 4003, "FORBIDDEN"
+    close_code, code, http_status = 4003, "FORBIDDEN", 403
 
 
 class BadConfig(StreamError):
-    close_code, code = 4000, "BAD_CONFIG"
+    close_code, code, http_status = 4000, "BAD_CONFIG", 400
 
 
 class BadAudio(StreamError):
-    close_code, code = 1007, "BAD_AUDIO"
+    close_code, code, http_status = 1007, "BAD_AUDIO", 400
 
 
 class FrameTooLarge(StreamError):
-    close_code, code = 1009, "BAD_AUDIO"
+    close_code, code, http_status = 1009, "BAD_AUDIO", 413
 
 
 class Overloaded(StreamError):
-    close_code, code, retryable = 1013, "OVERLOADED", True
+    close_code, code, http_status, retryable = 1013, "OVERLOADED", 503, True
 
 
 class Replaced(StreamError):
-    close_code, code, end_reason = 4009, "REPLACED", "replaced"
+    close_code, code, http_status, end_reason = 4009, "REPLACED", 409, "replaced"
 
 
 class IdleTimeout(StreamError):
-    close_code, code, retryable, end_reason = 4031, "IDLE_TIMEOUT", True, "idle_timeout"
+    close_code, code, http_status, retryable = 4031, "IDLE_TIMEOUT", 408, True
+    end_reason = "idle_timeout"
 
 
 class SessionExpired(StreamError):
-    close_code, code, retryable = 4008, "SESSION_EXPIRED", True
+    close_code, code, http_status, retryable = 4008, "SESSION_EXPIRED", 401, True
 
 
 class BacklogOverflow(StreamError):
-    close_code, code, retryable = 4029, "BACKLOG", True
+    close_code, code, http_status, retryable = 4029, "BACKLOG", 429, True
 
 
 class BudgetExhausted(StreamError):
-    close_code, code, end_reason = 4402, "BUDGET_EXCEEDED", "budget_exhausted"
+    close_code, code, http_status = 4402, "BUDGET_EXCEEDED", 402
+    end_reason = "budget_exhausted"
 
 
 class InternalError(StreamError):
-    close_code, code = 1011, "INTERNAL"
+    close_code, code, http_status = 1011, "INTERNAL", 500
+
+
+class BudgetError(GatewayError):
+    """A window's (or a request's) reservation cannot be made."""
+
+
+class BudgetRefused(BudgetError):
+    """A scope's daily limit would be passed (``scope``: global, district, school, model)."""
+
+    close_code, code, http_status = 4402, "BUDGET_EXCEEDED", 402
+
+    def __init__(self, scope: str) -> None:
+        super().__init__(f"budget exhausted for {scope}")
+        self.scope = scope
+
+
+class BudgetUnavailable(BudgetError):
+    """Strict mode and the ledger cannot be reached."""
+
+    code, http_status, retryable = "BUDGET_UNAVAILABLE", 503, True
 
 
 class UpstreamError(GatewayError):
     """One upstream attempt failed. ``outcome`` is the metrics label."""
 
+    code, http_status = "STT_UNAVAILABLE", 503
     outcome: str = "server_error"
     retryable: bool = True
     trips_breaker: bool = True
     #: ``Transcript.reason`` when the window is dropped because of this error.
     drop_reason: str = "STT_UNAVAILABLE"
-
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.retry_after = retry_after
 
 
 class RateLimited(UpstreamError):
@@ -125,6 +192,7 @@ class RateLimited(UpstreamError):
 
 
 class QuotaExhausted(UpstreamError):
+    code, http_status = "UPSTREAM_QUOTA", 429
     outcome, retryable, trips_breaker, drop_reason = (
         "quota_exhausted",
         False,
@@ -134,6 +202,7 @@ class QuotaExhausted(UpstreamError):
 
 
 class UpstreamRejected(UpstreamError):
+    code, http_status = "UPSTREAM_REJECTED", 400
     outcome, retryable, trips_breaker, drop_reason = ("rejected", False, False, "UPSTREAM_REJECTED")
 
 

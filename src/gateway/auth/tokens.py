@@ -11,14 +11,11 @@ from typing import Any
 
 import jwt
 
+from gateway.errors import InvalidToken
 from gateway.keyterms import BadKeyterms, check_terms
 
 ROLES = ("student", "teacher", "school_admin", "platform_admin")
 ALGORITHM = "HS256"
-
-
-class InvalidToken(Exception):
-    """The token is missing, malformed, badly signed, expired or lacks a claim."""
 
 
 @dataclass(frozen=True, slots=True)

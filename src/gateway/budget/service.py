@@ -22,6 +22,7 @@ from gateway.budget.ledger import Ledger, ReserveResult, ScopeDay
 from gateway.budget.policy import Policy, SchoolBudget
 from gateway.budget.pricing import usd
 from gateway.budget.scopes import day_in, percent, scopes_for
+from gateway.errors import BudgetRefused, BudgetUnavailable
 from gateway.observability.logging import get_logger
 from gateway.observability.metrics import Metrics
 
@@ -32,16 +33,6 @@ OVERRIDE_CACHE_SECONDS = 2.0
 COMMIT_RETRY_DELAYS = (0.5, 1, 2, 5, 10, 30, 60, 120)
 #: Schools with a reservation this recently may have spend "today" in some timezone.
 ACTIVE_SCHOOL_SECONDS = 2 * 86400
-
-
-class BudgetRefused(Exception):
-    def __init__(self, scope: str) -> None:
-        super().__init__(f"budget exhausted for {scope}")
-        self.scope = scope
-
-
-class BudgetUnavailable(Exception):
-    """Strict mode and the ledger cannot be reached."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,8 +6,8 @@ import asyncio
 
 from gateway.budget.policy import SchoolBudget
 from gateway.budget.pricing import usd
-from gateway.budget.service import BudgetRefused, BudgetService, BudgetUnavailable, Hold
-from gateway.errors import UpstreamError
+from gateway.budget.service import BudgetService, Hold
+from gateway.errors import BudgetRefused, BudgetUnavailable, UpstreamError
 from gateway.observability import tracing
 from gateway.observability.metrics import Metrics
 from gateway.stream.outcome import DropReason, Outcome
@@ -54,13 +54,6 @@ class WindowProcessor:
         prompt: str | None,
         events: UpstreamEvents,
     ) -> Outcome:
-        try:
-            with tracing.span("budget.reserve"):
-                hold = await self.budget.reserve(school, model, window.sent_seconds)
-        except BudgetRefused:
-            return Outcome.dropped(DropReason.BUDGET_EXCEEDED, model)
-        except BudgetUnavailable:
-            return Outcome.dropped(DropReason.BUDGET_UNAVAILABLE, model)
         request = TranscriptionRequest(
             wav=wav_bytes(window.pcm, window.sample_rate),
             model=model,
@@ -69,15 +62,31 @@ class WindowProcessor:
             prompt=prompt or None,
         )
         try:
+            return await self.transcribe(school, request, events)
+        except BudgetRefused:
+            return Outcome.dropped(DropReason.BUDGET_EXCEEDED, model)
+        except BudgetUnavailable:
+            return Outcome.dropped(DropReason.BUDGET_UNAVAILABLE, model)
+        except UpstreamError as exc:
+            return Outcome.dropped(DropReason(exc.drop_reason), model)
+
+    async def transcribe(
+        self, school: SchoolBudget, request: TranscriptionRequest, events: UpstreamEvents
+    ) -> Outcome:
+        """Reserve, transcribe, settle: the one path of a window and of a passthrough request.
+
+        Raises :class:`BudgetRefused`, :class:`BudgetUnavailable` or :class:`UpstreamError`;
+        a hold whose request fails or is cancelled (or times out) is released first."""
+        model = request.model
+        with tracing.span("budget.reserve"):
+            hold = await self.budget.reserve(school, model, request.duration)
+        try:
             with tracing.span("stt.upstream", {"stt.model": model}):
                 result = await self.service.transcribe(request, events)
-        except UpstreamError as exc:
-            await self.budget.release(hold)
-            return Outcome.dropped(DropReason(exc.drop_reason), model)
-        except asyncio.CancelledError:
+        except BaseException:
             await asyncio.shield(self.budget.release(hold))
             raise
-        return await self.settle(hold, result, window.sent_seconds)
+        return await self.settle(hold, result, request.duration)
 
     async def settle(self, hold: Hold, result: TranscriptionResult, duration: float) -> Outcome:
         """Commit the billed duration of ``result`` against ``hold``; the window's outcome."""

@@ -36,7 +36,17 @@ from gateway.stt.openai_transcriber import OpenAITranscriber
 from gateway.stt.rpm import RpmLimiter
 from gateway.stt.service import SttService, UpstreamConfig
 from gateway.stt.transcriber import Transcriber
-from gateway.web import budget_api, health, listen, pages, passthrough, sessions_api
+from gateway.web import (
+    alerts_api,
+    health,
+    listen,
+    pages,
+    passthrough,
+    sessions_api,
+    settings_api,
+    tokens_api,
+    usage_api,
+)
 from gateway.web.alerts import AlertDispatcher
 from gateway.web.cors import make_cors_middleware
 from gateway.web.denials import AuthGuard
@@ -111,8 +121,8 @@ def create_app(settings: Settings, *, span_exporter: Any = None) -> web.Applicat
     app.router.add_get("/metrics", health.metrics)
     app.router.add_get("/api/v1/openapi.json", health.openapi_document)
     app.router.add_get("/api/v1/listen", listen.listen)
-    budget_api.add_routes(app.router)
-    sessions_api.add_routes(app.router)
+    for module in (tokens_api, settings_api, usage_api, alerts_api, sessions_api):
+        module.add_routes(app.router)
     app.router.add_post("/v1/audio/transcriptions", passthrough.transcriptions)
     return app
 

@@ -2,34 +2,15 @@
 
 from __future__ import annotations
 
-import math
-
 from aiohttp import web
 
-from gateway.auth.tokens import Claims, InvalidToken, verify
+from gateway.auth.tokens import Claims, verify
+from gateway.errors import HttpError, InvalidToken, TooManyFailures
 from gateway.observability.audit import actor
 from gateway.web.denials import client_address
 from gateway.web.state import GATEWAY
 
 RANK = {"student": 0, "teacher": 1, "school_admin": 2, "platform_admin": 3}
-
-
-class HttpError(Exception):
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        details: list[dict[str, str]] | None = None,
-        *,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.details = details
-        self.headers = headers
 
 
 def bearer_token(request: web.Request) -> str | None:
@@ -52,14 +33,6 @@ def verify_request(request: web.Request, token: str | None) -> Claims:
         raise
 
 
-class TooManyFailures(Exception):
-    """Too many failed authentications from this address; retry after ``retry_after`` s."""
-
-    def __init__(self, retry_after: float) -> None:
-        super().__init__("too many failed authentications from this address")
-        self.retry_after = max(1, math.ceil(retry_after))
-
-
 def route_of(request: web.Request) -> str:
     """The route template (bounded), not the path a client chose."""
     resource = request.match_info.route.resource
@@ -67,14 +40,9 @@ def route_of(request: web.Request) -> str:
 
 
 def authenticate(request: web.Request) -> Claims:
-    try:
-        return verify_request(request, bearer_token(request))
-    except TooManyFailures as exc:
-        raise HttpError(
-            429, "TOO_MANY_REQUESTS", str(exc), headers={"Retry-After": str(exc.retry_after)}
-        ) from None
-    except InvalidToken as exc:
-        raise HttpError(401, "UNAUTHORIZED", str(exc)) from None
+    """The bearer token's claims; raises :class:`InvalidToken` (401) or
+    :class:`TooManyFailures` (429), both mapped by :mod:`gateway.web.errors`."""
+    return verify_request(request, bearer_token(request))
 
 
 def require(request: web.Request, role: str, school_id: str | None = None) -> Claims:

@@ -10,15 +10,23 @@ from typing import Any
 import structlog
 from aiohttp import WSCloseCode, web
 
-from gateway.auth.tokens import Claims, InvalidToken
-from gateway.errors import Forbidden, FrameTooLarge, Overloaded, StreamError, Unauthorized
+from gateway.auth.tokens import Claims
+from gateway.errors import (
+    Forbidden,
+    FrameTooLarge,
+    InvalidToken,
+    Overloaded,
+    StreamError,
+    TooManyFailures,
+    Unauthorized,
+)
 from gateway.observability.audit import actor
 from gateway.observability.logging import get_logger
 from gateway.stream import protocol
 from gateway.web import cors
 from gateway.web.denials import client_address
-from gateway.web.errors import json_error
-from gateway.web.http_auth import TooManyFailures, route_of, verify_request
+from gateway.web.errors import close_frame, error_response, json_error
+from gateway.web.http_auth import route_of, verify_request
 from gateway.web.state import GATEWAY, Gateway
 from gateway.web.stream_session import StreamSession
 
@@ -69,13 +77,7 @@ async def listen(request: web.Request) -> web.StreamResponse:
         claims: Claims | None = verify_request(request, token)
     except TooManyFailures as exc:
         metrics.sessions.labels(outcome="rejected_auth").inc()
-        return json_error(
-            request,
-            429,
-            "TOO_MANY_REQUESTS",
-            str(exc),
-            headers={"Retry-After": str(exc.retry_after)},
-        )
+        return error_response(request, exc)
     except InvalidToken as exc:
         claims, refusal = None, str(exc)
     hard_limit = max(4 * gateway.settings.MAX_FRAME_BYTES, 1024 * 1024)
@@ -198,6 +200,7 @@ async def _reject(
             failed_auth=False,
         )
     log.info("session.rejected", outcome=outcome, code=exc.code, reason=exc.message)
+    code, reason = close_frame(exc)
     with contextlib.suppress(Exception):
         await ws.send_str(protocol.encode(protocol.error(exc)))
-        await ws.close(code=exc.close_code, message=exc.code.encode())
+        await ws.close(code=code, message=reason)

@@ -113,7 +113,9 @@ def _page_paths() -> dict[str, Any]:
 
 
 def _budget_paths() -> dict[str, Any]:
-    from gateway.web.budget_api import ALERTS_SCHEMA, BUDGET_SCHEMA, TOKEN_SCHEMA
+    from gateway.web.alerts_api import ALERTS_SCHEMA
+    from gateway.web.settings_api import BUDGET_SCHEMA
+    from gateway.web.tokens_api import TOKEN_SCHEMA
 
     budget = {"$ref": "#/components/schemas/Budget"}
     usage = {"$ref": "#/components/schemas/Usage"}

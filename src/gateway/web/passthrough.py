@@ -18,32 +18,20 @@ from typing import Any
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from gateway.auth.tokens import InvalidToken
-from gateway.budget.service import BudgetRefused, BudgetUnavailable
-from gateway.errors import UpstreamError
+from gateway.errors import (
+    BudgetRefused,
+    BudgetUnavailable,
+    InvalidToken,
+    TooManyFailures,
+    UpstreamError,
+)
 from gateway.observability.audit import actor
 from gateway.stt.transcriber import TranscriptionRequest
-from gateway.web.http_auth import TooManyFailures, bearer_token, verify_request
+from gateway.web.errors import openai_error, openai_error_for
+from gateway.web.http_auth import bearer_token, verify_request
 from gateway.web.state import GATEWAY
 
 ESTIMATE_BYTES_PER_SECOND = 4000
-_STATUS_FOR_DROP = {"UPSTREAM_QUOTA": 429, "UPSTREAM_REJECTED": 400, "STT_UNAVAILABLE": 503}
-
-
-def openai_error(
-    status: int,
-    message: str,
-    *,
-    code: str,
-    kind: str = "invalid_request_error",
-    param: str | None = None,
-    headers: dict[str, str] | None = None,
-) -> web.Response:
-    return web.json_response(
-        {"error": {"message": message, "type": kind, "param": param, "code": code}},
-        status=status,
-        headers=headers,
-    )
 
 
 class _NoEvents:
@@ -70,16 +58,8 @@ async def transcriptions(request: web.Request) -> web.Response:
     gateway = request.app[GATEWAY]
     try:
         claims = verify_request(request, bearer_token(request))
-    except TooManyFailures as exc:
-        return openai_error(
-            429,
-            str(exc),
-            code="rate_limit_exceeded",
-            kind="requests",
-            headers={"Retry-After": str(exc.retry_after)},
-        )
-    except InvalidToken as exc:
-        return openai_error(401, str(exc), code="invalid_api_key")
+    except (TooManyFailures, InvalidToken) as exc:
+        return openai_error_for(exc)
     if claims.school_id is None:
         return openai_error(403, "this token does not name a school", code="FORBIDDEN")
     try:
@@ -111,21 +91,7 @@ async def transcriptions(request: web.Request) -> web.Response:
     school = await budget.school(claims.school_id, claims.district_id)
     model = budget.model_for(school.school_id, requested)
     seconds, _exact = audio_seconds(data)
-    try:
-        hold = await budget.reserve(school, model, seconds)
-    except BudgetRefused:
-        gateway.metrics.windows_dropped.labels(reason="BUDGET_EXCEEDED").inc()
-        return openai_error(
-            429,
-            "the school's daily transcription budget is used up",
-            code="BUDGET_EXCEEDED",
-            kind="insufficient_quota",
-        )
-    except BudgetUnavailable:
-        return openai_error(
-            503, "the budget ledger is unreachable", code="BUDGET_UNAVAILABLE", kind="server_error"
-        )
-    assert gateway.service is not None and gateway.processor is not None
+    assert gateway.processor is not None
     language = form.get("language")
     prompt = form.get("prompt")
     upstream_request = TranscriptionRequest(
@@ -139,20 +105,19 @@ async def transcriptions(request: web.Request) -> web.Response:
     )
     try:
         async with asyncio.timeout(gateway.settings.STT_REQUEST_TIMEOUT_SECONDS * 2):
-            result = await gateway.service.transcribe(upstream_request, _NoEvents())
-    except UpstreamError as exc:
-        await budget.release(hold)
-        status = _STATUS_FOR_DROP.get(exc.drop_reason, 502)
-        return openai_error(status, exc.message, code=exc.drop_reason, kind="server_error")
+            outcome = await gateway.processor.transcribe(school, upstream_request, _NoEvents())
+    except BudgetRefused as exc:
+        gateway.metrics.windows_dropped.labels(reason="BUDGET_EXCEEDED").inc()
+        return openai_error_for(exc)
+    except (BudgetUnavailable, UpstreamError) as exc:
+        return openai_error_for(exc)
     except TimeoutError:
-        await budget.release(hold)
         return openai_error(
             503,
             "the transcription service is unavailable",
             code="STT_UNAVAILABLE",
             kind="server_error",
         )
-    outcome = await gateway.processor.settle(hold, result, seconds)
     gateway.metrics.windows.labels(status="ok").inc()
     gateway.audit.record(
         "transcription.passthrough",
@@ -163,7 +128,7 @@ async def transcriptions(request: web.Request) -> web.Response:
         model=model,
     )
     if response_format == "text":
-        return web.Response(text=result.text)
+        return web.Response(text=outcome.text)
     return web.json_response(
-        {"text": result.text, "usage": {"type": "duration", "seconds": outcome.billed_seconds}}
+        {"text": outcome.text, "usage": {"type": "duration", "seconds": outcome.billed_seconds}}
     )

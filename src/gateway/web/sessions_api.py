@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.web.budget_api import api
+from gateway.web.api_base import api
 from gateway.web.http_auth import require
 from gateway.web.state import GATEWAY
 

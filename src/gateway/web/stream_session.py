@@ -32,6 +32,7 @@ from gateway.stream.presence import iso as iso_seconds
 from gateway.stream.processor import WindowProcessor
 from gateway.stream.protocol import StreamConfig
 from gateway.stream.windowing import Window
+from gateway.web.errors import close_frame
 
 log = get_logger("gateway.session")
 
@@ -306,10 +307,10 @@ class StreamSession:
         if self.outbox.stuck is None and await self.outbox.flush(CLOSE_SECONDS):
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(CLOSE_SECONDS):
-                    await self.ws.close(
-                        code=1000 if ending.gone else ending.close_code,
-                        message=(ending.error.code if ending.error else "").encode(),
+                    code, reason = (
+                        close_frame(ending.error) if ending.error else (ending.close_code, b"")
                     )
+                    await self.ws.close(code=1000 if ending.gone else code, message=reason)
                     return
         self._abort()  # the client does not read: no close handshake to wait for
 
