@@ -140,3 +140,16 @@ async def test_openapi_document(gateway: GatewayServer) -> None:
         if r.resource is not None
     }
     assert routes <= set(body["paths"]), routes - set(body["paths"])
+    assert set(body["paths"]) <= routes, set(body["paths"]) - routes
+    from gateway.web.openapi import request_schemas
+
+    schemas = body["components"]["schemas"]
+    for name, schema in request_schemas().items():
+        assert schemas[name] == schema, name
+    bodies = {
+        op["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+        for ops in body["paths"].values()
+        for op in ops.values()
+        if "application/json" in op.get("requestBody", {}).get("content", {})
+    }
+    assert bodies == set(request_schemas())

@@ -18,31 +18,28 @@ def bearer_token(request: web.Request) -> str | None:
     return header[7:].strip() or None if header[:7].lower() == "bearer " else None
 
 
-def verify_request(request: web.Request, token: str | None) -> Claims:
-    """The token's claims; a refusal is counted per client address and audited (aggregated).
-    An address past its failed-authentication limit gets :class:`TooManyFailures`."""
-    guard = request.app[GATEWAY].auth_guard
-    address = client_address(request)
-    try:
-        return verify(token, request.app[GATEWAY].secret)
-    except InvalidToken as exc:
-        wait = guard.blocked_for(address)
-        if wait:
-            raise TooManyFailures(wait) from None
-        guard.denied(address, str(exc), route_of(request))
-        raise
-
-
 def route_of(request: web.Request) -> str:
     """The route template (bounded), not the path a client chose."""
     resource = request.match_info.route.resource
     return resource.canonical if resource is not None else "unmatched"
 
 
-def authenticate(request: web.Request) -> Claims:
-    """The bearer token's claims; raises :class:`InvalidToken` (401) or
-    :class:`TooManyFailures` (429), both mapped by :mod:`gateway.web.errors`."""
-    return verify_request(request, bearer_token(request))
+def authenticate(request: web.Request, token: str | None = None) -> Claims:
+    """The claims of ``token`` (by default the ``Authorization: Bearer`` header's): the one
+    check of the HTTP API, the WebSocket handshake and the passthrough. A refusal is counted
+    per client address and audited (aggregated); it raises :class:`InvalidToken` (401), or
+    :class:`TooManyFailures` (429) for an address past its failed-authentication limit.
+    :mod:`gateway.web.errors` maps both."""
+    guard = request.app[GATEWAY].auth_guard
+    address = client_address(request)
+    try:
+        return verify(token or bearer_token(request), request.app[GATEWAY].secret)
+    except InvalidToken as exc:
+        wait = guard.blocked_for(address)
+        if wait:
+            raise TooManyFailures(wait) from None
+        guard.denied(address, str(exc), route_of(request))
+        raise
 
 
 def require(request: web.Request, role: str, school_id: str | None = None) -> Claims:

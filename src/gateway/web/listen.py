@@ -26,7 +26,7 @@ from gateway.stream import protocol
 from gateway.web import cors
 from gateway.web.denials import client_address
 from gateway.web.errors import close_frame, error_response, json_error
-from gateway.web.http_auth import route_of, verify_request
+from gateway.web.http_auth import authenticate, bearer_token, route_of
 from gateway.web.state import GATEWAY, Gateway
 from gateway.web.stream_session import StreamSession
 
@@ -55,9 +55,8 @@ def offered_token(request: web.Request) -> tuple[str | None, bool]:
     offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")]
     if len(offered) >= 2 and offered[0] == SUBPROTOCOL and offered[1]:
         return offered[1], True
-    auth = request.headers.get("Authorization", "")
-    if auth[:7].lower() == "bearer ":
-        return auth[7:].strip() or None, False
+    if request.headers.get("Authorization", "")[:7].lower() == "bearer ":
+        return bearer_token(request), False
     return request.query.get("access_token") or None, False
 
 
@@ -74,7 +73,7 @@ async def listen(request: web.Request) -> web.StreamResponse:
         return json_error(request, 403, "FORBIDDEN", "origin not allowed")
     token, as_subprotocol = offered_token(request)
     try:
-        claims: Claims | None = verify_request(request, token)
+        claims: Claims | None = authenticate(request, token)
     except TooManyFailures as exc:
         metrics.sessions.labels(outcome="rejected_auth").inc()
         return error_response(request, exc)

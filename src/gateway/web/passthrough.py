@@ -28,7 +28,7 @@ from gateway.errors import (
 from gateway.observability.audit import actor
 from gateway.stt.transcriber import TranscriptionRequest
 from gateway.web.errors import openai_error, openai_error_for
-from gateway.web.http_auth import bearer_token, verify_request
+from gateway.web.http_auth import authenticate
 from gateway.web.state import GATEWAY
 
 ESTIMATE_BYTES_PER_SECOND = 4000
@@ -57,7 +57,7 @@ def audio_seconds(data: bytes) -> tuple[float, bool]:
 async def transcriptions(request: web.Request) -> web.Response:
     gateway = request.app[GATEWAY]
     try:
-        claims = verify_request(request, bearer_token(request))
+        claims = authenticate(request)
     except (TooManyFailures, InvalidToken) as exc:
         return openai_error_for(exc)
     if claims.school_id is None:
