@@ -12,9 +12,10 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from gateway.auth.tokens import Claims
 from gateway.errors import Replaced
-from gateway.stream.core import RATE_LIMIT_WARNING_INTERVAL, SessionCore, Submission
+from gateway.stream.core import SessionCore, Submission
 from gateway.stream.ending import CLIENT_CLOSE, DISCONNECTED, SHUTDOWN, SLOW_CONSUMER, from_error
 from gateway.stream.limits import SessionLimits
+from gateway.stream.notices import RATE_LIMIT_WARNING_INTERVAL
 from gateway.stream.outcome import DropReason, Outcome
 from gateway.stream.protocol import StreamConfig
 from gateway.stream.vad import VadParams

@@ -51,3 +51,21 @@ def prompt_tail(text: str) -> str:
     tail = text[-MAX_PROMPT_CHARS:]
     space = tail.find(" ")
     return tail[space + 1 :] if 0 <= space < 40 else tail
+
+
+class PreviousText:
+    """The latest trustworthy text of a session, for the prompt of the windows after it.
+
+    Answers can come out of order: only a later window's text replaces an earlier one's,
+    and a window never gets the text of itself or of a window after it."""
+
+    def __init__(self) -> None:
+        self._text = ""
+        self._seq = -1
+
+    def heard(self, seq: int, text: str) -> None:
+        if seq > self._seq and not is_suspect(text):
+            self._text, self._seq = prompt_tail(text), seq
+
+    def for_window(self, seq: int) -> str:
+        return self._text if self._seq < seq else ""

@@ -1,6 +1,6 @@
 """One streaming session's rules, without I/O (sans-I/O, like python-websockets' protocol).
 
-The driver (:mod:`gateway.web.stream_driver`) feeds it what happened —
+The driver (:mod:`gateway.web.stream_session`) feeds it what happened —
 :meth:`SessionCore.receive_audio`, :meth:`~SessionCore.receive_text`,
 :meth:`~SessionCore.tick`, :meth:`~SessionCore.window_resolved`, the
 upstream's notices, :meth:`~SessionCore.request_end` — each with the time
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from gateway.auth.tokens import Claims
 from gateway.errors import (
@@ -36,41 +36,19 @@ from gateway.errors import (
 )
 from gateway.keyterms import window_prompt
 from gateway.stream import protocol
-from gateway.stream.continuity import is_suspect, prompt_tail
-from gateway.stream.ending import CLIENT_CLOSE, DISCONNECTED, Ending, from_error
+from gateway.stream.continuity import PreviousText
+from gateway.stream.ending import CLIENT_CLOSE, DISCONNECTED, Counts, Ending, from_error
 from gateway.stream.limits import SessionLimits
+from gateway.stream.notices import Notices
+from gateway.stream.observer import NoObserver, Observer
 from gateway.stream.ordering import Slot, WindowQueue
 from gateway.stream.outcome import DropReason, Outcome
 from gateway.stream.protocol import StreamConfig
 from gateway.stream.windowing import Window, Windower
 
-RATE_LIMIT_WARNING_INTERVAL = 5.0
 #: Audio may arrive ahead of real time by this many times the backlog bound before 4029.
 AHEAD_FACTOR = 2.0
 BAD_MESSAGE = "expected a JSON object with type KeepAlive, Finalize or CloseStream"
-
-
-class Observer(Protocol):
-    """What the core reports for metrics (never text or audio)."""
-
-    def audio_received(self, seconds: float) -> None: ...
-    def window_closed(self, window: Window, *, to_send: bool) -> None: ...
-    def window_delivered(self, outcome: Outcome, latency: float) -> None: ...
-    def pending_changed(self, delta_seconds: float) -> None: ...
-
-
-class NoObserver:
-    def audio_received(self, seconds: float) -> None:
-        pass
-
-    def window_closed(self, window: Window, *, to_send: bool) -> None:
-        pass
-
-    def window_delivered(self, outcome: Outcome, latency: float) -> None:
-        pass
-
-    def pending_changed(self, delta_seconds: float) -> None:
-        pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,41 +59,6 @@ class Submission:
     window: Window
     model: str
     prompt: str
-
-
-@dataclass(slots=True)
-class Counts:
-    windows: int = 0
-    ok: int = 0
-    silence: int = 0
-    dropped: int = 0
-    cost_usd: float = 0.0
-
-    def add(self, outcome: Outcome) -> None:
-        self.windows += 1
-        setattr(self, outcome.status, getattr(self, outcome.status) + 1)
-        self.cost_usd += outcome.cost_usd
-
-    def as_dict(self) -> dict[str, int]:
-        return {
-            "windows": self.windows,
-            "ok": self.ok,
-            "silence": self.silence,
-            "dropped": self.dropped,
-        }
-
-
-@dataclass(slots=True)
-class _Notices:
-    last_rate_warning: float = -float("inf")
-    held_warned: bool = False
-    credentials_warned: bool = False
-
-
-@dataclass(slots=True)
-class _Prompt:
-    text: str = ""
-    seq: int = -1
 
 
 class SessionCore:
@@ -161,8 +104,8 @@ class SessionCore:
         self._expires_at = now + expires_in
         self._finish_by: float | None = None
         self._unreported_bytes = 0
-        self._notices = _Notices()
-        self._prompt = _Prompt()
+        self._notices = Notices()
+        self._previous = PreviousText()
         self.counts = Counts()
         self.ending: Ending | None = None
         #: The session is over: the last message is queued (or the client is gone).
@@ -170,13 +113,16 @@ class SessionCore:
         self.messages: list[tuple[dict[str, Any], str | None]] = []
         self.submissions: list[Submission] = []
         self.cancellations = self._queue.cancelled
+        self._begin(claims, provider)
+
+    def _begin(self, claims: Claims, provider: str) -> None:
         self._send(
             protocol.begin(
-                session_id=session_id,
+                session_id=self.session_id,
                 school_id=self.school_id,
                 group_id=self.group_id,
                 expires_at=claims.expires_at,
-                config=config,
+                config=self.config,
                 window_seconds=self._windower.window_seconds,
                 provider=provider,
             )
@@ -276,9 +222,8 @@ class SessionCore:
                 exhausted = BudgetExhausted("the school's daily transcription budget is used up")
                 self.request_end(from_error(exhausted), now)
             if outcome.status == "ok":
-                self._notices.held_warned = self._notices.credentials_warned = False
-                if seq > self._prompt.seq and not is_suspect(outcome.text):
-                    self._prompt = _Prompt(prompt_tail(outcome.text), seq)
+                self._notices.recovered()
+                self._previous.heard(seq, outcome.text)
         self._pump(now)
 
     def fail(self, error: StreamError, now: float) -> None:
@@ -310,34 +255,13 @@ class SessionCore:
     # -- upstream notices ----------------------------------------------------
 
     def rate_limited(self, now: float) -> None:
-        if now - self._notices.last_rate_warning >= RATE_LIMIT_WARNING_INTERVAL:
-            self._notices.last_rate_warning = now
-            self._notify(
-                protocol.warning(
-                    "RATE_LIMITED", "the transcription service is rate limiting; retrying"
-                )
-            )
+        self._notify(self._notices.rate_limited(now))
 
     def held(self) -> None:
-        if not self._notices.held_warned:
-            self._notices.held_warned = True
-            self._notify(
-                protocol.warning(
-                    "STT_UNAVAILABLE",
-                    "the transcription service is unavailable; audio is being held",
-                )
-            )
+        self._notify(self._notices.held())
 
     def credentials_rejected(self) -> None:
-        if not self._notices.credentials_warned:
-            self._notices.credentials_warned = True
-            self._notify(
-                protocol.warning(
-                    "UPSTREAM_REJECTED",
-                    "the transcription service refused the gateway's credentials; "
-                    "an operator must fix its API key",
-                )
-            )
+        self._notify(self._notices.credentials_rejected())
 
     def budget_alert(self, *, percent_used: float, threshold: int, remaining_usd: float) -> None:
         """The school crossed an alert threshold: tell this classroom."""
@@ -373,55 +297,25 @@ class SessionCore:
 
     def _submission(self, slot: Slot) -> Submission:
         seq = slot.window.seq
-        previous = (
-            self._prompt.text if self._limits.prompt_continuity and self._prompt.seq < seq else ""
-        )
+        previous = self._previous.for_window(seq) if self._limits.prompt_continuity else ""
         return Submission(
             seq, slot.window, slot.model, window_prompt(self._vocabulary, previous) or ""
         )
 
     def _deliver(self, slot: Slot, now: float) -> None:
-        window, outcome = slot.window, slot.outcome
-        assert outcome is not None
+        assert slot.outcome is not None
         latency = now - slot.closed_at
-        self._send(
-            protocol.transcript(
-                seq=window.seq,
-                start=window.start,
-                end=window.end,
-                status=outcome.status,
-                text=outcome.text,
-                model=outcome.model,
-                latency_ms=round(latency * 1000),
-                from_finalize=window.from_finalize,
-                billed_seconds=outcome.billed_seconds,
-                reason=outcome.reason,
-            )
-        )
-        self._count(outcome, latency)
-        self._observer.pending_changed(-window.duration)
+        self._send(slot.transcript(latency))
+        self._count(slot.outcome, latency)
+        self._observer.pending_changed(-slot.window.duration)
 
     def _count(self, outcome: Outcome, latency: float | None) -> None:
         self.counts.add(outcome)
         self._observer.window_delivered(outcome, latency if latency is not None else -1.0)
 
     def _finish(self) -> None:
-        ending = self.ending
-        assert ending is not None
-        if ending.error is not None:
-            self._send(protocol.error(ending.error))
-        else:
-            self._send(
-                protocol.termination(
-                    reason=ending.termination or ending.metric_reason,
-                    audio_seconds=self.audio_seconds,
-                    windows=self.counts.windows,
-                    transcribed=self.counts.ok,
-                    silence=self.counts.silence,
-                    dropped=self.counts.dropped,
-                    cost_usd=self.counts.cost_usd,
-                )
-            )
+        assert self.ending is not None
+        self._send(self.ending.last_message(self.audio_seconds, self.counts))
         self.done = True
 
     def _abandon(self, ending: Ending) -> None:
@@ -443,9 +337,11 @@ class SessionCore:
         if not self.done:
             self.messages.append((message, None))
 
-    def _notify(self, message: dict[str, Any]) -> None:
+    def _notify(self, message: dict[str, Any] | None) -> None:
         """A notice: a ``Warning`` whose code is already waiting (or was just sent) is
         coalesced by the outbox, so no sequence of client frames can grow it."""
+        if message is None:
+            return
         key = f"Warning:{message['code']}" if message["type"] == "Warning" else None
         if not self.done:
             self.messages.append((message, key))

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
+from gateway.stream import protocol
 from gateway.stream.outcome import DropReason, Outcome
 from gateway.stream.windowing import Window
 
@@ -29,6 +31,23 @@ class Slot:
     counted: bool = False
     #: Handed out for processing and not yet reported back.
     working: bool = False
+
+    def transcript(self, latency: float) -> dict[str, Any]:
+        """The window's ``Transcript`` message, ``latency`` seconds after it closed."""
+        window, outcome = self.window, self.outcome
+        assert outcome is not None
+        return protocol.transcript(
+            seq=window.seq,
+            start=window.start,
+            end=window.end,
+            status=outcome.status,
+            text=outcome.text,
+            model=outcome.model,
+            latency_ms=round(latency * 1000),
+            from_finalize=window.from_finalize,
+            billed_seconds=outcome.billed_seconds,
+            reason=outcome.reason,
+        )
 
 
 class WindowQueue:
