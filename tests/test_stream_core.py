@@ -47,6 +47,7 @@ class Harness:
         self.stopping: list[int] = []
         self.cancelled: list[int] = []
         self.model = "whisper-1"
+        self.window_seconds = 1.0
         self.core = SessionCore(
             session_id="sess",
             claims=Claims("t", "student", "s-1", "g-1", None, 2_000_000_000),
@@ -56,7 +57,7 @@ class Harness:
             vocabulary="Omar, Priya",
             now=self.now,
             expires_in=expires_in,
-            window_seconds=lambda: 1.0,
+            window_seconds=lambda: self.window_seconds,
             model_for=lambda: self.model,
         )
         self.take()
@@ -353,6 +354,17 @@ def test_the_model_is_chosen_when_the_window_closes() -> None:
     h.model = "whisper-mini"
     h.windows(1)
     assert [h.jobs[s].model for s in (0, 1)] == ["whisper-1", "whisper-mini"]
+
+
+def test_adaptive_windows_change_the_next_window_never_the_current_one() -> None:
+    h = Harness(replace(LIMITS, max_in_flight=3))
+    h.audio(tone(440, 0.6))
+    h.window_seconds = 2.0  # the upstream is rate limiting: longer windows
+    h.audio(tone(440, 0.9))  # 1.5 s of continuous sound: the 1 s window ends at 1.0 s
+    h.audio(tone(440, 2.4))
+    h.text('{"type":"Finalize"}')
+    lengths = [round(h.handed[s].window.duration, 2) for s in sorted(h.handed)]
+    assert lengths == [1.0, 2.0, 0.9]
 
 
 # -- the state machine ------------------------------------------------------

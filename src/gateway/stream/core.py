@@ -100,6 +100,10 @@ class SessionCore:
             max_in_flight=limits.max_in_flight, max_pending_seconds=limits.max_pending_seconds
         )
         self._started = now
+        self._received_bytes = 0
+        self._sample_bytes = 2 * config.channels
+        self._bytes_per_second = self._sample_bytes * config.sample_rate
+        self._ahead_limit = AHEAD_FACTOR * limits.max_pending_seconds
         self._last_activity = now
         self._expires_at = now + expires_in
         self._finish_by: float | None = None
@@ -159,32 +163,39 @@ class SessionCore:
     # -- input ---------------------------------------------------------------
 
     def receive_audio(self, data: bytes, now: float) -> None:
+        # The path of every audio frame: kept to plain arithmetic and one call.
         if self.ending is not None or not data:
             return
-        size, most = len(data), self._limits.max_frame_bytes
-        if size > most:
-            self.fail(FrameTooLarge(f"frame of {size} bytes exceeds MAX_FRAME_BYTES ({most})"), now)
-            return
-        if size % (2 * self.config.channels):
-            self.fail(BadAudio("audio frames must hold whole 16-bit samples"), now)
+        size = len(data)
+        if size > self._limits.max_frame_bytes or size % self._sample_bytes:
+            self._refuse_frame(size, now)
             return
         self._last_activity = now
         self._unreported_bytes += size
-        self._windower.window_seconds = self._window_seconds()
+        self._received_bytes += size
         windows = self._windower.feed(data)
         if windows:
-            self._report_audio()
-            for window in windows:
-                self._add(window, now)
-            self._pump(now)
-        ahead = self.audio_seconds - (now - self._started)
-        if ahead > AHEAD_FACTOR * self._limits.max_pending_seconds:
-            self.fail(
-                BacklogOverflow(
-                    f"audio is arriving much faster than real time ({ahead:.0f} s ahead)"
-                ),
-                now,
-            )
+            self._closed(windows, now)
+        ahead = self._received_bytes / self._bytes_per_second - (now - self._started)
+        if ahead > self._ahead_limit:
+            message = f"audio is arriving much faster than real time ({ahead:.0f} s ahead)"
+            self.fail(BacklogOverflow(message), now)
+
+    def _refuse_frame(self, size: int, now: float) -> None:
+        most = self._limits.max_frame_bytes
+        if size > most:
+            self.fail(FrameTooLarge(f"frame of {size} bytes exceeds MAX_FRAME_BYTES ({most})"), now)
+        else:
+            self.fail(BadAudio("audio frames must hold whole 16-bit samples"), now)
+
+    def _closed(self, windows: list[Window], now: float) -> None:
+        """Windows closed: queue them; the next window follows the current target (adaptive
+        windows change between windows, never inside one)."""
+        self._report_audio()
+        for window in windows:
+            self._add(window, now)
+        self._windower.window_seconds = self._window_seconds()
+        self._pump(now)
 
     def receive_text(self, text: str, now: float) -> None:
         if self.ending is not None:
@@ -193,9 +204,9 @@ class SessionCore:
         if kind == "KeepAlive":
             self._last_activity = now
         elif kind == "Finalize":
-            for window in self._windower.finalize():
-                self._add(window, now)
-            self._pump(now)
+            windows = self._windower.finalize()
+            if windows:
+                self._closed(windows, now)
         elif kind == "CloseStream":
             self.request_end(CLIENT_CLOSE, now)
         else:

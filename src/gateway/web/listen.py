@@ -23,6 +23,7 @@ from gateway.errors import (
 from gateway.observability.audit import actor
 from gateway.observability.logging import get_logger
 from gateway.stream import protocol
+from gateway.stream.protocol import StreamConfig
 from gateway.web import cors
 from gateway.web.denials import client_address
 from gateway.web.errors import close_frame, error_response, json_error
@@ -65,6 +66,7 @@ def origin_allowed(gateway: Gateway, origin: str | None) -> bool:
 
 
 async def listen(request: web.Request) -> web.StreamResponse:
+    """The handshake (origin, token, query, admission), then the session until it ends."""
     gateway = request.app[GATEWAY]
     metrics = gateway.metrics
     if not origin_allowed(gateway, request.headers.get("Origin")):
@@ -79,10 +81,9 @@ async def listen(request: web.Request) -> web.StreamResponse:
         return error_response(request, exc)
     except InvalidToken as exc:
         claims, refusal = None, str(exc)
-    hard_limit = max(4 * gateway.settings.MAX_FRAME_BYTES, 1024 * 1024)
     ws = StreamSocket(
         protocols=(SUBPROTOCOL,) if as_subprotocol else (),
-        max_msg_size=hard_limit,
+        max_msg_size=max(4 * gateway.settings.MAX_FRAME_BYTES, 1024 * 1024),
         compress=False,
         heartbeat=30.0,
         timeout=CLOSE_TIMEOUT,
@@ -91,22 +92,11 @@ async def listen(request: web.Request) -> web.StreamResponse:
     try:
         if claims is None:
             raise Unauthorized(refusal)
-        _may_stream(claims)
-        config = protocol.parse_query(
-            request.query,
-            default_model=gateway.settings.default_model,
-            allowed_models=gateway.allowed_models,
-            keyterms=request.query.getall("keyterm", []),
-        )
-        assert claims.school_id is not None and claims.group_id is not None
-        gateway.registry.check_admission((claims.school_id, claims.group_id))
-        if gateway.processor is None:
-            raise Overloaded("the gateway is starting; retry shortly", retry_after=1.0)
-        if gateway.local is not None and not gateway.local.loaded.is_set():
-            raise Overloaded("the local Whisper model is loading; retry shortly", retry_after=2.0)
+        config = _admit(gateway, request, claims)
     except StreamError as exc:
         await _reject(request, ws, exc, claims)
         return ws
+    assert gateway.processor is not None
     session = StreamSession(
         ws,
         session_id=uuid.uuid4().hex,
@@ -118,6 +108,32 @@ async def listen(request: web.Request) -> web.StreamResponse:
         provider=gateway.provider,
         abort=_aborter(request),
     )
+    await _live(gateway, session, claims)
+    return ws
+
+
+def _admit(gateway: Gateway, request: web.Request, claims: Claims) -> StreamConfig:
+    """The stream's configuration, once this token may stream here now; else a StreamError."""
+    _may_stream(claims)
+    config = protocol.parse_query(
+        request.query,
+        default_model=gateway.settings.default_model,
+        allowed_models=gateway.allowed_models,
+        keyterms=request.query.getall("keyterm", []),
+    )
+    assert claims.school_id is not None and claims.group_id is not None
+    gateway.registry.check_admission((claims.school_id, claims.group_id))
+    if gateway.processor is None:
+        raise Overloaded("the gateway is starting; retry shortly", retry_after=1.0)
+    if gateway.local is not None and not gateway.local.loaded.is_set():
+        raise Overloaded("the local Whisper model is loading; retry shortly", retry_after=2.0)
+    return config
+
+
+async def _live(gateway: Gateway, session: StreamSession, claims: Claims) -> None:
+    """Run ``session`` registered, announced and audited; every ``session.started`` gets its
+    ``session.ended``, also when the handler is cancelled (the peer vanished, or shutdown)."""
+    metrics = gateway.metrics
     structlog.contextvars.bind_contextvars(session_id=session.session_id)
     gateway.registry.register(session)
     gateway.presence.announce(session)
@@ -128,6 +144,7 @@ async def listen(request: web.Request) -> web.StreamResponse:
         "group_id": session.group_id,
         "session_id": session.session_id,
     }
+    config = session.config
     gateway.audit.record("session.started", **identity, model=config.model)
     log.info(
         "session.started",
@@ -143,10 +160,8 @@ async def listen(request: web.Request) -> web.StreamResponse:
     except Exception:
         log.exception("session.crashed")
         with contextlib.suppress(Exception):
-            await ws.close(code=1011, message=b"INTERNAL")
+            await session.ws.close(code=1011, message=b"INTERNAL")
     finally:
-        # Also when the handler is cancelled (the peer vanished mid-close, or shutdown):
-        # every session.started has its session.ended.
         gateway.registry.unregister(session)
         gateway.presence.forget(session)
         metrics.sessions_ended.labels(reason=reason).inc()
@@ -159,7 +174,6 @@ async def listen(request: web.Request) -> web.StreamResponse:
         gateway.audit.record("session.ended", **identity, **totals)
         log.info("session.ended", close_code=close_code, **totals)
         structlog.contextvars.unbind_contextvars("session_id")
-    return ws
 
 
 def _aborter(request: web.Request) -> Callable[[], None]:

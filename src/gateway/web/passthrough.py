@@ -13,11 +13,13 @@ from __future__ import annotations
 import asyncio
 import io
 import wave
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from gateway.auth.tokens import Claims
 from gateway.errors import (
     BudgetRefused,
     BudgetUnavailable,
@@ -54,54 +56,45 @@ def audio_seconds(data: bytes) -> tuple[float, bool]:
         return max(0.1, len(data) / ESTIMATE_BYTES_PER_SECOND), False
 
 
+class _Answer(Exception):
+    """A request that is answered before it reaches the upstream (with this response)."""
+
+    def __init__(self, response: web.Response) -> None:
+        super().__init__(response.status)
+        self.response = response
+
+
+@dataclass(frozen=True, slots=True)
+class _Upload:
+    data: bytes
+    model: str
+    response_format: str
+    language: str | None
+    prompt: str | None
+    filename: str
+    content_type: str
+
+
 async def transcriptions(request: web.Request) -> web.Response:
     gateway = request.app[GATEWAY]
     try:
-        claims = authenticate(request)
-    except (TooManyFailures, InvalidToken) as exc:
-        return openai_error_for(exc)
-    if claims.school_id is None:
-        return openai_error(403, "this token does not name a school", code="FORBIDDEN")
-    try:
-        form = await request.post()
-    except web.HTTPRequestEntityTooLarge:
-        return openai_error(413, "file too large (25 MB at most)", code="file_too_large")
-    except (ValueError, HttpProcessingError):
-        return openai_error(400, "expected multipart/form-data", code="invalid_request")
-    upload: Any = form.get("file")
-    if upload is None or not hasattr(upload, "file"):
-        return openai_error(400, "file is required", code="invalid_request", param="file")
-    data = upload.file.read()
-    if not data:
-        return openai_error(400, "file is empty", code="invalid_request", param="file")
-    requested = str(form.get("model") or gateway.settings.default_model)
-    if requested not in gateway.allowed_models:
-        return openai_error(
-            400, f"model {requested!r} is not allowed", code="model_not_allowed", param="model"
-        )
-    response_format = str(form.get("response_format") or "json")
-    if response_format not in ("json", "text"):
-        return openai_error(
-            400,
-            "response_format must be json or text",
-            code="invalid_request",
-            param="response_format",
-        )
+        claims = _caller(request)
+        upload = await _upload(request)
+    except _Answer as refused:
+        return refused.response
+    assert claims.school_id is not None and gateway.processor is not None
     budget = gateway.budget
     school = await budget.school(claims.school_id, claims.district_id)
-    model = budget.model_for(school.school_id, requested)
-    seconds, _exact = audio_seconds(data)
-    assert gateway.processor is not None
-    language = form.get("language")
-    prompt = form.get("prompt")
+    model = budget.model_for(school.school_id, upload.model)
+    seconds, _exact = audio_seconds(upload.data)
     upstream_request = TranscriptionRequest(
-        wav=data,
+        wav=upload.data,
         model=model,
         duration=seconds,
-        language=str(language) if language else None,
-        prompt=str(prompt) if prompt else None,
-        filename=getattr(upload, "filename", None) or "audio",
-        content_type=getattr(upload, "content_type", None) or "application/octet-stream",
+        language=upload.language,
+        prompt=upload.prompt,
+        filename=upload.filename,
+        content_type=upload.content_type,
     )
     try:
         async with asyncio.timeout(gateway.settings.STT_REQUEST_TIMEOUT_SECONDS * 2):
@@ -127,8 +120,57 @@ async def transcriptions(request: web.Request) -> web.Response:
         cost_usd=outcome.cost_usd,
         model=model,
     )
-    if response_format == "text":
+    if upload.response_format == "text":
         return web.Response(text=outcome.text)
     return web.json_response(
         {"text": outcome.text, "usage": {"type": "duration", "seconds": outcome.billed_seconds}}
+    )
+
+
+def _caller(request: web.Request) -> Claims:
+    try:
+        claims = authenticate(request)
+    except (TooManyFailures, InvalidToken) as exc:
+        raise _Answer(openai_error_for(exc)) from None
+    if claims.school_id is None:
+        raise _Answer(openai_error(403, "this token does not name a school", code="FORBIDDEN"))
+    return claims
+
+
+def _bad(message: str, param: str | None = None, code: str = "invalid_request") -> _Answer:
+    return _Answer(openai_error(400, message, code=code, param=param))
+
+
+async def _upload(request: web.Request) -> _Upload:
+    """The multipart form, checked as OpenAI's endpoint checks it."""
+    gateway = request.app[GATEWAY]
+    try:
+        form = await request.post()
+    except web.HTTPRequestEntityTooLarge:
+        raise _Answer(
+            openai_error(413, "file too large (25 MB at most)", code="file_too_large")
+        ) from None
+    except (ValueError, HttpProcessingError):
+        raise _bad("expected multipart/form-data") from None
+    upload: Any = form.get("file")
+    if upload is None or not hasattr(upload, "file"):
+        raise _bad("file is required", "file")
+    data = upload.file.read()
+    if not data:
+        raise _bad("file is empty", "file")
+    requested = str(form.get("model") or gateway.settings.default_model)
+    if requested not in gateway.allowed_models:
+        raise _bad(f"model {requested!r} is not allowed", "model", "model_not_allowed")
+    response_format = str(form.get("response_format") or "json")
+    if response_format not in ("json", "text"):
+        raise _bad("response_format must be json or text", "response_format")
+    language, prompt = form.get("language"), form.get("prompt")
+    return _Upload(
+        data=data,
+        model=requested,
+        response_format=response_format,
+        language=str(language) if language else None,
+        prompt=str(prompt) if prompt else None,
+        filename=getattr(upload, "filename", None) or "audio",
+        content_type=getattr(upload, "content_type", None) or "application/octet-stream",
     )
