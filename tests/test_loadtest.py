@@ -250,3 +250,37 @@ def test_a_capacity_child_that_fails_to_start_says_why(tmp_path: Path) -> None:
             server.start()
     finally:
         server.stop()
+
+
+def test_capacity_measures_the_sink_and_the_gateway_side_by_side(tmp_path: Path) -> None:
+    """A tiny capacity run: the bare sink and the gateway (silent, then speaking) each hold
+    every stream and receive every frame; the table gives the gateway's ratio to the sink."""
+    import subprocess
+
+    table, data = tmp_path / "capacity.md", tmp_path / "capacity.json"
+    command = [sys.executable, "-m", "loadtest", "capacity", "--steps", "3"]
+    command += ["--step-seconds", "2", "--loaders", "1"]
+    command += ["--markdown", str(table), "--json", str(data)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    rows = json.loads(data.read_text())
+    assert [row["server"] for row in rows] == ["sink", "gateway-silent", "gateway"]
+    for row in rows:
+        assert (row["streams"], row["held"], row["errors"]) == (3, 3, 0), row
+        assert row["frames"] == 3 * 2 * 10 and row["late_frames"] >= 0
+        assert row["cpu_seconds_per_1000_frames"] > 0
+    assert rows[2]["windows_ok"] > 0 and rows[2]["windows_dropped"] == 0
+    lines = table.read_text().splitlines()
+    assert any(line.startswith("| 3 | gateway-silent |") and "×" in line for line in lines)
+
+
+def test_microbench_prints_each_cost_per_window() -> None:
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-m", "loadtest.microbench"], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    costs = dict(line.split(maxsplit=1) for line in done.stdout.splitlines() if line.strip())
+    for name in ("openai_sdk_request_ms", "bare_aiohttp_request_ms", "windower_per_minute_ms"):
+        assert float(costs[name].split()[0]) > 0, costs
