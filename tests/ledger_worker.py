@@ -10,7 +10,7 @@ import random
 import sys
 
 from gateway.budget.ledger import Ledger, ScopeDay
-from gateway.web.app import connect_redis
+from gateway.web.ledger_link import connect_redis
 
 
 async def main(url: str, cycles: int, limit: int) -> None:

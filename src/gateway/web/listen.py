@@ -96,7 +96,6 @@ async def listen(request: web.Request) -> web.StreamResponse:
     except StreamError as exc:
         await _reject(request, ws, exc, claims)
         return ws
-    assert gateway.processor is not None
     session = StreamSession(
         ws,
         session_id=uuid.uuid4().hex,
@@ -123,8 +122,6 @@ def _admit(gateway: Gateway, request: web.Request, claims: Claims) -> StreamConf
     )
     assert claims.school_id is not None and claims.group_id is not None
     gateway.registry.check_admission((claims.school_id, claims.group_id))
-    if gateway.processor is None:
-        raise Overloaded("the gateway is starting; retry shortly", retry_after=1.0)
     if gateway.local is not None and not gateway.local.loaded.is_set():
         raise Overloaded("the local Whisper model is loading; retry shortly", retry_after=2.0)
     return config

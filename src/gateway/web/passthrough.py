@@ -82,7 +82,7 @@ async def transcriptions(request: web.Request) -> web.Response:
         upload = await _upload(request)
     except _Answer as refused:
         return refused.response
-    assert claims.school_id is not None and gateway.processor is not None
+    assert claims.school_id is not None
     budget = gateway.budget
     school = await budget.school(claims.school_id, claims.district_id)
     model = budget.model_for(school.school_id, upload.model)

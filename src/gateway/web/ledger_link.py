@@ -1,0 +1,102 @@
+"""The budget ledger's Redis as a service: connected in its own cleanup context, closed
+there, and able to say how it is (the readiness check)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from gateway.budget.journal import CommitJournal
+from gateway.budget.ledger import Ledger
+from gateway.budget.service import LEDGER_ERRORS
+from gateway.budget.store import EmbeddedRedis
+from gateway.observability.logging import get_logger
+from gateway.web.state import GATEWAY, LEDGER
+
+log = get_logger("gateway.ledger")
+
+REDIS_TIMEOUT_SECONDS = 2.0
+REDIS_MAX_CONNECTIONS = 64
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerLink:
+    """``mode``: ``external`` (``REDIS_URL``), ``embedded``, or ``disabled`` (no ledger)."""
+
+    mode: str
+    redis: aioredis.Redis | None = None
+    embedded: EmbeddedRedis | None = None
+
+    async def check(self, journal: CommitJournal | None) -> dict[str, Any]:
+        """The readiness check: a ping, its latency, restarts and charges still owed."""
+        if self.redis is None:
+            return {"status": "disabled", "mode": self.mode, "latency_ms": None}
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(1.0):
+                await self.redis.ping()
+        except LEDGER_ERRORS as exc:
+            return {
+                "status": "down",
+                "mode": self.mode,
+                "latency_ms": None,
+                "error": type(exc).__name__,
+            }
+        check: dict[str, Any] = {
+            "status": "ok",
+            "mode": self.mode,
+            "latency_ms": round((time.perf_counter() - started) * 1000, 2),
+        }
+        if self.embedded is not None:
+            check["restarts"] = self.embedded.restarts
+        if journal is not None and len(journal):
+            check["charges_owed"] = len(journal)
+        return check
+
+
+def connect_redis(url: str) -> aioredis.Redis:
+    """A client whose pool waits (bounded) for a free connection instead of failing."""
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=REDIS_MAX_CONNECTIONS,
+        timeout=REDIS_TIMEOUT_SECONDS,
+        socket_timeout=REDIS_TIMEOUT_SECONDS,
+        socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+    )
+    return aioredis.Redis(connection_pool=pool)
+
+
+async def ledger_context(app: web.Application) -> AsyncIterator[None]:
+    """Connect the ledger (``REDIS_URL``, else an embedded Redis in ``DATA_DIR``), replay
+    owed charges; at the end, close the budget service, the client and the embedded Redis."""
+    gateway = app[GATEWAY]
+    settings = gateway.settings
+    link = LedgerLink("disabled")
+    if settings.BUDGET_ENFORCEMENT_MODE != "disabled":
+        embedded: EmbeddedRedis | None = None
+        if settings.REDIS_URL:
+            url, mode = settings.REDIS_URL, "external"
+        else:
+            embedded = EmbeddedRedis(settings.data_dir)
+            await embedded.start()
+            url, mode = embedded.url, "embedded"
+        link = LedgerLink(mode, connect_redis(url), embedded)
+        assert link.redis is not None
+        gateway.budget.ledger = Ledger(link.redis)
+        log.info("ledger.connected", mode=mode)
+        gateway.budget.start_replay()
+    app[LEDGER] = link
+    try:
+        yield
+    finally:
+        await gateway.budget.close()
+        if link.redis is not None:
+            await link.redis.aclose()
+        if link.embedded is not None:
+            await link.embedded.stop()

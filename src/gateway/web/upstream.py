@@ -1,0 +1,188 @@
+"""Whisper as a service: the transcriber (OpenAI, local or simulated), its guard and
+retries, and the window processor — created in their own cleanup context, closed there,
+and able to say how they are (the readiness check)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from gateway import __version__
+from gateway.errors import ConfigurationError
+from gateway.observability.logging import get_logger
+from gateway.settings import Settings
+from gateway.simulated import whisper as simulated_whisper
+from gateway.stream.processor import WindowProcessor
+from gateway.stt.local_transcriber import LocalTranscriber
+from gateway.stt.openai_transcriber import OpenAITranscriber
+from gateway.stt.rpm import RpmLimiter
+from gateway.stt.service import SttService, UpstreamConfig
+from gateway.stt.transcriber import Transcriber
+from gateway.web.state import GATEWAY, LEDGER, UPSTREAM
+
+log = get_logger("gateway.upstream")
+
+SIMULATED_API_KEY = "simulated"
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    service: SttService
+    processor: WindowProcessor
+    #: Where requests go: a URL, or ``local:<model>``.
+    url: str
+    provider: str
+    simulated: bool
+    #: The in-process model, when ``provider`` is ``local``.
+    local: LocalTranscriber | None = None
+
+    def check(self, settings: Settings) -> dict[str, Any]:
+        """The readiness check: the circuit, the last success and error, the model."""
+        service = self.service
+        state = service.guard.state
+        check: dict[str, Any] = {
+            "status": "ok" if state == "closed" else "down",
+            "provider": self.provider,
+            "model": settings.upstream_model_label,
+            "circuit": state,
+            "upstream": self.url,
+            "last_success_at": (
+                service.last_success_at.isoformat() if service.last_success_at else None
+            ),
+            "last_error": service.last_error,
+            "rate_limited_ratio_5m": round(service.stats.rate_limited_ratio(300.0), 4),
+            "window_seconds": service.window_seconds,
+        }
+        if service.credentials_refused:
+            check["status"] = "rejected"
+            check["reason"] = service.credentials_refused
+        local = self.local
+        if local is not None:
+            check["device"], check["workers"] = local.device, local.workers
+            if not local.loaded.is_set():
+                check["status"] = "loading"
+                check["reason"] = local.load_error or "the local model is loading"
+        if self.simulated:
+            check["simulated"] = True
+            check["status"] = "simulated" if check["status"] == "ok" else check["status"]
+        return check
+
+
+def local_transcriber(settings: Settings) -> LocalTranscriber:
+    transcriber = LocalTranscriber(
+        model=settings.LOCAL_WHISPER_MODEL,
+        device=settings.LOCAL_WHISPER_DEVICE,
+        compute_type=settings.LOCAL_WHISPER_COMPUTE_TYPE,
+        workers=settings.LOCAL_WHISPER_WORKERS,
+    )
+    problem = transcriber.model_problem()
+    if problem:
+        raise ConfigurationError(problem)
+    return transcriber
+
+
+async def _load_local(transcriber: LocalTranscriber) -> None:
+    try:
+        await transcriber.load()
+    except ConfigurationError as exc:
+        log.error("local_whisper.load_failed", problem=str(exc))
+
+
+async def upstream_context(app: web.Application) -> AsyncIterator[None]:
+    """Start the transcriber (loading a local model in the background, or the simulated
+    Whisper), the service and the processor; at the end, stop them, awaiting the loader."""
+    gateway = app[GATEWAY]
+    settings = gateway.settings
+    runner: web.AppRunner | None = None
+    loader: asyncio.Task[None] | None = None
+    local: LocalTranscriber | None = None
+    transcriber: Transcriber
+    if settings.provider == "local":
+        url = f"local:{settings.LOCAL_WHISPER_MODEL}"
+        local = transcriber = local_transcriber(settings)
+        loader = asyncio.create_task(_load_local(local))
+    else:
+        api_key = settings.OPENAI_API_KEY or SIMULATED_API_KEY
+        url = settings.upstream_url
+        if settings.simulated_upstream:
+            runner, url = await simulated_whisper.start(
+                simulated_whisper.FakeWhisper(
+                    simulated_whisper.Behaviour(latency_ms=300, jitter_ms=100)
+                )
+            )
+            api_key = SIMULATED_API_KEY
+            log.warning(
+                "upstream.simulated",
+                upstream=url,
+                message="no OPENAI_API_KEY: using the simulated Whisper; transcripts are synthetic",
+            )
+        transcriber = OpenAITranscriber(
+            api_key=api_key, base_url=url, timeout=settings.STT_REQUEST_TIMEOUT_SECONDS
+        )
+    service = _service(gateway.settings, transcriber, gateway.metrics)
+    redis = app[LEDGER].redis
+    if settings.OPENAI_RPM_LIMIT and redis is not None:
+        service.rpm = RpmLimiter(redis, settings.OPENAI_RPM_LIMIT)
+    app[UPSTREAM] = Upstream(
+        service=service,
+        processor=WindowProcessor(service, gateway.budget, gateway.metrics),
+        url=url,
+        provider=settings.provider,
+        simulated=settings.simulated_upstream,
+        local=local,
+    )
+    _announce(settings, url)
+    try:
+        yield
+    finally:
+        if loader is not None:
+            loader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await loader
+        await service.close()
+        if runner is not None:
+            await runner.cleanup()
+
+
+def _service(settings: Settings, transcriber: Transcriber, metrics: Any) -> SttService:
+    metrics.upstream_info.labels(
+        provider=settings.provider, model=settings.upstream_model_label
+    ).set(1)
+    return SttService(
+        transcriber,
+        UpstreamConfig(
+            max_concurrency=settings.STT_MAX_CONCURRENCY,
+            max_retries=settings.STT_MAX_RETRIES,
+            fail_max=settings.BREAKER_FAIL_MAX,
+            reset_seconds=settings.BREAKER_RESET_SECONDS,
+            window_seconds=settings.STT_WINDOW_SECONDS,
+            window_max_seconds=settings.STT_WINDOW_MAX_SECONDS,
+        ),
+        metrics,
+    )
+
+
+def _announce(settings: Settings, url: str) -> None:
+    log.info(
+        "gateway.started",
+        version=__version__,
+        upstream=url,
+        provider=settings.provider,
+        model=settings.upstream_model_label,
+        simulated=settings.simulated_upstream,
+        env=settings.APP_ENV,
+        budget_mode=settings.BUDGET_ENFORCEMENT_MODE,
+        policy=str(settings.budget_policy_path),
+    )
+    if settings.provider == "local":
+        log.info(
+            "upstream.local",
+            model=settings.LOCAL_WHISPER_MODEL,
+            message=f"using local Whisper {settings.LOCAL_WHISPER_MODEL} in this process "
+            "(set OPENAI_API_KEY to use OpenAI)",
+        )
