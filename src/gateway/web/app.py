@@ -69,17 +69,7 @@ def create_app(settings: Settings, *, span_exporter: Any = None) -> web.Applicat
         metrics=metrics,
         registry=SessionRegistry(settings.MAX_SESSIONS, metrics),
         policy=policy,
-        limits=SessionLimits(
-            max_frame_bytes=settings.MAX_FRAME_BYTES,
-            idle_timeout=settings.IDLE_TIMEOUT_SECONDS,
-            max_pending_seconds=settings.MAX_PENDING_AUDIO_SECONDS,
-            max_in_flight=settings.STT_MAX_IN_FLIGHT_PER_SESSION,
-            finish_timeout=settings.SHUTDOWN_GRACE_SECONDS,
-            vad=VadParams(threshold_dbfs=settings.VAD_THRESHOLD_DBFS),
-            window_max_seconds=settings.STT_WINDOW_MAX_SECONDS,
-            prompt_continuity=settings.STT_PROMPT_CONTINUITY,
-            shorten_pauses=settings.STT_SHORTEN_PAUSES,
-        ),
+        limits=session_limits(settings),
         audit=audit,
         auth_guard=AuthGuard(audit, failures_per_minute=settings.AUTH_FAILURES_PER_MINUTE),
         budget=BudgetService(
@@ -116,6 +106,20 @@ def create_app(settings: Settings, *, span_exporter: Any = None) -> web.Applicat
         module.add_routes(app.router)
     app.router.add_post("/v1/audio/transcriptions", passthrough.transcriptions)
     return app
+
+
+def session_limits(settings: Settings) -> SessionLimits:
+    return SessionLimits(
+        max_frame_bytes=settings.MAX_FRAME_BYTES,
+        idle_timeout=settings.IDLE_TIMEOUT_SECONDS,
+        max_pending_seconds=settings.MAX_PENDING_AUDIO_SECONDS,
+        max_in_flight=settings.STT_MAX_IN_FLIGHT_PER_SESSION,
+        finish_timeout=settings.SHUTDOWN_GRACE_SECONDS,
+        vad=VadParams(threshold_dbfs=settings.VAD_THRESHOLD_DBFS),
+        window_max_seconds=settings.STT_WINDOW_MAX_SECONDS,
+        prompt_continuity=settings.STT_PROMPT_CONTINUITY,
+        shorten_pauses=settings.STT_SHORTEN_PAUSES,
+    )
 
 
 async def _data_dir(app: web.Application) -> AsyncIterator[None]:
