@@ -1,21 +1,11 @@
 """One streaming session's rules, without I/O (sans-I/O, like python-websockets' protocol).
 
-The driver (:mod:`gateway.web.stream_session`) feeds it what happened —
-:meth:`SessionCore.receive_audio`, :meth:`~SessionCore.receive_text`,
-:meth:`~SessionCore.tick`, :meth:`~SessionCore.window_resolved`, the
-upstream's notices, :meth:`~SessionCore.request_end` — each with the time
-``now`` (monotonic seconds), and takes out what to do: messages to send
-(:attr:`~SessionCore.messages`), windows to transcribe
-(:attr:`~SessionCore.submissions`), work to cancel
-(:attr:`~SessionCore.cancellations`), when to call :meth:`tick` next
-(:attr:`~SessionCore.next_deadline`) and, once :attr:`~SessionCore.done`,
-how the connection closes (:attr:`~SessionCore.ending`).
-
-Everything a session decides is here: frame validation, the ahead-of-real-time
-check, idle and token deadlines, control messages, which ending wins, the
-order and the bound of pending windows, the prompt, the counts in
-``Termination``. Every window gets exactly one ``Transcript`` (or, when the
-client is gone, is counted as dropped) and a session ends exactly once.
+The driver (:mod:`gateway.web.stream_session`) feeds it what happened, each with the
+time ``now`` (monotonic seconds), and takes out what to do: :attr:`~SessionCore.messages`
+to send, :attr:`~SessionCore.submissions` to transcribe, :attr:`~SessionCore.cancellations`,
+the :attr:`~SessionCore.next_deadline` for :meth:`~SessionCore.tick`, and once
+:attr:`~SessionCore.done`, the :attr:`~SessionCore.ending`. Every window gets exactly one
+``Transcript`` (or, when the client is gone, is counted as dropped); a session ends once.
 """
 
 from __future__ import annotations
@@ -30,13 +20,12 @@ from gateway.errors import (
     BadAudio,
     BudgetExhausted,
     FrameTooLarge,
-    IdleTimeout,
-    SessionExpired,
     StreamError,
 )
 from gateway.keyterms import window_prompt
 from gateway.stream import protocol
 from gateway.stream.continuity import PreviousText
+from gateway.stream.deadlines import Deadlines
 from gateway.stream.ending import CLIENT_CLOSE, DISCONNECTED, Counts, Ending, from_error
 from gateway.stream.limits import SessionLimits
 from gateway.stream.notices import Notices
@@ -104,9 +93,7 @@ class SessionCore:
         self._sample_bytes = 2 * config.channels
         self._bytes_per_second = self._sample_bytes * config.sample_rate
         self._ahead_limit = AHEAD_FACTOR * limits.max_pending_seconds
-        self._last_activity = now
-        self._expires_at = now + expires_in
-        self._finish_by: float | None = None
+        self._clock = Deadlines(limits.idle_timeout, now + expires_in, now)
         self._unreported_bytes = 0
         self._notices = Notices()
         self._previous = PreviousText()
@@ -150,11 +137,7 @@ class SessionCore:
     @property
     def next_deadline(self) -> float | None:
         """When :meth:`tick` must be called next (None: no deadline)."""
-        if self.done:
-            return None
-        if self.ending is None:
-            return min(self._last_activity + self._limits.idle_timeout, self._expires_at)
-        return self._finish_by
+        return None if self.done else self._clock.next(reading=self.ending is None)
 
     @property
     def has_output(self) -> bool:
@@ -170,7 +153,7 @@ class SessionCore:
         if size > self._limits.max_frame_bytes or size % self._sample_bytes:
             self._refuse_frame(size, now)
             return
-        self._last_activity = now
+        self._clock.last_activity = now
         self._unreported_bytes += size
         self._received_bytes += size
         windows = self._windower.feed(data)
@@ -202,7 +185,7 @@ class SessionCore:
             return
         kind = protocol.parse_control(text)
         if kind == "KeepAlive":
-            self._last_activity = now
+            self._clock.last_activity = now
         elif kind == "Finalize":
             windows = self._windower.finalize()
             if windows:
@@ -215,13 +198,10 @@ class SessionCore:
     def tick(self, now: float) -> None:
         """Deadlines: the token's expiry, idleness, and the bound on finishing."""
         if self.ending is None:
-            if now >= self._expires_at:
-                self.fail(SessionExpired("the token expired; reconnect with a new token"), now)
-            elif now >= self._last_activity + self._limits.idle_timeout:
-                idle = self._limits.idle_timeout
-                self.fail(IdleTimeout(f"no audio or KeepAlive for {idle:g} seconds"), now)
-        elif self._finish_by is not None and now >= self._finish_by and not self.done:
-            self._finish_by = None
+            error = self._clock.expired(now)
+            if error is not None:
+                self.fail(error, now)
+        elif not self.done and self._clock.finishing_over(now):
             self._queue.drop_unanswered(DropReason(self.ending.timeout_reason))
             self._pump(now)
 
@@ -260,7 +240,7 @@ class SessionCore:
             self._add(window, now, dropped=drop)
         if drop is not None:
             self._queue.drop_unanswered(drop)
-        self._finish_by = now + self._limits.finish_timeout
+        self._clock.finish_by = now + self._limits.finish_timeout
         self._pump(now)
 
     # -- upstream notices ----------------------------------------------------
