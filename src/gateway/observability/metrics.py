@@ -57,7 +57,15 @@ class Metrics:
         process_collector.ProcessCollector(registry=r)
         platform_collector.PlatformCollector(registry=r)
         gc_collector.GCCollector(registry=r)
+        self._stream_metrics(r)
+        self._window_metrics(r)
+        self._upstream_metrics(r)
+        self._budget_metrics(r)
+        self._http_metrics(r)
+        self._prime()
 
+    def _stream_metrics(self, r: CollectorRegistry) -> None:
+        """Sessions, audio received, windows and transcript latency."""
         self.build_info = Gauge("stt_build_info", "Gateway build.", ["version"], registry=r)
         self.build_info.labels(version=__version__).set(1)
 
@@ -97,30 +105,8 @@ class Metrics:
             registry=r,
         )
 
-        self.upstream_requests = Counter(
-            "stt_upstream_requests",
-            "Upstream transcription requests by outcome.",
-            ["model", "outcome"],
-            registry=r,
-        )
-        self.upstream_duration = Histogram(
-            "stt_upstream_request_duration_seconds",
-            "Upstream request duration.",
-            ["model"],
-            buckets=_UPSTREAM_BUCKETS,
-            registry=r,
-        )
-        self.circuit_state = Gauge(
-            "stt_upstream_circuit_state", "Circuit breaker state (one-hot).", ["state"], registry=r
-        )
-        self.circuit_transitions = Counter(
-            "stt_upstream_circuit_transitions", "Circuit breaker transitions.", ["to"], registry=r
-        )
-        self.budget_commits_journaled = Gauge(
-            "stt_budget_commits_journaled",
-            "Charges kept in the local journal because the ledger could not take them yet.",
-            registry=r,
-        )
+    def _window_metrics(self, r: CollectorRegistry) -> None:
+        """Speech, audio not sent, window lengths, suppressed segments."""
         self.audio_speech = Counter(
             "stt_audio_speech_seconds",
             "Seconds of received audio the voice-activity detector found voiced.",
@@ -145,6 +131,28 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+
+    def _upstream_metrics(self, r: CollectorRegistry) -> None:
+        """Whisper: requests, durations, the circuit, the provider, credentials."""
+        self.upstream_requests = Counter(
+            "stt_upstream_requests",
+            "Upstream transcription requests by outcome.",
+            ["model", "outcome"],
+            registry=r,
+        )
+        self.upstream_duration = Histogram(
+            "stt_upstream_request_duration_seconds",
+            "Upstream request duration.",
+            ["model"],
+            buckets=_UPSTREAM_BUCKETS,
+            registry=r,
+        )
+        self.circuit_state = Gauge(
+            "stt_upstream_circuit_state", "Circuit breaker state (one-hot).", ["state"], registry=r
+        )
+        self.circuit_transitions = Counter(
+            "stt_upstream_circuit_transitions", "Circuit breaker transitions.", ["to"], registry=r
+        )
         self.upstream_info = Gauge(
             "stt_upstream_info",
             "The speech-to-text provider in use (openai, local, simulated) and its model.",
@@ -162,6 +170,8 @@ class Metrics:
             registry=r,
         )
 
+    def _budget_metrics(self, r: CollectorRegistry) -> None:
+        """Spend, reservations, alerts, the journal, per-scope and per-school gauges."""
         self.audio_billed = Counter(
             "stt_audio_billed_seconds",
             "Audio seconds billed by the upstream.",
@@ -204,6 +214,14 @@ class Metrics:
             registry=r,
         )
 
+        self.budget_commits_journaled = Gauge(
+            "stt_budget_commits_journaled",
+            "Charges kept in the local journal because the ledger could not take them yet.",
+            registry=r,
+        )
+
+    def _http_metrics(self, r: CollectorRegistry) -> None:
+        """The HTTP API."""
         self.http_requests = Counter(
             "http_requests", "HTTP requests.", ["method", "route", "status"], registry=r
         )
@@ -214,8 +232,6 @@ class Metrics:
             buckets=_HTTP_BUCKETS,
             registry=r,
         )
-
-        self._prime()
 
     def _prime(self) -> None:
         """Create every bounded label value so series exist from the first scrape."""
