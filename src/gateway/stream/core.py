@@ -89,9 +89,8 @@ class SessionCore:
             max_in_flight=limits.max_in_flight, max_pending_seconds=limits.max_pending_seconds
         )
         self._started = now
-        self._received_bytes = 0
         self._sample_bytes = 2 * config.channels
-        self._bytes_per_second = self._sample_bytes * config.sample_rate
+        self._sample_rate = config.sample_rate
         self._ahead_limit = AHEAD_FACTOR * limits.max_pending_seconds
         self._clock = Deadlines(limits.idle_timeout, now + expires_in, now)
         self._unreported_bytes = 0
@@ -155,11 +154,10 @@ class SessionCore:
             return
         self._clock.last_activity = now
         self._unreported_bytes += size
-        self._received_bytes += size
         windows = self._windower.feed(data)
         if windows:
             self._closed(windows, now)
-        ahead = self._received_bytes / self._bytes_per_second - (now - self._started)
+        ahead = self._windower.received_samples / self._sample_rate - (now - self._started)
         if ahead > self._ahead_limit:
             message = f"audio is arriving much faster than real time ({ahead:.0f} s ahead)"
             self.fail(BacklogOverflow(message), now)
@@ -302,7 +300,7 @@ class SessionCore:
 
     def _count(self, outcome: Outcome, latency: float | None) -> None:
         self.counts.add(outcome)
-        self._observer.window_delivered(outcome, latency if latency is not None else -1.0)
+        self._observer.window_delivered(outcome, latency)
 
     def _finish(self) -> None:
         assert self.ending is not None
@@ -313,7 +311,8 @@ class SessionCore:
         """The client is gone: nothing more is sent; undelivered windows count as dropped."""
         self.ending = ending
         for slot in self._queue.abandon():
-            self._count(slot.outcome or Outcome.dropped(DropReason.DISCONNECTED, slot.model), None)
+            lost = slot.outcome or Outcome.dropped(DropReason.DISCONNECTED, slot.model)
+            self._count(lost, None)
             self._observer.pending_changed(-slot.window.duration)
         self.messages.clear()
         self.done = True

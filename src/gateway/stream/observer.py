@@ -13,7 +13,7 @@ class Observer(Protocol):
 
     def audio_received(self, seconds: float) -> None: ...
     def window_closed(self, window: Window, *, to_send: bool) -> None: ...
-    def window_delivered(self, outcome: Outcome, latency: float) -> None: ...
+    def window_delivered(self, outcome: Outcome, latency: float | None) -> None: ...
     def pending_changed(self, delta_seconds: float) -> None: ...
 
 
@@ -24,7 +24,7 @@ class NoObserver:
     def window_closed(self, window: Window, *, to_send: bool) -> None:
         pass
 
-    def window_delivered(self, outcome: Outcome, latency: float) -> None:
+    def window_delivered(self, outcome: Outcome, latency: float | None) -> None:
         pass
 
     def pending_changed(self, delta_seconds: float) -> None:

@@ -27,9 +27,9 @@ class SessionMetrics:
         elif window.sent_seconds < window.duration:
             m.audio_not_sent.labels(reason="pause").inc(window.duration - window.sent_seconds)
 
-    def window_delivered(self, outcome: Outcome, latency: float) -> None:
+    def window_delivered(self, outcome: Outcome, latency: float | None) -> None:
         m = self._m
-        if latency >= 0:
+        if latency is not None:  # None: the client left before it could be sent
             m.transcript_latency.observe(latency)
         m.windows.labels(status=outcome.status).inc()
         if outcome.status == "dropped":
