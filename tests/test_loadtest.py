@@ -242,7 +242,7 @@ async def test_spike_drives_the_upstream_into_errors_and_recovers(
 
 
 def test_a_capacity_child_that_fails_to_start_says_why(tmp_path: Path) -> None:
-    from loadtest.capacity import Server
+    from loadtest.capacity_servers import Server
 
     server = Server("gateway", tmp_path / "bad", 300.0, window_seconds=0.1)
     try:
@@ -254,7 +254,8 @@ def test_a_capacity_child_that_fails_to_start_says_why(tmp_path: Path) -> None:
 
 def test_capacity_measures_the_sink_and_the_gateway_side_by_side(tmp_path: Path) -> None:
     """A tiny capacity run: the bare sink and the gateway (silent, then speaking) each hold
-    every stream and receive every frame; the table gives the gateway's ratio to the sink."""
+        every stream and receive every frame; the table gives the gateway's ratio to the sink per
+    frame, and to a bare POST of the same window per window."""
     import subprocess
 
     table, data = tmp_path / "capacity.md", tmp_path / "capacity.json"
@@ -264,7 +265,9 @@ def test_capacity_measures_the_sink_and_the_gateway_side_by_side(tmp_path: Path)
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     rows = json.loads(data.read_text())
-    assert [row["server"] for row in rows] == ["sink", "gateway-silent", "gateway"]
+    assert [row["server"] for row in rows] == ["sink", "gateway-silent", "gateway", "bare-post"]
+    post = rows.pop()
+    assert post["posts"] == round(3 / 5 * 2) and post["errors"] == 0 and post["cpu_ms_per_post"] > 0
     for row in rows:
         assert (row["streams"], row["held"], row["errors"]) == (3, 3, 0), row
         assert row["frames"] == 3 * 2 * 10 and row["late_frames"] >= 0
@@ -272,6 +275,8 @@ def test_capacity_measures_the_sink_and_the_gateway_side_by_side(tmp_path: Path)
     assert rows[2]["windows_ok"] > 0 and rows[2]["windows_dropped"] == 0
     lines = table.read_text().splitlines()
     assert any(line.startswith("| 3 | gateway-silent |") and "×" in line for line in lines)
+    assert rows[2]["cpu_ms_per_window"] > 0 and rows[2]["window_ratio_to_post"] > 0
+    assert any(line.startswith("| 3 | ") and "ms |" in line and "×" in line for line in lines[-2:])
 
 
 def test_microbench_prints_each_cost_per_window() -> None:
@@ -282,5 +287,10 @@ def test_microbench_prints_each_cost_per_window() -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     costs = dict(line.split(maxsplit=1) for line in done.stdout.splitlines() if line.strip())
-    for name in ("openai_sdk_request_ms", "bare_aiohttp_request_ms", "windower_per_minute_ms"):
+    for name in (
+        "aiohttp_transcriber_request_ms",
+        "openai_sdk_request_ms",
+        "bare_aiohttp_request_ms",
+        "windower_per_minute_ms",
+    ):
         assert float(costs[name].split()[0]) > 0, costs

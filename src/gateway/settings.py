@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     STT_PROVIDER: ProviderSetting = "auto"
     OPENAI_API_KEY: str | None = None
     OPENAI_BASE_URL: str | None = None
+    UPSTREAM_CLIENT: Literal["aiohttp", "openai-sdk"] = "aiohttp"
     LOCAL_WHISPER_MODEL: str = Field("tiny.en", min_length=1)
     LOCAL_WHISPER_DEVICE: Literal["auto", "cpu", "cuda"] = "auto"
     LOCAL_WHISPER_COMPUTE_TYPE: str = Field("auto", min_length=1)
@@ -91,6 +92,7 @@ class Settings(BaseSettings):
         "APP_ENV",
         "BUDGET_ENFORCEMENT_MODE",
         "STT_PROVIDER",
+        "UPSTREAM_CLIENT",
         "LOCAL_WHISPER_DEVICE",
         mode="before",
     )

@@ -1,67 +1,104 @@
 """CPU per window of the pieces a window goes through (``python -m loadtest.microbench``).
 
-Starts the simulated Whisper in-process with no latency and measures, with
-``time.process_time``, the CPU of: one request through the official openai
-client (what the gateway uses), the same multipart POST with bare aiohttp
-(for comparison), VAD + WAV building for a 5-second window, and the whole
-windower (levels, pause choice, shortened pauses) per second of talk. The simulated
-server runs in this process too, so each request figure includes its share;
-the difference between the two request lines is the client's own cost.
+Starts the simulated Whisper in its own process with no latency and measures,
+with ``time.process_time`` of this process only, the client CPU of: one
+request through the lean aiohttp client (the gateway's default), through the
+official openai client (``UPSTREAM_CLIENT=openai-sdk``), and the same
+multipart POST with bare aiohttp (the baseline); VAD + WAV building for a
+5-second window; and the whole windower (levels, pause choice, shortened
+pauses) per minute of talk.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
+import subprocess
 import sys
 import time
+from collections.abc import Iterator
 
 import aiohttp
 import numpy as np
 
-from gateway.simulated.whisper import FakeWhisper, start
 from gateway.stream.vad import VadParams, is_speech
 from gateway.stream.wav import wav_bytes
 from gateway.stream.windowing import Windower
+from gateway.stt.aiohttp_transcriber import AiohttpTranscriber
 from gateway.stt.openai_transcriber import OpenAITranscriber
 from gateway.stt.transcriber import TranscriptionRequest
 
 RATE = 16000
 
 
-async def measure(n: int = 300) -> dict[str, float]:
-    t = np.arange(RATE * 5) / RATE
-    pcm = (np.sin(2 * np.pi * 440 * t) * 0.3 * 32767).astype("<i2").tobytes()
-    wav = wav_bytes(pcm, RATE)
-    runner, url = await start(FakeWhisper())
-    client = OpenAITranscriber(api_key="bench", base_url=url, timeout=10)
+@contextlib.contextmanager
+def simulated_whisper() -> Iterator[str]:
+    """The simulated Whisper in a child process (no latency); yields its ``/v1`` URL."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    argv = [sys.executable, "-m", "loadtest", "fake-whisper", "--port", str(port)]
+    child = subprocess.Popen([*argv, "--latency-ms", "0"], stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                break
+            if time.monotonic() > deadline or child.poll() is not None:
+                raise RuntimeError("the simulated Whisper did not start")
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        child.terminate()
+        child.wait(10)
+
+
+async def cpu_per_call(call: object, n: int) -> float:
+    """Client CPU per call, in milliseconds, for ``n`` concurrent calls after a warm-up."""
+    for _ in range(20):
+        await call()  # type: ignore[operator]
+    started = time.process_time()
+    await asyncio.gather(*(call() for _ in range(n)))  # type: ignore[operator]
+    return (time.process_time() - started) / n * 1000
+
+
+async def requests_cpu(url: str, wav: bytes, n: int) -> dict[str, float]:
+    """Client CPU per request of each OpenAI-wire client and of a bare aiohttp POST."""
     request = TranscriptionRequest(wav=wav, model="whisper-1", duration=5.0)
-
-    async def cpu_per_call(call: object) -> float:
-        for _ in range(20):
-            await call()  # type: ignore[operator]
-        started = time.process_time()
-        await asyncio.gather(*(call() for _ in range(n)))  # type: ignore[operator]
-        return (time.process_time() - started) / n * 1000
-
-    results = {"openai_sdk_request_ms": await cpu_per_call(lambda: client.transcribe(request))}
+    results = {}
+    for name, kind in (
+        ("aiohttp_transcriber_request_ms", AiohttpTranscriber),
+        ("openai_sdk_request_ms", OpenAITranscriber),
+    ):
+        client = kind(api_key="bench", base_url=url, timeout=10)
+        results[name] = await cpu_per_call(lambda c=client: c.transcribe(request), n)
+        await client.close()
     async with aiohttp.ClientSession() as session:
 
         async def bare() -> None:
             form = aiohttp.FormData()
             form.add_field("file", wav, filename="window.wav", content_type="audio/wav")
             form.add_field("model", "whisper-1")
+            form.add_field("response_format", "verbose_json")
             async with session.post(f"{url}/audio/transcriptions", data=form) as r:
                 await r.json()
 
-        results["bare_aiohttp_request_ms"] = await cpu_per_call(bare)
+        results["bare_aiohttp_request_ms"] = await cpu_per_call(bare, n)
+    return results
+
+
+def measure(n: int = 300) -> dict[str, float]:
+    t = np.arange(RATE * 5) / RATE
+    pcm = (np.sin(2 * np.pi * 440 * t) * 0.3 * 32767).astype("<i2").tobytes()
+    with simulated_whisper() as url:
+        results = asyncio.run(requests_cpu(url, wav_bytes(pcm, RATE), n))
     started = time.process_time()
     for _ in range(n):
         is_speech(pcm, RATE, VadParams())
         wav_bytes(pcm, RATE)
     results["vad_and_wav_ms"] = (time.process_time() - started) / n * 1000
     results["windower_per_minute_ms"] = windower_cpu_per_minute()
-    await client.close()
-    await runner.cleanup()
     return {k: round(v, 3) for k, v in results.items()}
 
 
@@ -94,7 +131,7 @@ def windower_cpu_per_minute(minutes: float = 5.0) -> float:
 
 
 def main() -> int:
-    for name, value in asyncio.run(measure()).items():
+    for name, value in measure().items():
         unit = "per minute of one stream" if "per_minute" in name else "per 5-second window"
         print(f"{name:28s} {value:8.3f} ms CPU {unit}")
     return 0

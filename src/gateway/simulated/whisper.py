@@ -22,7 +22,9 @@ from typing import Any
 import numpy as np
 from aiohttp import web
 
-MODES = ("normal", "429", "quota", "500", "garbage", "reject", "unauthorized", "hang")
+MODES = (
+    "normal", "429", "quota", "500", "garbage", "notext", "reject", "unauthorized", "hang",
+)  # fmt: skip
 
 
 @dataclass
@@ -34,6 +36,8 @@ class Behaviour:
     rate_5xx: float = 0.0
     rate_garbage: float = 0.0
     retry_after: float = 1.0
+    #: Also send OpenAI's ``retry-after-ms`` header (with 429 and 500) when set.
+    retry_after_ms: float | None = None
     #: Add the segments a real Whisper invents in pauses (non-speech, and a loop) to
     #: ``verbose_json`` answers.
     hallucinate: bool = False
@@ -127,29 +131,8 @@ class FakeWhisper:
         self.log.append((time.monotonic(), fault))
         if fault == "hang":
             await asyncio.sleep(3600)
-        if fault == "429":
-            return _error(
-                429,
-                "requests",
-                "Rate limit reached (simulated).",
-                code="rate_limit_exceeded",
-                headers={"Retry-After": f"{b.retry_after:g}"},
-            )
-        if fault == "quota":
-            return _error(
-                429,
-                "insufficient_quota",
-                "You exceeded your quota (simulated).",
-                code="insufficient_quota",
-            )
-        if fault == "500":
-            return _error(500, "server_error", "The server had an error (simulated).")
-        if fault == "garbage":
-            return web.Response(status=200, text="<html>not json", content_type="application/json")
-        if fault == "reject":
-            return _error(400, "invalid_request_error", "Rejected (simulated).")
-        if fault == "unauthorized":
-            return _error(401, "invalid_request_error", "Incorrect API key provided (simulated).")
+        if fault != "normal":
+            return self._fault(fault)
         try:
             text, duration = describe(data)
         except (wave.Error, EOFError, ValueError):
@@ -168,20 +151,31 @@ class FakeWhisper:
             )
         )
         self.answered += 1
-        usage = {"type": "duration", "seconds": round(duration, 3)}
-        if response_format != "verbose_json":
-            return web.json_response({"text": text, "usage": usage})
-        segments = verbose_segments(text, duration, hallucinate=b.hallucinate)
-        return web.json_response(
-            {
-                "task": "transcribe",
-                "language": "english",
-                "duration": round(duration, 3),
-                "text": " ".join(str(seg["text"]).strip() for seg in segments),
-                "segments": segments,
-                "usage": usage,
-            }
-        )
+        return _transcription(text, duration, response_format, hallucinate=b.hallucinate)
+
+    def _fault(self, fault: str) -> web.Response:
+        """The answer of one fault (every ``MODES`` entry but ``normal`` and ``hang``)."""
+        b = self.behaviour
+        ms = {} if b.retry_after_ms is None else {"retry-after-ms": f"{b.retry_after_ms:g}"}
+        waits = {"Retry-After": f"{b.retry_after:g}", **ms}
+        if fault == "garbage":
+            return web.Response(status=200, text="<html>not json", content_type="application/json")
+        if fault == "notext":
+            return web.json_response({"usage": {"type": "duration", "seconds": 1}})
+        status, kind, message, code, headers = {
+            "429": (429, "requests", "Rate limit reached", "rate_limit_exceeded", waits),
+            "quota": (429, "insufficient_quota", "You exceeded your quota", None, None),
+            "500": (500, "server_error", "The server had an error", None, ms or None),
+            "reject": (400, "invalid_request_error", "Rejected", None, None),
+            "unauthorized": (
+                401,
+                "invalid_request_error",
+                "Incorrect API key provided",
+                None,
+                None,
+            ),
+        }[fault]
+        return _error(status, kind, f"{message} (simulated).", code=code, headers=headers)
 
     def _pick_fault(self) -> str:
         b = self.behaviour
@@ -203,6 +197,25 @@ class FakeWhisper:
 #: What a real Whisper says in a pause, and how sure it is that nobody spoke.
 HALLUCINATED = "Thanks for watching!"
 LOOPED = "the the the the the the the the the the the the"
+
+
+def _transcription(
+    text: str, duration: float, response_format: str, *, hallucinate: bool
+) -> web.Response:
+    usage = {"type": "duration", "seconds": round(duration, 3)}
+    if response_format != "verbose_json":
+        return web.json_response({"text": text, "usage": usage})
+    segments = verbose_segments(text, duration, hallucinate=hallucinate)
+    return web.json_response(
+        {
+            "task": "transcribe",
+            "language": "english",
+            "duration": round(duration, 3),
+            "text": " ".join(str(seg["text"]).strip() for seg in segments),
+            "segments": segments,
+            "usage": usage,
+        }
+    )
 
 
 def verbose_segments(text: str, duration: float, *, hallucinate: bool) -> list[dict[str, Any]]:

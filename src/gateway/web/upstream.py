@@ -18,6 +18,7 @@ from gateway.observability.logging import get_logger
 from gateway.settings import Settings
 from gateway.simulated import whisper as simulated_whisper
 from gateway.stream.processor import WindowProcessor
+from gateway.stt.aiohttp_transcriber import AiohttpTranscriber
 from gateway.stt.local_transcriber import LocalTranscriber
 from gateway.stt.openai_transcriber import OpenAITranscriber
 from gateway.stt.rpm import RpmLimiter
@@ -121,7 +122,10 @@ async def upstream_context(app: web.Application) -> AsyncIterator[None]:
                 upstream=url,
                 message="no OPENAI_API_KEY: using the simulated Whisper; transcripts are synthetic",
             )
-        transcriber = OpenAITranscriber(
+        client = (
+            OpenAITranscriber if settings.UPSTREAM_CLIENT == "openai-sdk" else AiohttpTranscriber
+        )
+        transcriber = client(
             api_key=api_key, base_url=url, timeout=settings.STT_REQUEST_TIMEOUT_SECONDS
         )
     service = _service(gateway.settings, transcriber, gateway.metrics)
