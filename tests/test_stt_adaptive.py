@@ -2,6 +2,9 @@ from __future__ import annotations
 
 import random
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from gateway.stt.adaptive import AdaptiveWindow, UpstreamStats
 from gateway.stt.retry import backoff_delay
 
@@ -69,3 +72,32 @@ def test_backoff_honours_retry_after_and_grows() -> None:
     for n, d in enumerate(delays, start=1):
         ceiling = min(8.0, 0.5 * 2 ** (n - 1))
         assert ceiling / 2 <= d <= ceiling
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.floats(0, 120),
+            st.sampled_from(["record", "ask"]),
+            st.booleans(),
+            st.sampled_from([10.0, 60.0, 300.0, 900.0]),
+        ),
+        max_size=60,
+    )
+)
+def test_counts_match_counting_every_answer_again(
+    steps: list[tuple[float, str, bool, float]],
+) -> None:
+    """The running counts per horizon equal a recount of every answer kept (retention 300 s)."""
+    clock = _Clock()
+    stats = UpstreamStats(clock=clock)
+    seen: list[tuple[float, bool]] = []
+    for wait, action, is_429, horizon in steps:
+        clock.now += wait
+        if action == "record":
+            stats.record(is_429)
+            seen.append((clock.now, is_429))
+            continue
+        kept = [(t, x) for t, x in seen if t >= clock.now - min(horizon, 300.0)]
+        assert stats.counts(horizon) == (len(kept), sum(x for _, x in kept))

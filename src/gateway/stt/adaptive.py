@@ -20,34 +20,54 @@ SHRINK_RATIO = 0.05
 STEP = 1.5
 
 
+class _Span:
+    """The events of the last ``horizon`` seconds, with running counts (O(1) amortised)."""
+
+    __slots__ = ("events", "horizon", "limited")
+
+    def __init__(self, horizon: float) -> None:
+        self.horizon = horizon
+        self.events: deque[tuple[float, bool]] = deque()
+        self.limited = 0
+
+    def add(self, t: float, is_429: bool) -> None:
+        self.events.append((t, is_429))
+        self.limited += is_429
+
+    def trim(self, now: float) -> None:
+        events, oldest = self.events, now - self.horizon
+        while events and events[0][0] < oldest:
+            self.limited -= events.popleft()[1]
+
+
 class UpstreamStats:
-    """Timestamps of recent upstream answers and which of them were 429."""
+    """Timestamps of recent upstream answers and which of them were 429.
+
+    Each horizon asked for keeps its own running counts, so recording an answer and
+    asking for the counts cost the same with 10 or 10,000 answers a minute.
+    """
 
     def __init__(self, retention: float = 300.0, clock: Callable[[], float] = time.monotonic):
-        self._retention = retention
         self._clock = clock
-        self._events: deque[tuple[float, bool]] = deque()
+        self._all = _Span(retention)
+        self._spans: dict[float, _Span] = {}
 
     def record(self, rate_limited: bool) -> None:
         now = self._clock()
-        self._events.append((now, rate_limited))
-        self._trim(now)
-
-    def _trim(self, now: float) -> None:
-        while self._events and self._events[0][0] < now - self._retention:
-            self._events.popleft()
+        for span in (self._all, *self._spans.values()):
+            span.add(now, rate_limited)
+            span.trim(now)
 
     def counts(self, horizon: float) -> tuple[int, int]:
-        """(requests, 429s) over the last ``horizon`` seconds."""
+        """(requests, 429s) over the last ``horizon`` seconds (at most the retention)."""
         now = self._clock()
-        self._trim(now)
-        total = limited = 0
-        for t, is_429 in reversed(self._events):
-            if t < now - horizon:
-                break
-            total += 1
-            limited += is_429
-        return total, limited
+        span = self._spans.get(horizon)
+        if span is None:
+            span = self._spans[horizon] = _Span(min(horizon, self._all.horizon))
+            for t, is_429 in self._all.events:
+                span.add(t, is_429)
+        span.trim(now)
+        return len(span.events), span.limited
 
     def rate_limited_ratio(self, horizon: float) -> float:
         total, limited = self.counts(horizon)
