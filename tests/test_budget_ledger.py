@@ -204,3 +204,44 @@ async def test_overspend_is_counted_and_logged_beyond_rounding(redis_server: Red
     assert metrics.budget_overspend._value.get() == pytest.approx((1 + 100 + 500) / 1e6)
     await service.close()
     await client.aclose()
+
+
+async def test_a_settings_change_on_another_replica_applies_to_the_next_reservation(
+    redis_server: RedisServer,
+) -> None:
+    """Replica A keeps a school's settings cached for its windows; B changes them. A's next
+    reservation comes back with the stored settings and is made again under them — lower
+    (refused) and higher (taken) — with nothing left reserved by the first attempt."""
+    from gateway.budget.service import BudgetService
+    from gateway.errors import BudgetRefused
+    from gateway.observability.metrics import Metrics
+
+    policy = load_policy(Path("config/budget-policy.dev.json"))
+    clients = [aioredis.Redis.from_url(redis_server.url) for _ in range(2)]
+    a, b = (
+        BudgetService(policy, Ledger(c), mode="strict", metrics=Metrics(), lease_seconds=60)
+        for c in clients
+    )
+    assert b.ledger is not None
+    school = await a.school("s-9", for_window=True)
+    assert school.daily_limit_micro == 5_000_000
+    await a.commit(await a.reserve(school, "whisper-1", 60), 60)  # 6,000 µ$
+
+    await b.ledger.set_overrides("s-9", {"daily_limit_usd": 0.01})
+    await b.settings_changed("s-9")
+    stale = await a.school("s-9", for_window=True)
+    assert stale.daily_limit_micro == 5_000_000  # A has not read them: a window costs no read
+    with pytest.raises(BudgetRefused):
+        await a.reserve(stale, "whisper-1", 60)  # 12,000 µ$ > 10,000
+
+    await b.ledger.set_overrides("s-9", {"daily_limit_usd": 1})
+    await b.settings_changed("s-9")
+    stale = await a.school("s-9", for_window=True)
+    assert stale.daily_limit_micro == 10_000  # as A's last reservation returned them
+    hold = await a.reserve(stale, "whisper-1", 60)
+    assert hold.school.daily_limit_micro == 1_000_000 and hold.reservation_id is not None
+    await a.commit(hold, 60)
+    day = await b.ledger.day("school:s-9", hold.school_day)
+    assert (day["spent"], day["reserved"]) == (12_000, 0)
+    for c in clients:
+        await c.aclose()

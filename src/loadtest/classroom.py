@@ -73,32 +73,39 @@ async def _progress_lines(bar: Any, counts: dict[str, int], started: float) -> N
         )
 
 
+class _Progress:
+    """What the classroom has received so far: a bar on a terminal, counts for the lines."""
+
+    def __init__(self, config: ClassroomConfig) -> None:
+        self.bar = tqdm(
+            total=config.groups * max(1, round(config.duration)),
+            unit="s audio",
+            disable=config.progress != "bar",
+            file=sys.stderr,
+            dynamic_ncols=True,
+        )
+        self.counts = {"transcripts": 0, "warnings": 0, "errors": 0}
+
+    def seen(self, message: dict[str, object]) -> None:
+        kind = message.get("type")
+        if kind == "Transcript":
+            self.counts["transcripts"] += 1
+            start, end = message.get("start"), message.get("end")
+            if isinstance(start, int | float) and isinstance(end, int | float):
+                self.bar.update(round(end - start))
+        elif kind == "Warning":
+            self.counts["warnings"] += 1
+        elif kind == "Error":
+            self.counts["errors"] += 1
+        self.bar.set_postfix(self.counts, refresh=False)
+
+
 async def run_classroom(config: ClassroomConfig) -> dict[str, Any]:
     jwts = tokens_for(config)
     wav = load_wav(config.audio, config.sample_rate) if config.audio else None
     results: list[GroupResult] = []
-    bar = tqdm(
-        total=config.groups * max(1, round(config.duration)),
-        unit="s audio",
-        disable=config.progress != "bar",
-        file=sys.stderr,
-        dynamic_ncols=True,
-    )
-    counts = {"transcripts": 0, "warnings": 0, "errors": 0}
-
-    def seen(message: dict[str, object]) -> None:
-        kind = message.get("type")
-        if kind == "Transcript":
-            counts["transcripts"] += 1
-            start, end = message.get("start"), message.get("end")
-            if isinstance(start, int | float) and isinstance(end, int | float):
-                bar.update(round(end - start))
-        elif kind == "Warning":
-            counts["warnings"] += 1
-        elif kind == "Error":
-            counts["errors"] += 1
-        bar.set_postfix(counts, refresh=False)
-
+    progress = _Progress(config)
+    bar, counts, seen = progress.bar, progress.counts, progress.seen
     tasks = []
     for i, jwt in enumerate(jwts):
         pcm = wav if wav is not None else group_audio(i, config.duration, config.sample_rate)

@@ -41,15 +41,7 @@ def build_report(
     failed = statuses.get("dropped", 0) + (len(results) - connected)
     error_ratio = failed / max(1, windows + len(results) - connected)
     p95 = percentile(latencies, 0.95)
-    breaches = []
-    if connected < len(results):
-        breaches.append(f"{len(results) - connected} of {len(results)} groups did not connect")
-    if p95 is not None and p95 > thresholds.max_p95_ms:
-        breaches.append(f"transcript latency p95 {p95:.0f} ms > {thresholds.max_p95_ms:.0f} ms")
-    if error_ratio > thresholds.max_error_ratio:
-        breaches.append(f"error ratio {error_ratio:.4f} > {thresholds.max_error_ratio}")
-    if found:
-        breaches.append(f"{len(found)} verification problem(s)")
+    breaches = _breaches(thresholds, len(results), connected, p95, error_ratio, len(found))
     return {
         "groups": len({r.group_id for r in results}),
         "sessions": len(results),
@@ -86,6 +78,27 @@ def build_report(
         "verdict": "fail" if breaches else "pass",
         "breaches": breaches,
     }
+
+
+def _breaches(
+    thresholds: Thresholds,
+    sessions: int,
+    connected: int,
+    p95: float | None,
+    error_ratio: float,
+    problems_found: int,
+) -> list[str]:
+    """What failed the run, each in one line."""
+    breaches = []
+    if connected < sessions:
+        breaches.append(f"{sessions - connected} of {sessions} groups did not connect")
+    if p95 is not None and p95 > thresholds.max_p95_ms:
+        breaches.append(f"transcript latency p95 {p95:.0f} ms > {thresholds.max_p95_ms:.0f} ms")
+    if error_ratio > thresholds.max_error_ratio:
+        breaches.append(f"error ratio {error_ratio:.4f} > {thresholds.max_error_ratio}")
+    if problems_found:
+        breaches.append(f"{problems_found} verification problem(s)")
+    return breaches
 
 
 def render(report: dict[str, Any]) -> str:

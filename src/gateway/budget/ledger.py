@@ -30,161 +30,24 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from gateway import jsonstrict
+from gateway.budget.layout import (
+    COMMIT,
+    DAY_TTL_SECONDS,
+    FIRE,
+    HOLD_TTL_SECONDS,
+    LEASES,
+    RECLAIM,
+    RELEASE,
+    RESERVE,
+    SCHOOLS,
+    alerts_key,
+    day_key,
+    hold_key,
+    override_key,
+)
 from gateway.observability.logging import get_logger
 
 log = get_logger("gateway.ledger")
-
-PREFIX = "{stt}"
-DAY_TTL_SECONDS = 36 * 86400
-HOLD_TTL_SECONDS = 48 * 3600
-RECLAIM_BATCH = 50
-
-_RECLAIM = """
-local function reclaim(leases, now, batch)
-  local expired = redis.call('ZRANGEBYSCORE', leases, '-inf', now, 'LIMIT', 0, batch)
-  for _, rid in ipairs(expired) do
-    local hold = '{stt}:hold:' .. rid
-    local state = redis.call('HGET', hold, 'state')
-    if state == 'held' then
-      local amount = tonumber(redis.call('HGET', hold, 'amount'))
-      for key in string.gmatch(redis.call('HGET', hold, 'keys'), '[^\\n]+') do
-        redis.call('HINCRBY', key, 'reserved', 0 - amount)
-      end
-      redis.call('HSET', hold, 'state', 'expired')
-    end
-    redis.call('ZREM', leases, rid)
-  end
-  return #expired
-end
-"""
-
-# KEYS: leases, hold, schools, day keys… (the school's day key last)
-# ARGV: now_ms, rid, amount, lease_deadline_ms, day_ttl, hold_ttl, school_id, model,
-#       limits… (one per day key, -1 = no limit)
-RESERVE = (
-    _RECLAIM
-    + """
-local now = tonumber(ARGV[1])
-local amount = tonumber(ARGV[3])
-reclaim(KEYS[1], now, RECLAIM_BATCH_N)
-local ndays = #KEYS - 3
-for i = 1, ndays do
-  local key = KEYS[3 + i]
-  local limit = tonumber(ARGV[8 + i])
-  if limit >= 0 then
-    local spent = tonumber(redis.call('HGET', key, 'spent') or '0')
-    local reserved = tonumber(redis.call('HGET', key, 'reserved') or '0')
-    if spent + reserved + amount > limit then
-      local school = KEYS[3 + ndays]
-      redis.call('HINCRBY', school, 'refused', 1)
-      redis.call('EXPIRE', school, ARGV[5])
-      return {0, i, tonumber(redis.call('HGET', school, 'spent') or '0'),
-              tonumber(redis.call('HGET', school, 'reserved') or '0')}
-    end
-  end
-end
-local keys = {}
-for i = 1, ndays do
-  local key = KEYS[3 + i]
-  redis.call('HINCRBY', key, 'reserved', amount)
-  redis.call('EXPIRE', key, ARGV[5])
-  keys[#keys + 1] = key
-end
-redis.call('HSET', KEYS[2], 'keys', table.concat(keys, '\\n'), 'amount', amount,
-           'state', 'held', 'model', ARGV[8])
-redis.call('EXPIRE', KEYS[2], ARGV[6])
-redis.call('ZADD', KEYS[1], ARGV[4], ARGV[2])
-redis.call('ZADD', KEYS[3], now, ARGV[7])
-local school = KEYS[3 + ndays]
-return {1, 0, tonumber(redis.call('HGET', school, 'spent') or '0'),
-        tonumber(redis.call('HGET', school, 'reserved') or '0')}
-"""
-).replace("RECLAIM_BATCH_N", str(RECLAIM_BATCH))
-
-# KEYS: leases, hold, day keys… (the hold's own, used only when the hold itself has expired)
-# ARGV: rid, actual, audio_ms, model, day_ttl, hold_ttl, amount held
-COMMIT = """
-local state = redis.call('HGET', KEYS[2], 'state')
-local amount = 0
-local keys = {}
-if not state then
-  if #KEYS < 3 then return {-1, 0, 0, 0} end
-  for i = 3, #KEYS do keys[#keys + 1] = KEYS[i] end
-  amount = tonumber(ARGV[7])
-  state = 'gone'
-else
-  if state == 'committed' or state == 'released' then return {0, 0, 0, 0} end
-  amount = tonumber(redis.call('HGET', KEYS[2], 'amount'))
-  for key in string.gmatch(redis.call('HGET', KEYS[2], 'keys'), '[^\\n]+') do
-    keys[#keys + 1] = key
-  end
-end
-local actual = tonumber(ARGV[2])
-local model = ARGV[4]
-local last
-for _, key in ipairs(keys) do
-  if state == 'held' then redis.call('HINCRBY', key, 'reserved', 0 - amount) end
-  redis.call('HINCRBY', key, 'spent', actual)
-  redis.call('HINCRBY', key, 'spent:' .. model, actual)
-  redis.call('HINCRBY', key, 'audio_ms', ARGV[3])
-  redis.call('HINCRBY', key, 'audio_ms:' .. model, ARGV[3])
-  redis.call('EXPIRE', key, ARGV[5])
-  last = key
-end
-local over = actual - amount
-if over > 0 then redis.call('HINCRBY', last, 'overspend', over) else over = 0 end
-redis.call('HSET', KEYS[2], 'state', 'committed')
-if state == 'gone' then redis.call('EXPIRE', KEYS[2], ARGV[6]) end
-redis.call('ZREM', KEYS[1], ARGV[1])
-return {1, over, tonumber(redis.call('HGET', last, 'spent') or '0'),
-        tonumber(redis.call('HGET', last, 'reserved') or '0')}
-"""
-
-# KEYS: leases, hold   ARGV: rid
-RELEASE = """
-local state = redis.call('HGET', KEYS[2], 'state')
-if state ~= 'held' then return 0 end
-local amount = tonumber(redis.call('HGET', KEYS[2], 'amount'))
-for key in string.gmatch(redis.call('HGET', KEYS[2], 'keys'), '[^\\n]+') do
-  redis.call('HINCRBY', key, 'reserved', 0 - amount)
-end
-redis.call('HSET', KEYS[2], 'state', 'released')
-redis.call('ZREM', KEYS[1], ARGV[1])
-return 1
-"""
-
-# KEYS: leases   ARGV: now_ms
-RECLAIM = _RECLAIM + f"return reclaim(KEYS[1], tonumber(ARGV[1]), {RECLAIM_BATCH})"
-
-# KEYS: alerts hash   ARGV: ttl, payload, thresholds…
-FIRE = """
-local fired = {}
-for i = 3, #ARGV do
-  if redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[2]) == 1 then fired[#fired + 1] = ARGV[i] end
-end
-redis.call('EXPIRE', KEYS[1], ARGV[1])
-return fired
-"""
-
-
-def day_key(scope: str, day: str) -> str:
-    return f"{PREFIX}:day:{scope}:{day}"
-
-
-def alerts_key(school_id: str, day: str) -> str:
-    return f"{PREFIX}:alerts:{school_id}:{day}"
-
-
-def override_key(school_id: str) -> str:
-    return f"{PREFIX}:override:{school_id}"
-
-
-LEASES = f"{PREFIX}:leases"
-SCHOOLS = f"{PREFIX}:schools"
-
-
-def hold_key(rid: str) -> str:
-    return f"{PREFIX}:hold:{rid}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +70,8 @@ class ReserveResult:
     #: The school's spent and reserved after (or at) this call, micro-dollars.
     school_spent: int
     school_reserved: int
+    #: The school's stored settings as stored (None: none), read in the same script.
+    settings: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +81,27 @@ class CommitResult:
     overspend_micro: int
     school_spent: int
     school_reserved: int
+
+
+def read_overrides(school_id: str, raw: str | bytes | None) -> dict[str, Any]:
+    """Stored settings as values; unreadable ones (never written by this version) are
+    ignored, so the school falls back to its policy and the next PUT replaces them."""
+    if not raw:
+        return {}
+    try:
+        values = jsonstrict.loads(raw)
+    except (jsonstrict.JsonError, UnicodeDecodeError):
+        values = None
+    if not isinstance(values, dict):
+        log.error("budget.overrides_unreadable", school_id=school_id)
+        return {}
+    return values
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class Ledger:
@@ -239,7 +125,8 @@ class Ledger:
     ) -> ReserveResult:
         """Hold ``amount_micro`` on every scope, or nothing. The school scope must be last."""
         rid = uuid.uuid4().hex
-        keys = [LEASES, hold_key(rid), SCHOOLS] + [day_key(s.scope, s.day) for s in scopes]
+        keys = [LEASES, hold_key(rid), SCHOOLS, override_key(school_id)]
+        keys += [day_key(s.scope, s.day) for s in scopes]
         args: list[Any] = [
             now_ms,
             rid,
@@ -251,12 +138,13 @@ class Ledger:
             model,
         ]
         args += [-1 if s.limit_micro is None else s.limit_micro for s in scopes]
-        ok, index, spent, reserved = await self._reserve(keys=keys, args=args)
+        ok, index, spent, reserved, *stored = await self._reserve(keys=keys, args=args)
+        settings = _text(stored[0]) if stored else None
         if ok:
-            return ReserveResult(True, rid, tuple(keys[3:]), None, int(spent), int(reserved))
-        return ReserveResult(
-            False, None, (), scopes[int(index) - 1].scope, int(spent), int(reserved)
-        )
+            days = tuple(keys[4:])
+            return ReserveResult(True, rid, days, None, int(spent), int(reserved), settings)
+        refused = scopes[int(index) - 1].scope
+        return ReserveResult(False, None, (), refused, int(spent), int(reserved), settings)
 
     async def commit(
         self,
@@ -320,19 +208,12 @@ class Ledger:
         return [m.decode() if isinstance(m, bytes) else str(m) for m in members]
 
     async def overrides(self, school_id: str) -> dict[str, Any]:
-        """The school's stored settings; unreadable ones (never written by this version) are
-        ignored, so the school falls back to its policy and the next PUT replaces them."""
-        raw = await self.client.get(override_key(school_id))
-        if not raw:
-            return {}
-        try:
-            values = jsonstrict.loads(raw)
-        except (jsonstrict.JsonError, UnicodeDecodeError):
-            values = None
-        if not isinstance(values, dict):
-            log.error("budget.overrides_unreadable", school_id=school_id)
-            return {}
-        return values
+        """The school's stored settings (see :func:`read_overrides`)."""
+        return read_overrides(school_id, await self.stored_settings(school_id))
+
+    async def stored_settings(self, school_id: str) -> str | None:
+        """The school's stored settings as stored (None: none)."""
+        return _text(await self.client.get(override_key(school_id)))
 
     async def clear_overrides(self, school_id: str) -> None:
         await self.client.delete(override_key(school_id))

@@ -8,58 +8,27 @@ been refused, and still records spend); ``disabled`` makes no ledger calls.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import redis.exceptions
-
-from gateway.budget.journal import CommitJournal, PendingCommit
-from gateway.budget.ledger import Ledger, ReserveResult, ScopeDay
+from gateway.budget.alerting import AlertFired, AlertListener, ThresholdAlerts
+from gateway.budget.journal import CommitJournal
+from gateway.budget.ledger import Ledger, ReserveResult, ScopeDay, read_overrides
 from gateway.budget.policy import Policy, SchoolBudget
 from gateway.budget.pricing import usd
 from gateway.budget.scopes import day_in, percent, scopes_for
+from gateway.budget.settlement import LEDGER_ERRORS, Hold, Settlement, pending_commit
 from gateway.errors import BudgetRefused, BudgetUnavailable
 from gateway.observability.logging import get_logger
 from gateway.observability.metrics import Metrics
 
 log = get_logger("gateway.budget")
 
-LEDGER_ERRORS = (redis.exceptions.RedisError, OSError, asyncio.TimeoutError)
 OVERRIDE_CACHE_SECONDS = 2.0
-COMMIT_RETRY_DELAYS = (0.5, 1, 2, 5, 10, 30, 60, 120)
 #: Schools with a reservation this recently may have spend "today" in some timezone.
 ACTIVE_SCHOOL_SECONDS = 2 * 86400
-
-
-@dataclass(frozen=True, slots=True)
-class Hold:
-    """A reservation (``reservation_id`` None when nothing was reserved)."""
-
-    reservation_id: str | None
-    school: SchoolBudget
-    school_day: str
-    model: str
-    amount_micro: int
-    #: The ledger's day keys held (school last): a journal replay charges them if the hold
-    #: itself has expired.
-    day_keys: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class AlertFired:
-    school_id: str
-    day: str
-    threshold: int
-    percent_used: float
-    remaining_usd: float
-    fired_at: str
-
-
-AlertListener = Callable[[AlertFired], Awaitable[None]]
 
 
 class BudgetService:
@@ -80,16 +49,17 @@ class BudgetService:
         self._metrics = metrics
         self._lease_ms = int(lease_seconds * 1000)
         self._clock = clock
-        self._overrides: dict[str, tuple[float, dict[str, Any]]] = {}
+        #: school → (read at, stored settings as stored, as values)
+        self._overrides: dict[str, tuple[float, str | None, dict[str, Any]]] = {}
         self._percent: dict[str, float] = {}
-        self._fired_seen: set[tuple[str, str, int]] = set()
-        self._listeners: list[AlertListener] = []
+        self.alerts = ThresholdAlerts(metrics, clock)
         self._background: set[asyncio.Task[Any]] = set()
         self.journal = journal
         self._replayer: asyncio.Task[None] | None = None
+        self._settlement = Settlement(self._commit, self.school, metrics)
 
     def add_alert_listener(self, listener: AlertListener) -> None:
-        self._listeners.append(listener)
+        self.alerts.listeners.append(listener)
 
     @property
     def enabled(self) -> bool:
@@ -97,24 +67,42 @@ class BudgetService:
 
     # -- settings -----------------------------------------------------------
 
-    async def school(self, school_id: str, district_claim: str | None = None) -> SchoolBudget:
+    async def school(
+        self, school_id: str, district_claim: str | None = None, *, for_window: bool = False
+    ) -> SchoolBudget:
+        """The school's settings: its policy, then its stored settings (read at most every
+        ``OVERRIDE_CACHE_SECONDS``). ``for_window``: a reservation follows, and it returns the
+        stored settings too (:meth:`reserve` re-reserves if they changed), so any cached
+        copy will do."""
         base = self.policy.school(school_id, district_claim)
         if not self.enabled:
             return base
-        return base.with_overrides(await self._cached_overrides(school_id))
+        return base.with_overrides(await self._cached_overrides(school_id, for_window))
 
-    async def _cached_overrides(self, school_id: str) -> dict[str, Any]:
+    async def _cached_overrides(self, school_id: str, any_age: bool = False) -> dict[str, Any]:
         now = time.monotonic()
         cached = self._overrides.get(school_id)
-        if cached and now - cached[0] < OVERRIDE_CACHE_SECONDS:
-            return cached[1]
+        if cached and (any_age or now - cached[0] < OVERRIDE_CACHE_SECONDS):
+            return cached[2]
         assert self.ledger is not None
         try:
-            values = await self.ledger.overrides(school_id)
+            raw = await self.ledger.stored_settings(school_id)
         except LEDGER_ERRORS:
-            return cached[1] if cached else {}
-        self._overrides[school_id] = (now, values)
+            return cached[2] if cached else {}
+        values = read_overrides(school_id, raw)
+        self._overrides[school_id] = (now, raw, values)
         return values
+
+    def _settings_changed_since(self, school: SchoolBudget, raw: str | None) -> SchoolBudget | None:
+        """The school as its stored settings ``raw`` (returned by a reservation) make it, if
+        they differ from what this replica had; None if they are the same."""
+        cached = self._overrides.get(school.school_id)
+        if cached is not None and cached[1] == raw:
+            return None
+        values = read_overrides(school.school_id, raw)
+        self._overrides[school.school_id] = (time.monotonic(), raw, values)
+        fresh = self.policy.school(school.school_id, school.district_id).with_overrides(values)
+        return None if fresh == school else fresh
 
     async def settings_changed(self, school_id: str) -> SchoolBudget:
         """Re-read a school's settings after a change and recompute its state from the ledger:
@@ -147,7 +135,9 @@ class BudgetService:
 
     # -- lifecycle ------------------------------------------------------------
 
-    async def reserve(self, school: SchoolBudget, model: str, seconds: float) -> Hold:
+    async def reserve(
+        self, school: SchoolBudget, model: str, seconds: float, *, _retried: bool = False
+    ) -> Hold:
         now = self._clock()
         amount = self.policy.pricing.cost_micro(model, seconds)
         scopes = scopes_for(self.policy, school, model, now)
@@ -190,6 +180,13 @@ class BudgetService:
                 raise BudgetUnavailable("the budget ledger is unreachable") from None
             self._metrics.budget_reservations.labels(outcome="bypassed").inc()
             return Hold(None, school, school_day, model, amount)
+        changed = self._settings_changed_since(school, result.settings)
+        if changed is not None and not _retried:
+            # Settings changed on another replica since this one read them: this
+            # reservation used the old limits; take it back and reserve under the new ones.
+            if result.reservation_id is not None:
+                await self.release(Hold(result.reservation_id, school, school_day, model, amount))
+            return await self.reserve(changed, model, seconds, _retried=True)
         self._percent[school.school_id] = percent(
             result.school_spent + result.school_reserved, school.daily_limit_micro
         )
@@ -217,24 +214,11 @@ class BudgetService:
 
     def _defer(self, hold: Hold, actual: int, audio_ms: int) -> None:
         """The ledger is unreachable: journal the charge durably, replay it until taken."""
-        assert hold.reservation_id is not None
         log.error("budget.commit_deferred", school_id=hold.school.school_id)
         if self.journal is None:
-            self._spawn(self._retry_commit(hold, actual, audio_ms))
+            self._spawn(self._settlement.retry(hold, actual, audio_ms))
             return
-        self.journal.add(
-            PendingCommit(
-                id=hold.reservation_id,
-                actual_micro=actual,
-                audio_ms=audio_ms,
-                model=hold.model,
-                keys=hold.day_keys,
-                school_id=hold.school.school_id,
-                district_id=hold.school.district_id,
-                school_day=hold.school_day,
-                amount_micro=hold.amount_micro,
-            )
-        )
+        self.journal.add(pending_commit(hold, actual, audio_ms))
         self.start_replay()
 
     def start_replay(self) -> None:
@@ -247,25 +231,8 @@ class BudgetService:
 
     async def replay_journal(self) -> None:
         """Hand every journaled charge to the ledger, retrying with backoff until all are taken."""
-        journal = self.journal
-        if journal is None or self.ledger is None:
-            return
-        delays = iter(COMMIT_RETRY_DELAYS)
-        while journal.pending:
-            for entry in journal.pending:
-                school = await self.school(entry.school_id, entry.district_id)
-                hold = Hold(
-                    entry.id, school, entry.school_day, entry.model, entry.amount_micro, entry.keys
-                )
-                try:
-                    await self._commit(hold, entry.actual_micro, entry.audio_ms)
-                except LEDGER_ERRORS:
-                    break
-                journal.done(entry.id)
-                log.info("budget.commit_recovered", school_id=entry.school_id)
-            self._metrics.budget_commits_journaled.set(len(journal))
-            if journal.pending:
-                await asyncio.sleep(next(delays, COMMIT_RETRY_DELAYS[-1]))
+        if self.journal is not None and self.ledger is not None:
+            await self._settlement.replay(self.journal)
 
     async def _commit(self, hold: Hold, actual: int, audio_ms: int) -> None:
         assert self.ledger is not None and hold.reservation_id is not None
@@ -280,35 +247,25 @@ class BudgetService:
         if result.status != 1:
             return
         if result.overspend_micro:
-            # Always counted; logged when it is more than rounding (the upstream's usage
-            # seconds are rounded, so a 1 µ$ difference is routine).
-            self._metrics.budget_overspend.inc(usd(result.overspend_micro))
-            noteworthy = result.overspend_micro > max(1, hold.amount_micro // 100)
-            emit = log.critical if actual > 5 * hold.amount_micro else log.warning
-            if noteworthy:
-                emit(
-                    "budget.overspend",
-                    school_id=hold.school.school_id,
-                    reserved_micro=hold.amount_micro,
-                    actual_micro=actual,
-                )
+            self._overspent(hold, actual, result.overspend_micro)
         used = percent(result.school_spent, hold.school.daily_limit_micro)
         self._percent[hold.school.school_id] = used
         await self._fire(
             hold.school, hold.school_day, used, result.school_spent + result.school_reserved
         )
 
-    async def _retry_commit(self, hold: Hold, actual: int, audio_ms: int) -> None:
-        """Without a journal (tests of the service alone): retry in memory."""
-        for delay in COMMIT_RETRY_DELAYS:
-            await asyncio.sleep(delay)
-            try:
-                await self._commit(hold, actual, audio_ms)
-                log.info("budget.commit_recovered", school_id=hold.school.school_id)
-                return
-            except LEDGER_ERRORS:
-                continue
-        log.critical("budget.commit_lost", school_id=hold.school.school_id, actual_micro=actual)
+    def _overspent(self, hold: Hold, actual: int, overspend: int) -> None:
+        """Always counted; logged when it is more than rounding (the upstream's usage
+        seconds are rounded, so a 1 µ$ difference is routine)."""
+        self._metrics.budget_overspend.inc(usd(overspend))
+        if overspend > max(1, hold.amount_micro // 100):
+            emit = log.critical if actual > 5 * hold.amount_micro else log.warning
+            emit(
+                "budget.overspend",
+                school_id=hold.school.school_id,
+                reserved_micro=hold.amount_micro,
+                actual_micro=actual,
+            )
 
     async def release(self, hold: Hold) -> None:
         if hold.reservation_id is None or self.ledger is None:
@@ -318,44 +275,9 @@ class BudgetService:
         except LEDGER_ERRORS:
             pass  # the lease reclaims it
 
-    # -- alerts -----------------------------------------------------------------
-
     async def _fire(self, school: SchoolBudget, day: str, used: float, committed: int) -> None:
-        """Fire the thresholds ``used`` crossed; ``committed`` is spent + reserved (what is
-        not left)."""
-        if self.ledger is None:
-            return
-        due = [
-            t
-            for t in school.alert_thresholds
-            if used >= t and (school.school_id, day, t) not in self._fired_seen
-        ]
-        if not due:
-            return
-        fired_at = self._clock().isoformat()
-        remaining = usd(max(0, school.daily_limit_micro - committed))
-        try:
-            fired = await self.ledger.fire_alerts(
-                school.school_id, day, due, {"fired_at": fired_at, "percent_used": round(used, 2)}
-            )
-        except LEDGER_ERRORS:
-            return
-        for t in due:
-            self._fired_seen.add((school.school_id, day, t))
-        for threshold in fired:
-            self._metrics.budget_alerts.labels(threshold=str(threshold)).inc()
-            alert = AlertFired(
-                school.school_id, day, threshold, round(used, 2), remaining, fired_at
-            )
-            log.warning(
-                "budget.alert_fired",
-                school_id=school.school_id,
-                threshold=threshold,
-                percent_used=alert.percent_used,
-            )
-            for listener in self._listeners:
-                with contextlib.suppress(Exception):
-                    await listener(alert)
+        if self.ledger is not None:
+            await self.alerts.fire(self.ledger, school, day, used, committed)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
@@ -371,3 +293,6 @@ class BudgetService:
             task.cancel()
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
+
+
+__all__ = ["LEDGER_ERRORS", "AlertFired", "AlertListener", "BudgetService", "Hold"]

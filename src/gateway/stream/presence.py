@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 
-from gateway.budget.ledger import PREFIX
+from gateway.budget.layout import PREFIX
 from gateway.observability.logging import get_logger
 
 log = get_logger("gateway.presence")

@@ -84,7 +84,7 @@ async def transcriptions(request: web.Request) -> web.Response:
         return refused.response
     assert claims.school_id is not None
     budget = gateway.budget
-    school = await budget.school(claims.school_id, claims.district_id)
+    school = await budget.school(claims.school_id, claims.district_id, for_window=True)
     model = budget.model_for(school.school_id, upload.model)
     seconds, _exact = audio_seconds(upload.data)
     upstream_request = TranscriptionRequest(

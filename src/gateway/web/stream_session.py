@@ -195,7 +195,7 @@ class StreamSession:
         outcome: Outcome | None = None
         budget = self._processor.budget
         try:
-            school = await budget.school(self.school_id, self.claims.district_id)
+            school = await budget.school(self.school_id, self.claims.district_id, for_window=True)
             outcome = await self._processor.process(
                 job.window,
                 job.model,

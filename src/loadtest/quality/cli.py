@@ -97,6 +97,11 @@ async def main(args: argparse.Namespace) -> int:
     finally:
         if baselines is not None:
             await baselines.__aexit__()
+    return _report(rows, args)
+
+
+def _report(rows: list[dict[str, Any]], args: argparse.Namespace) -> int:
+    """Print and save the table; judge the runs (exit 1 on a limit passed)."""
     table = runner.markdown(rows)
     print(table)
     if args.markdown:

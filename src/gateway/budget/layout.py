@@ -1,0 +1,165 @@
+"""The ledger's layout in Redis: key names and the Lua scripts that change them.
+
+Every key carries the hash tag ``{stt}`` (one slot: each script is atomic on
+Redis Cluster too); see :mod:`gateway.budget.ledger` for what each key holds.
+"""
+
+from __future__ import annotations
+
+PREFIX = "{stt}"
+DAY_TTL_SECONDS = 36 * 86400
+HOLD_TTL_SECONDS = 48 * 3600
+RECLAIM_BATCH = 50
+
+_RECLAIM = """
+local function reclaim(leases, now, batch)
+  local expired = redis.call('ZRANGEBYSCORE', leases, '-inf', now, 'LIMIT', 0, batch)
+  for _, rid in ipairs(expired) do
+    local hold = '{stt}:hold:' .. rid
+    local state = redis.call('HGET', hold, 'state')
+    if state == 'held' then
+      local amount = tonumber(redis.call('HGET', hold, 'amount'))
+      for key in string.gmatch(redis.call('HGET', hold, 'keys'), '[^\\n]+') do
+        redis.call('HINCRBY', key, 'reserved', 0 - amount)
+      end
+      redis.call('HSET', hold, 'state', 'expired')
+    end
+    redis.call('ZREM', leases, rid)
+  end
+  return #expired
+end
+"""
+
+# KEYS: leases, hold, schools, day keys… (the school's day key last)
+# ARGV: now_ms, rid, amount, lease_deadline_ms, day_ttl, hold_ttl, school_id, model,
+#       limits… (one per day key, -1 = no limit)
+# KEYS: leases, hold, schools, the school's stored settings, day keys… (school last).
+# Returns {ok, refused index, school spent, school reserved, the stored settings or nil}:
+# the settings come back with every reservation, so a replica learns of a change made
+# elsewhere from the reservation itself, without reading them per window.
+RESERVE = (
+    _RECLAIM
+    + """
+local now = tonumber(ARGV[1])
+local amount = tonumber(ARGV[3])
+reclaim(KEYS[1], now, RECLAIM_BATCH_N)
+local ndays = #KEYS - 4
+for i = 1, ndays do
+  local key = KEYS[4 + i]
+  local limit = tonumber(ARGV[8 + i])
+  if limit >= 0 then
+    local spent = tonumber(redis.call('HGET', key, 'spent') or '0')
+    local reserved = tonumber(redis.call('HGET', key, 'reserved') or '0')
+    if spent + reserved + amount > limit then
+      local school = KEYS[4 + ndays]
+      redis.call('HINCRBY', school, 'refused', 1)
+      redis.call('EXPIRE', school, ARGV[5])
+      return {0, i, tonumber(redis.call('HGET', school, 'spent') or '0'),
+              tonumber(redis.call('HGET', school, 'reserved') or '0'),
+              redis.call('GET', KEYS[4])}
+    end
+  end
+end
+local keys = {}
+for i = 1, ndays do
+  local key = KEYS[4 + i]
+  redis.call('HINCRBY', key, 'reserved', amount)
+  redis.call('EXPIRE', key, ARGV[5])
+  keys[#keys + 1] = key
+end
+redis.call('HSET', KEYS[2], 'keys', table.concat(keys, '\\n'), 'amount', amount,
+           'state', 'held', 'model', ARGV[8])
+redis.call('EXPIRE', KEYS[2], ARGV[6])
+redis.call('ZADD', KEYS[1], ARGV[4], ARGV[2])
+redis.call('ZADD', KEYS[3], now, ARGV[7])
+local school = KEYS[4 + ndays]
+return {1, 0, tonumber(redis.call('HGET', school, 'spent') or '0'),
+        tonumber(redis.call('HGET', school, 'reserved') or '0'),
+        redis.call('GET', KEYS[4])}
+"""
+).replace("RECLAIM_BATCH_N", str(RECLAIM_BATCH))
+
+# KEYS: leases, hold, day keys… (the hold's own, used only when the hold itself has expired)
+# ARGV: rid, actual, audio_ms, model, day_ttl, hold_ttl, amount held
+COMMIT = """
+local state = redis.call('HGET', KEYS[2], 'state')
+local amount = 0
+local keys = {}
+if not state then
+  if #KEYS < 3 then return {-1, 0, 0, 0} end
+  for i = 3, #KEYS do keys[#keys + 1] = KEYS[i] end
+  amount = tonumber(ARGV[7])
+  state = 'gone'
+else
+  if state == 'committed' or state == 'released' then return {0, 0, 0, 0} end
+  amount = tonumber(redis.call('HGET', KEYS[2], 'amount'))
+  for key in string.gmatch(redis.call('HGET', KEYS[2], 'keys'), '[^\\n]+') do
+    keys[#keys + 1] = key
+  end
+end
+local actual = tonumber(ARGV[2])
+local model = ARGV[4]
+local last
+for _, key in ipairs(keys) do
+  if state == 'held' then redis.call('HINCRBY', key, 'reserved', 0 - amount) end
+  redis.call('HINCRBY', key, 'spent', actual)
+  redis.call('HINCRBY', key, 'spent:' .. model, actual)
+  redis.call('HINCRBY', key, 'audio_ms', ARGV[3])
+  redis.call('HINCRBY', key, 'audio_ms:' .. model, ARGV[3])
+  redis.call('EXPIRE', key, ARGV[5])
+  last = key
+end
+local over = actual - amount
+if over > 0 then redis.call('HINCRBY', last, 'overspend', over) else over = 0 end
+redis.call('HSET', KEYS[2], 'state', 'committed')
+if state == 'gone' then redis.call('EXPIRE', KEYS[2], ARGV[6]) end
+redis.call('ZREM', KEYS[1], ARGV[1])
+return {1, over, tonumber(redis.call('HGET', last, 'spent') or '0'),
+        tonumber(redis.call('HGET', last, 'reserved') or '0')}
+"""
+
+# KEYS: leases, hold   ARGV: rid
+RELEASE = """
+local state = redis.call('HGET', KEYS[2], 'state')
+if state ~= 'held' then return 0 end
+local amount = tonumber(redis.call('HGET', KEYS[2], 'amount'))
+for key in string.gmatch(redis.call('HGET', KEYS[2], 'keys'), '[^\\n]+') do
+  redis.call('HINCRBY', key, 'reserved', 0 - amount)
+end
+redis.call('HSET', KEYS[2], 'state', 'released')
+redis.call('ZREM', KEYS[1], ARGV[1])
+return 1
+"""
+
+# KEYS: leases   ARGV: now_ms
+RECLAIM = _RECLAIM + f"return reclaim(KEYS[1], tonumber(ARGV[1]), {RECLAIM_BATCH})"
+
+# KEYS: alerts hash   ARGV: ttl, payload, thresholds…
+FIRE = """
+local fired = {}
+for i = 3, #ARGV do
+  if redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[2]) == 1 then fired[#fired + 1] = ARGV[i] end
+end
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return fired
+"""
+
+
+def day_key(scope: str, day: str) -> str:
+    return f"{PREFIX}:day:{scope}:{day}"
+
+
+def alerts_key(school_id: str, day: str) -> str:
+    return f"{PREFIX}:alerts:{school_id}:{day}"
+
+
+def override_key(school_id: str) -> str:
+    return f"{PREFIX}:override:{school_id}"
+
+
+LEASES = f"{PREFIX}:leases"
+SCHOOLS = f"{PREFIX}:schools"
+
+
+def hold_key(rid: str) -> str:
+    return f"{PREFIX}:hold:{rid}"
