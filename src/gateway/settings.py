@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from gateway.budget.connection import parse_sentinel_url
 from gateway.errors import ConfigurationError
 from gateway.stt.local_transcriber import available as local_available
 
@@ -59,6 +60,8 @@ class Settings(BaseSettings):
     OPENAI_RPM_LIMIT: int | None = Field(None, ge=1)
 
     REDIS_URL: str | None = None
+    REDIS_MODE: Literal["standalone", "cluster", "sentinel"] = "standalone"
+    REDIS_SENTINEL_MASTER: str = Field("mymaster", min_length=1)
     BUDGET_ENFORCEMENT_MODE: EnforcementMode = "strict"
     BUDGET_POLICY_PATH: str | None = None
     BUDGET_LEASE_SECONDS: float = Field(600.0, gt=0, le=86400)
@@ -93,6 +96,7 @@ class Settings(BaseSettings):
         "BUDGET_ENFORCEMENT_MODE",
         "STT_PROVIDER",
         "UPSTREAM_CLIENT",
+        "REDIS_MODE",
         "LOCAL_WHISPER_DEVICE",
         mode="before",
     )
@@ -136,6 +140,16 @@ class Settings(BaseSettings):
             )
         if self.STT_WINDOW_MAX_SECONDS < self.STT_WINDOW_SECONDS:
             raise _FieldProblem("STT_WINDOW_MAX_SECONDS", "must be ≥ STT_WINDOW_SECONDS")
+        if self.REDIS_MODE != "standalone":
+            if self.REDIS_URL is None:
+                raise _FieldProblem("REDIS_URL", f"must be set with REDIS_MODE={self.REDIS_MODE}")
+            if self.REDIS_URL.startswith("unix://"):
+                raise _FieldProblem("REDIS_URL", f"REDIS_MODE={self.REDIS_MODE} needs host:port")
+        if self.REDIS_MODE == "sentinel" and self.REDIS_URL is not None:
+            try:
+                parse_sentinel_url(self.REDIS_URL)
+            except ValueError as exc:
+                raise _FieldProblem("REDIS_URL", str(exc)) from None
         if self.APP_ENV == "prod":
             if self.AUTH_JWT_SECRET is None or len(self.AUTH_JWT_SECRET.encode()) < 32:
                 raise _FieldProblem("AUTH_JWT_SECRET", "must be set to at least 32 bytes in prod")

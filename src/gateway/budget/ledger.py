@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
+import redis.exceptions
 
 from gateway import jsonstrict
 from gateway.budget.layout import (
@@ -48,6 +49,9 @@ from gateway.budget.layout import (
 from gateway.observability.logging import get_logger
 
 log = get_logger("gateway.ledger")
+
+#: How long a commit waits for a replica to confirm it (Sentinel deployments).
+REPLICA_WAIT_MS = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,9 +108,18 @@ def _text(value: Any) -> str | None:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+class NotReplicated(redis.exceptions.RedisError):
+    """A charge the primary took but its connected replica did not confirm in time: kept
+    owed (journaled) and committed again until one does, or until the primary has no
+    replica left to wait for; the commit is idempotent per reservation, so never twice."""
+
+
 class Ledger:
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: aioredis.Redis, *, replicas: int = 0) -> None:
+        """``replicas``: how many replicas must have a charge before it counts as taken
+        (Sentinel: 1, so a failover cannot lose an acknowledged charge)."""
         self.client = client
+        self.replicas = replicas
         self._reserve = client.register_script(RESERVE)
         self._commit = client.register_script(COMMIT)
         self._release = client.register_script(RELEASE)
@@ -158,19 +171,33 @@ class Ledger:
     ) -> CommitResult:
         """Charge ``actual_micro`` once. ``day_keys`` (the reservation's, school last) are
         charged directly if the hold itself has expired (a journal replayed days later)."""
-        status, over, spent, reserved = await self._commit(
-            keys=[LEASES, hold_key(rid), *day_keys],
-            args=[
-                rid,
-                actual_micro,
-                audio_ms,
-                model,
-                DAY_TTL_SECONDS,
-                HOLD_TTL_SECONDS,
-                amount_micro,
-            ],
-        )
+        keys = [LEASES, hold_key(rid), *day_keys]
+        args: list[Any] = [
+            rid,
+            actual_micro,
+            audio_ms,
+            model,
+            DAY_TTL_SECONDS,
+            HOLD_TTL_SECONDS,
+            amount_micro,
+        ]
+        if not self.replicas:
+            status, over, spent, reserved = await self._commit(keys=keys, args=args)
+            return CommitResult(int(status), int(over), int(spent), int(reserved))
+        # Durable only once a replica has it: WAIT on the connection that wrote it.
+        async with self.client.pipeline(transaction=False) as pipe:
+            await self._commit(keys=keys, args=args, client=pipe)
+            pipe.execute_command("WAIT", self.replicas, REPLICA_WAIT_MS)
+            (status, over, spent, reserved), acked = await pipe.execute()
+        if int(acked) < self.replicas and await self._replicas_connected():
+            raise NotReplicated(f"{acked} of {self.replicas} replicas have the charge")
         return CommitResult(int(status), int(over), int(spent), int(reserved))
+
+    async def _replicas_connected(self) -> bool:
+        """Whether the primary has a replica to wait for (after a failover, until the old
+        primary comes back as a replica, it has none: the charge is as safe as it can be)."""
+        info = await self.client.info("replication")
+        return int(info.get("connected_slaves", 0)) > 0
 
     async def release(self, rid: str) -> bool:
         return bool(await self._release(keys=[LEASES, hold_key(rid)], args=[rid]))

@@ -12,6 +12,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from gateway.budget import connection
 from gateway.budget.journal import CommitJournal
 from gateway.budget.ledger import Ledger
 from gateway.budget.service import LEDGER_ERRORS
@@ -21,9 +22,6 @@ from gateway.web.state import GATEWAY, LEDGER
 
 log = get_logger("gateway.ledger")
 
-REDIS_TIMEOUT_SECONDS = 2.0
-REDIS_MAX_CONNECTIONS = 64
-
 
 @dataclass(frozen=True, slots=True)
 class LedgerLink:
@@ -32,6 +30,8 @@ class LedgerLink:
     mode: str
     redis: aioredis.Redis | None = None
     embedded: EmbeddedRedis | None = None
+    #: ``REDIS_MODE``: standalone, cluster or sentinel (the embedded Redis is standalone).
+    topology: str = "standalone"
 
     async def check(self, journal: CommitJournal | None) -> dict[str, Any]:
         """The readiness check: a ping, its latency, restarts and charges still owed."""
@@ -51,6 +51,7 @@ class LedgerLink:
         check: dict[str, Any] = {
             "status": "ok",
             "mode": self.mode,
+            "topology": self.topology,
             "latency_ms": round((time.perf_counter() - started) * 1000, 2),
         }
         if self.embedded is not None:
@@ -61,15 +62,8 @@ class LedgerLink:
 
 
 def connect_redis(url: str) -> aioredis.Redis:
-    """A client whose pool waits (bounded) for a free connection instead of failing."""
-    pool = aioredis.BlockingConnectionPool.from_url(
-        url,
-        max_connections=REDIS_MAX_CONNECTIONS,
-        timeout=REDIS_TIMEOUT_SECONDS,
-        socket_timeout=REDIS_TIMEOUT_SECONDS,
-        socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
-    )
-    return aioredis.Redis(connection_pool=pool)
+    """A standalone client whose pool waits (bounded) for a free connection."""
+    return connection.connect(url)
 
 
 async def ledger_context(app: web.Application) -> AsyncIterator[None]:
@@ -82,14 +76,17 @@ async def ledger_context(app: web.Application) -> AsyncIterator[None]:
         embedded: EmbeddedRedis | None = None
         if settings.REDIS_URL:
             url, mode = settings.REDIS_URL, "external"
+            client = connection.connect(url, settings.REDIS_MODE, settings.REDIS_SENTINEL_MASTER)
         else:
             embedded = EmbeddedRedis(settings.data_dir)
             await embedded.start()
             url, mode = embedded.url, "embedded"
-        link = LedgerLink(mode, connect_redis(url), embedded)
+            client = connection.connect(url)
+        link = LedgerLink(mode, client, embedded, topology=settings.REDIS_MODE)
         assert link.redis is not None
-        gateway.budget.ledger = Ledger(link.redis)
-        log.info("ledger.connected", mode=mode)
+        replicas = 1 if settings.REDIS_URL and settings.REDIS_MODE == "sentinel" else 0
+        gateway.budget.ledger = Ledger(link.redis, replicas=replicas)
+        log.info("ledger.connected", mode=mode, topology=link.topology)
         gateway.budget.start_replay()
     app[LEDGER] = link
     try:
