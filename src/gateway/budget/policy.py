@@ -121,6 +121,8 @@ class SchoolBudget:
     district_id: str | None
     source: str = "policy"
     webhook_url: str | None = None
+    #: Groups of the school that may stream at once, across every replica (None: no cap).
+    max_concurrent_streams: int | None = None
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> SchoolBudget:
         if not overrides:
@@ -194,6 +196,7 @@ class Policy:
             alert_thresholds=tuple(merged.get("alert_thresholds", (50, 80, 100))),
             max_daily_limit_micro=to_micro(cap) if cap is not None else None,
             district_id=merged.get("district_id") or district_claim,
+            max_concurrent_streams=merged.get("max_concurrent_streams"),
         )
 
     def district(self, district_id: str) -> DistrictBudget:

@@ -82,6 +82,10 @@ class Presence:
         """Remove an ended session's record (also from a cancelled handler)."""
         self._spawn(self.withdraw(session))
 
+    def spawn(self, work: Any) -> None:
+        """Run ``work`` (Redis writes) in the background; awaited briefly at shutdown."""
+        self._spawn(work)
+
     def _spawn(self, work: Any) -> None:
         if self._redis is None:
             work.close()
@@ -140,12 +144,16 @@ class Presence:
             await self._redis.hdel(key, *stale)
         return live
 
-    async def heartbeat(self, sessions: Any) -> None:
-        """Refresh this replica's records every few seconds until cancelled."""
+    async def heartbeat(self, sessions: Any, fleet: Any = None) -> None:
+        """Refresh this replica's records (and its fleet claims) every few seconds until
+        cancelled."""
         while True:
             await asyncio.sleep(HEARTBEAT_SECONDS)
             try:
-                await self.publish(sessions())
+                live = sessions()
+                await self.publish(live)
+                if fleet is not None:
+                    await fleet.refresh((s.school_id, s.group_id) for s in live)
             except (aioredis.RedisError, OSError) as exc:
                 log.warning("presence.heartbeat_failed", error=type(exc).__name__)
 

@@ -76,6 +76,16 @@ class SessionRegistry:
         self._metrics.sessions_active.set(len(self._all))
         self._prune(now)
 
+    def replaced_elsewhere(self, session_id: str) -> None:
+        """A newer connection for the group of ``session_id`` started on another replica."""
+        for session in self._all:
+            if session.session_id == session_id:
+                session.request_end(
+                    from_error(Replaced("a newer connection for this group replaced this one"))
+                )
+                self._metrics.stream_restarts.inc()
+                return
+
     def unregister(self, session: StreamSession) -> None:
         self._all.discard(session)
         if self._by_key.get(session.key) is session:

@@ -12,9 +12,10 @@ from aiohttp import web
 
 from gateway.budget.service import LEDGER_ERRORS
 from gateway.observability.logging import get_logger
+from gateway.stream.fleet import Fleet
 from gateway.stream.presence import Presence
 from gateway.web.alerts import AlertDispatcher
-from gateway.web.state import GATEWAY, LEDGER, PRESENCE, Gateway
+from gateway.web.state import FLEET, GATEWAY, LEDGER, PRESENCE, Gateway
 
 log = get_logger("gateway.background")
 
@@ -62,15 +63,23 @@ async def _sweep(gateway: Gateway) -> None:
 
 
 async def presence_context(app: web.Application) -> AsyncIterator[None]:
-    """Open streams published fleet-wide, in the ledger's Redis (this replica's alone without)."""
+    """Open streams published fleet-wide, in the ledger's Redis (this replica's alone without),
+    and the fleet's claims on groups (one stream per group, the schools' caps)."""
     gateway = app[GATEWAY]
-    presence = Presence(app[LEDGER].redis)
+    redis = app[LEDGER].redis
+    presence = Presence(redis)
     app[PRESENCE] = presence
-    heartbeat = asyncio.create_task(presence.heartbeat(gateway.registry.sessions))
+    fleet = None if redis is None else Fleet(redis, gateway.registry.replaced_elsewhere)
+    app[FLEET] = fleet
+    heartbeat = asyncio.create_task(presence.heartbeat(gateway.registry.sessions, fleet))
+    if fleet is not None:
+        fleet.start()
     try:
         yield
     finally:
         heartbeat.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await heartbeat
+        if fleet is not None:
+            await fleet.close()
         await presence.close()

@@ -23,17 +23,20 @@ from gateway.errors import (
 from gateway.observability.audit import actor
 from gateway.observability.logging import get_logger
 from gateway.stream import protocol
+from gateway.stream.fleet import FLEET_ERRORS, Fleet
 from gateway.stream.protocol import StreamConfig
 from gateway.web import cors
 from gateway.web.denials import client_address
 from gateway.web.errors import close_frame, error_response, json_error
 from gateway.web.http_auth import authenticate, bearer_token, route_of
-from gateway.web.state import GATEWAY, Gateway
+from gateway.web.state import FLEET, GATEWAY, Gateway
 from gateway.web.stream_session import StreamSession
 
 log = get_logger("gateway.listen")
 SUBPROTOCOL = "token"
 CLOSE_TIMEOUT = 5.0
+#: When a school at its cap of concurrent streams is asked to try again.
+SCHOOL_CAP_RETRY_AFTER = 10.0
 
 
 class StreamSocket(web.WebSocketResponse):
@@ -94,13 +97,15 @@ async def listen(request: web.Request) -> web.StreamResponse:
     try:
         if claims is None:
             raise Unauthorized(refusal)
+        session_id = uuid.uuid4().hex
         config = _admit(gateway, request, claims)
+        await _claim(request.app[FLEET], gateway, claims, session_id)
     except StreamError as exc:
         await _reject(request, ws, exc, claims)
         return ws
     session = StreamSession(
         ws,
-        session_id=uuid.uuid4().hex,
+        session_id=session_id,
         claims=claims,
         config=config,
         processor=gateway.processor,
@@ -127,6 +132,27 @@ def _admit(gateway: Gateway, request: web.Request, claims: Claims) -> StreamConf
     if gateway.local is not None and not gateway.local.loaded.is_set():
         raise Overloaded("the local Whisper model is loading; retry shortly", retry_after=2.0)
     return config
+
+
+async def _claim(fleet: Fleet | None, gateway: Gateway, claims: Claims, session_id: str) -> None:
+    """Claim the group across the fleet: a stream for it on another replica is replaced; a
+    new group past the school's ``max_concurrent_streams`` is refused (1013, retry later).
+    Redis unreachable: admitted (the budget still guards the bill)."""
+    if fleet is None:
+        return
+    assert claims.school_id is not None and claims.group_id is not None
+    school = gateway.budget.policy.school(claims.school_id, claims.district_id)
+    cap = school.max_concurrent_streams
+    try:
+        claim = await fleet.claim(claims.school_id, claims.group_id, session_id, cap)
+    except FLEET_ERRORS as exc:
+        log.warning("fleet.claim_failed", error=type(exc).__name__)
+        return
+    if not claim.ok:
+        raise Overloaded(
+            f"the school already has {claim.streaming} of its {cap} concurrent streams",
+            retry_after=SCHOOL_CAP_RETRY_AFTER,
+        )
 
 
 async def _live(gateway: Gateway, session: StreamSession, claims: Claims) -> None:
@@ -163,6 +189,11 @@ async def _live(gateway: Gateway, session: StreamSession, claims: Claims) -> Non
     finally:
         gateway.registry.unregister(session)
         gateway.presence.forget(session)
+        fleet = gateway.fleet
+        if fleet is not None:
+            gateway.presence.spawn(
+                fleet.release(session.school_id, session.group_id, session.session_id)
+            )
         metrics.sessions_ended.labels(reason=reason).inc()
         totals: dict[str, Any] = {
             "reason": reason,

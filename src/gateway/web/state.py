@@ -27,6 +27,7 @@ from gateway.web.denials import AuthGuard
 
 if TYPE_CHECKING:
     from gateway.budget.store import EmbeddedRedis
+    from gateway.stream.fleet import Fleet
     from gateway.stream.presence import Presence
     from gateway.stream.processor import WindowProcessor
     from gateway.stt.local_transcriber import LocalTranscriber
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
 LEDGER: web.AppKey[LedgerLink] = web.AppKey("ledger")
 UPSTREAM: web.AppKey[Upstream] = web.AppKey("upstream")
 PRESENCE: web.AppKey[Presence] = web.AppKey("presence")
+#: One stream per group and the schools' caps across replicas (None without Redis).
+FLEET: web.AppKey[Fleet | None] = web.AppKey("fleet")
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,10 @@ class Gateway:
     @property
     def presence(self) -> Presence:
         return self.app[PRESENCE]
+
+    @property
+    def fleet(self) -> Fleet | None:
+        return self.app[FLEET]
 
 
 GATEWAY = web.AppKey("gateway", Gateway)

@@ -1,0 +1,175 @@
+"""One stream per group and a school's cap on streams, across every replica, in Redis.
+
+Each school has a sorted set ``{stt}:streams:<school>`` of its groups streaming
+now (score: when the claim lapses unless refreshed) and a hash
+``{stt}:owners:<school>`` naming, per group, the replica and session that own
+it. A new stream *claims* its group in one script: a group already streaming
+is taken over (the old owner is told on ``{stt}:replaced`` and closes its
+session with 4009, wherever it runs); a new group is refused when the school
+already has ``max_concurrent_streams`` groups streaming. Replicas refresh their
+claims with the presence heartbeat; a replica that dies stops refreshing and
+its claims lapse after :data:`CLAIM_SECONDS`.
+
+Without Redis (budgets disabled) there is one replica and the local registry
+does both jobs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+import redis.exceptions
+
+from gateway.budget.layout import PREFIX
+from gateway.observability.logging import get_logger
+
+log = get_logger("gateway.fleet")
+
+#: A claim not refreshed for this long lapses (a replica died without ending its streams).
+CLAIM_SECONDS = 20.0
+CHANNEL = f"{PREFIX}:replaced"
+FLEET_ERRORS = (redis.exceptions.RedisError, OSError)
+
+# KEYS: streams, owners. ARGV: now ms, lapse ms, group, owner, cap (-1: none).
+# Returns {1, previous owner or false} when claimed, {0, streams now} when at the cap.
+CLAIM = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+local cap = tonumber(ARGV[5])
+if not redis.call('ZSCORE', KEYS[1], ARGV[3]) and cap >= 0 then
+  local n = redis.call('ZCARD', KEYS[1])
+  if n >= cap then return {0, n} end
+end
+local previous = redis.call('HGET', KEYS[2], ARGV[3])
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
+redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
+redis.call('PEXPIRE', KEYS[1], math.floor(ARGV[2] - ARGV[1]) + 60000)
+redis.call('PEXPIRE', KEYS[2], math.floor(ARGV[2] - ARGV[1]) + 60000)
+return {1, previous}
+"""
+
+# KEYS: streams, owners. ARGV: group, owner. Only the owner gives a group up.
+RELEASE = """
+if redis.call('HGET', KEYS[2], ARGV[1]) == ARGV[2] then
+  redis.call('HDEL', KEYS[2], ARGV[1])
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  return 1
+end
+return 0
+"""
+
+
+def streams_key(school_id: str) -> str:
+    return f"{PREFIX}:streams:{school_id}"
+
+
+def owners_key(school_id: str) -> str:
+    return f"{PREFIX}:owners:{school_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """The outcome of claiming a group: taken (and from whom), or refused at the cap."""
+
+    ok: bool
+    previous: str | None = None
+    streaming: int = 0
+
+
+class Fleet:
+    """This replica's view of the fleet's streams."""
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        on_replaced: Callable[[str], None],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._redis = redis
+        self._on_replaced = on_replaced
+        self._clock = clock
+        self.replica = uuid.uuid4().hex[:12]
+        self._claim = redis.register_script(CLAIM)
+        self._release = redis.register_script(RELEASE)
+        self._listener: asyncio.Task[None] | None = None
+
+    def owner(self, session_id: str) -> str:
+        return f"{self.replica}:{session_id}"
+
+    async def claim(self, school_id: str, group_id: str, session_id: str, cap: int | None) -> Claim:
+        """Claim ``group_id`` for a new session; tell the replica that owned it, if another."""
+        now = self._clock()
+        result = await self._claim(
+            keys=[streams_key(school_id), owners_key(school_id)],
+            args=[
+                int(now * 1000),
+                int((now + CLAIM_SECONDS) * 1000),
+                group_id,
+                self.owner(session_id),
+                -1 if cap is None else cap,
+            ],
+        )
+        if not int(result[0]):
+            return Claim(False, streaming=int(result[1]))
+        previous = _text(result[1])
+        if previous and not previous.startswith(f"{self.replica}:"):
+            await self._redis.publish(CHANNEL, previous)
+        return Claim(True, previous)
+
+    async def release(self, school_id: str, group_id: str, session_id: str) -> None:
+        with contextlib.suppress(*FLEET_ERRORS):
+            await self._release(
+                keys=[streams_key(school_id), owners_key(school_id)],
+                args=[group_id, self.owner(session_id)],
+            )
+
+    async def refresh(self, claims: Iterable[tuple[str, str]]) -> None:
+        """Keep this replica's claims (school, group) from lapsing."""
+        lapse = int((self._clock() + CLAIM_SECONDS) * 1000)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            count = 0
+            for school_id, group_id in claims:
+                pipe.zadd(streams_key(school_id), {group_id: lapse}, xx=True)
+                count += 1
+            if count:
+                await pipe.execute()
+
+    def start(self) -> None:
+        self._listener = asyncio.create_task(self._listen())
+
+    async def _listen(self) -> None:
+        """Sessions of this replica taken over on another: end them (4009)."""
+        mine = f"{self.replica}:"
+        while True:
+            try:
+                async with self._redis.pubsub(ignore_subscribe_messages=True) as pubsub:
+                    await pubsub.subscribe(CHANNEL)
+                    while True:
+                        # A short wait per read: the client's socket timeout would end a
+                        # quiet subscription otherwise.
+                        message = await pubsub.get_message(timeout=1.0)
+                        owner = _text(message.get("data")) if message else None
+                        if owner and owner.startswith(mine):
+                            self._on_replaced(owner[len(mine) :])
+            except asyncio.CancelledError:
+                raise
+            except FLEET_ERRORS as exc:
+                log.warning("fleet.listen_failed", error=type(exc).__name__)
+                await asyncio.sleep(1.0)
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+
+
+def _text(value: object) -> str | None:
+    if value is None or value is False:
+        return None
+    return value.decode() if isinstance(value, bytes) else str(value)
