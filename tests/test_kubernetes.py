@@ -1,0 +1,166 @@
+"""The Kubernetes manifests, rendered per overlay and validated offline.
+
+Each overlay is rendered as kustomize would (its namespace, images, labels and JSON 6902
+patches, applied with jsonpatch) and every object is validated against the Kubernetes
+1.37 schemas with kubernetes-validate in strict mode (unknown fields refused). The
+ServiceMonitor, a Prometheus Operator resource outside those schemas, is checked for
+what the operator needs. Then what the gateway itself needs: probes on its real routes,
+a grace period longer than the drain, Secrets for what is secret, /metrics never routed
+publicly, and only configuration names the gateway knows.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import jsonpatch
+import kubernetes_validate
+import pytest
+import yaml
+
+from gateway import jsonstrict
+from gateway.budget.policy import Policy
+from gateway.settings import Settings
+from tests.helpers import GatewayServer
+
+ROOT = Path(__file__).parent.parent / "deploy" / "kubernetes"
+VERSION = "1.37.0"
+OVERLAYS = ("dev", "prod")
+
+
+def _load(path: Path) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+def _matches(doc: dict[str, Any], target: dict[str, Any]) -> bool:
+    return doc["kind"] == target.get("kind", doc["kind"]) and doc["metadata"]["name"] == target.get(
+        "name", doc["metadata"]["name"]
+    )
+
+
+def render(directory: Path) -> list[dict[str, Any]]:
+    """The objects a kustomization in ``directory`` makes (the features these use)."""
+    kust = yaml.safe_load((directory / "kustomization.yaml").read_text())
+    docs: list[dict[str, Any]] = []
+    for resource in kust.get("resources", []):
+        path = (directory / resource).resolve()
+        docs += render(path) if path.is_dir() else _load(path)
+    docs = copy.deepcopy(docs)
+    for patch in kust.get("patches", []):
+        ops = yaml.safe_load(patch["patch"])
+        hits = [d for d in docs if _matches(d, patch["target"])]
+        assert hits, f"patch target {patch['target']} matches nothing"
+        for i, doc in enumerate(docs):
+            if doc in hits:
+                docs[i] = jsonpatch.apply_patch(doc, ops)
+    for doc in docs:
+        if "namespace" in kust:
+            doc["metadata"]["namespace"] = kust["namespace"]
+        for group in kust.get("labels", []):
+            doc["metadata"].setdefault("labels", {}).update(group["pairs"])
+        for image in kust.get("images", []):
+            for c in doc.get("spec", {}).get("template", {}).get("spec", {}).get("containers", []):
+                if c["image"].split(":")[0] == image["name"]:
+                    c["image"] = f"{image['name']}:{image['newTag']}"
+    return docs
+
+
+def _one(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    [doc] = [d for d in docs if d["kind"] == kind]
+    return doc
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_object_is_valid_kubernetes(overlay: str) -> None:
+    docs = render(ROOT / "overlays" / overlay)
+    kinds = sorted(d["kind"] for d in docs)
+    assert kinds == sorted(
+        [
+            "ConfigMap",
+            "Deployment",
+            "Service",
+            "PodDisruptionBudget",
+            "HorizontalPodAutoscaler",
+            "NetworkPolicy",
+            "ServiceMonitor",
+            "Ingress",
+        ]
+    )
+    for doc in docs:
+        if doc["kind"] == "ServiceMonitor":
+            assert doc["apiVersion"] == "monitoring.coreos.com/v1"
+            assert doc["spec"]["endpoints"][0]["path"] == "/metrics"
+            continue
+        kubernetes_validate.validate(doc, VERSION, strict=True)
+    secret = _load(ROOT / "secret.example.yaml")
+    kubernetes_validate.validate(secret[0], VERSION, strict=True)
+
+
+def test_validation_refuses_a_broken_manifest() -> None:
+    """The check can fail: an unknown field and a wrong type are both refused."""
+    deployment = _one(render(ROOT / "overlays" / "prod"), "Deployment")
+    broken = copy.deepcopy(deployment)
+    broken["spec"]["replicaz"] = 3
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, VERSION, strict=True)
+    broken = copy.deepcopy(deployment)
+    broken["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = "sixty"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, VERSION, strict=True)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_manifests_fit_the_gateway(overlay: str) -> None:
+    docs = render(ROOT / "overlays" / overlay)
+    deployment, config = _one(docs, "Deployment"), _one(docs, "ConfigMap")
+    pod = deployment["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    known = set(Settings.model_fields)
+    env = {e["name"] for e in container["env"]}
+    configured = {k for k in config["data"] if k.isupper()}
+    assert env | configured <= known, (env | configured) - known
+    secrets = {e["name"] for e in container["env"] if "valueFrom" in e}
+    assert secrets == {"AUTH_JWT_SECRET", "OPENAI_API_KEY", "REDIS_URL"}
+    assert not configured & secrets
+    drain = float(config["data"]["SHUTDOWN_GRACE_SECONDS"])
+    pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+    assert pod["terminationGracePeriodSeconds"] > pre_stop + drain + 10
+    assert container["readinessProbe"]["httpGet"]["path"] == "/api/v1/ready"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/api/v1/health"
+    hpa, pdb = _one(docs, "HorizontalPodAutoscaler"), _one(docs, "PodDisruptionBudget")
+    assert hpa["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
+    assert pdb["spec"]["minAvailable"] < hpa["spec"]["minReplicas"] or overlay == "dev"
+    paths = [p["path"] for r in _one(docs, "Ingress")["spec"]["rules"] for p in r["http"]["paths"]]
+    assert "/metrics" not in paths and "/" not in paths
+    mode = config["data"]["REDIS_MODE"]
+    assert mode == ("sentinel" if overlay == "prod" else "standalone")
+    policy = Policy.from_document(jsonstrict.loads(config["data"]["budget-policy.json"]), "cm")
+    assert policy.school("example-school").max_concurrent_streams == 40
+
+
+async def test_every_routed_path_and_probe_answers(gateway: GatewayServer) -> None:
+    """The probes and the ingress routes name paths the gateway serves."""
+    deployment = _one(render(ROOT / "overlays" / "prod"), "Deployment")
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    async with aiohttp.ClientSession() as session:
+
+        async def status_of(path: str) -> int:
+            async with session.get(gateway.http + path) as response:
+                return response.status
+
+        for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+            assert await status_of(container[probe]["httpGet"]["path"]) == 200, probe
+        ingress = _one(render(ROOT / "overlays" / "prod"), "Ingress")
+        suffix = {
+            "/api/v1/schools": "/s-1/budget",
+            "/api/v1/budget": "/usage",
+            "/static": "/app.css",
+        }
+        for rule in ingress["spec"]["rules"]:
+            for path in rule["http"]["paths"]:
+                route = path["path"] + suffix.get(path["path"], "")
+                status = await status_of(route)
+                assert status != 404, route
