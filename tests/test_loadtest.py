@@ -170,6 +170,41 @@ def test_verification_finds_problems(messages: list[dict[str, object]], fragment
     assert any(fragment in p for p in found), found
 
 
+def _ended(windows: int, seconds: float, reason: str = "client_close") -> dict[str, object]:
+    return {
+        "type": "Termination",
+        "reason": reason,
+        "windows": windows,
+        "transcribed": windows,
+        "silence": 0,
+        "dropped": 0,
+        "audio_seconds": seconds,
+        "cost_usd": 0.0001 * seconds,
+    }
+
+
+def test_verification_follows_a_group_across_reconnects() -> None:
+    """1 s accounted by a session the gateway ended for shutdown, a refusal while it
+    drained, then 1 s more in a new session: every second accounted for, once."""
+    begin = GOOD[0]
+    reconnected = [
+        begin,
+        _transcript(0, 0, 1),
+        _ended(1, 1.0, "server_shutdown"),
+        {"type": "Error", "code": "OVERLOADED", "retry_after": 1},
+        begin,
+        _transcript(0, 0, 1),
+        _ended(1, 1.0),
+    ]
+    assert problems(_result(messages=reconnected), check_text=True) == []
+    lost = [*reconnected[:4], begin, _transcript(0, 0, 0.5), _ended(1, 0.5)]
+    found = problems(_result(messages=lost), check_text=True)
+    assert any("over 2 session(s)" in p for p in found), found
+    bad_second = [*reconnected[:5], _transcript(1, 0, 1), _ended(1, 1.0)]
+    found = problems(_result(messages=bad_second), check_text=True)
+    assert any("session 2: seq" in p for p in found), found
+
+
 def test_report_thresholds() -> None:
     results = [_result(messages=list(GOOD)) for _ in range(3)]
     ok = build_report(results, Thresholds(max_p95_ms=1000), check_text=True, duration=2)

@@ -14,12 +14,21 @@ from structlog.testing import capture_logs
 
 from gateway.budget.connection import connect, parse_sentinel_url
 from gateway.budget.ledger import Ledger, NotReplicated, ScopeDay
+from gateway.simulated.whisper import FakeWhisper
 from gateway.stream.presence import Presence
 from gateway.stt.rpm import RpmLimiter
 from tests.audio import tone
 from tests.conftest import GatewayFactory
+from tests.helpers import (
+    GatewayServer,
+    Stream,
+    eventually,
+    http_json,
+    spawn_gateway,
+    token,
+    write_policy,
+)
 from tests.helpers import connect as connect_stream
-from tests.helpers import eventually, http_json, token
 from tests.redis_topologies import SentinelDeployment, redis_cluster
 from tests.test_budget_stream import teacher
 
@@ -192,3 +201,63 @@ async def test_a_charge_no_connected_replica_confirms_stays_owed_and_counts_once
     day = await ledger.day("school:r-1", "2026-11-23")
     assert (day["spent"], day["reserved"]) == (250, 0)
     await client.aclose()
+
+
+async def test_two_gateway_processes_on_a_cluster_act_as_one(
+    cluster: list[int], fake_whisper: FakeWhisper, tmp_path: Path
+) -> None:
+    """Two gateway processes on a real three-primary cluster: a school's cap of 30 holds
+    exactly under 40 concurrent connects spread over both; its alerts fire once; a group
+    moving from one replica to the other replaces its session there."""
+    policy = write_policy(
+        tmp_path / "policy.json",
+        downgrade=[],
+        schools={"s-1": {"daily_limit_usd": 0.0004, "max_concurrent_streams": 30}},
+    )
+    env = {
+        "REDIS_URL": f"redis://127.0.0.1:{cluster[0]}",
+        "REDIS_MODE": "cluster",
+        "BUDGET_POLICY_PATH": policy,
+    }
+    procs = [await spawn_gateway(fake_whisper, tmp_path / f"gw{i}", **env) for i in range(2)]
+    try:
+        servers = [
+            GatewayServer(None, None, await p.listening(), fake_whisper)  # type: ignore[arg-type]
+            for p in procs
+        ]
+        streams = await asyncio.gather(
+            *(connect_stream(servers[i % 2], token(group=f"g-{i}")) for i in range(40))
+        )
+        firsts = await asyncio.gather(*(s.next() for s in streams))
+        admitted = [s for s, m in zip(streams, firsts, strict=True) if m["type"] == "Begin"]
+        refused = [m for m in firsts if m["type"] == "Error"]
+        assert len(admitted) == 30 and len(refused) == 10
+        assert {m["code"] for m in refused} == {"OVERLOADED"}
+
+        async def speak(stream: Stream) -> None:
+            await stream.send_audio(tone(440, 1.0))
+            await stream.send_json({"type": "CloseStream"})
+            await stream.collect()
+
+        await asyncio.gather(*(speak(s) for s in admitted[:6]))  # 6 windows: past the limit
+        moved_from = admitted[-1]  # sent no audio: its session is still open
+        index = streams.index(moved_from)
+        moved = await connect_stream(servers[(index + 1) % 2], token(group=f"g-{index}"))
+        assert (await moved.next())["type"] == "Begin"
+        await moved_from.collect()
+        assert moved_from.close_code == 4009
+        for s in (*streams, moved):
+            await s.close()
+
+        def fired() -> list[int]:
+            lines = [ln for p in procs for ln in p.lines if ln.get("event") == "budget.alert_fired"]
+            return sorted(ln["threshold"] for ln in lines)
+
+        try:
+            await eventually(lambda: fired() == [50, 80, 100], timeout=20)
+        except AssertionError:
+            events = [ln.get("event") for p in procs for ln in p.lines]
+            raise AssertionError(f"fired {fired()}; events {sorted(set(events))}") from None
+    finally:
+        for p in procs:
+            await p.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -16,6 +17,11 @@ from loadtest.verify import GroupResult
 OPEN_TIMEOUT = 20.0
 
 
+#: Close codes after which a group reconnects (shutdown, overloaded) and streams the rest.
+RECONNECT_CODES = frozenset({1001, 1013})
+MAX_ATTEMPTS = 20
+
+
 async def run_group(
     url: str,
     jwt: str,
@@ -26,8 +32,46 @@ async def run_group(
     pace: float = FRAME_SECONDS,
     on_message: Callable[[dict[str, object]], None] | None = None,
     finish_timeout: float = 120.0,
+    reconnect: bool = True,
 ) -> GroupResult:
-    """Stream ``pcm`` in real-time frames (``pace`` seconds apart; 0 = as fast as possible)."""
+    """Stream ``pcm`` in real-time frames (``pace`` seconds apart; 0 = as fast as possible).
+
+    With ``reconnect``, a session the gateway ends with 1001 (it is shutting down) is
+    followed by another — retried after a backoff while refused with 1013 (overloaded,
+    draining; the server's ``retry_after`` when it gave one) — streaming the audio from
+    where the last ``Termination`` says the gateway had received it: every second is sent
+    and accounted for once, over as many sessions as it takes. A group's first connection
+    refused is reported as such, not retried.
+    """
+    offset = 0
+    for attempt in range(MAX_ATTEMPTS):
+        if attempt:
+            result.reconnects += 1
+        outcome = await _session(
+            url, jwt, result, pcm[offset:], sample_rate, pace, on_message, finish_timeout
+        )
+        if outcome is None:
+            return result  # ended for good (done, or not to be retried)
+        accounted, wait = outcome
+        offset += int(accounted * sample_rate) * 2
+        if not reconnect or offset >= len(pcm):
+            return result
+        await asyncio.sleep(min(30.0, wait if wait is not None else 0.2 * 2**attempt))
+    return result
+
+
+async def _session(
+    url: str,
+    jwt: str,
+    result: GroupResult,
+    pcm: bytes,
+    sample_rate: int,
+    pace: float,
+    on_message: Callable[[dict[str, object]], None] | None,
+    finish_timeout: float,
+) -> tuple[float, float | None] | None:
+    """One connection. None when the group is done; else (seconds the gateway accounted
+    for, the wait it asked for) when it should reconnect."""
     started = time.monotonic()
     try:
         async with connect(
@@ -43,29 +87,47 @@ async def run_group(
             if first.get("type") != "Begin":
                 result.error = str(first.get("code"))
                 await _drain(ws, result, on_message, 5.0)
-                return result
-            result.connected = True
-            result.connect_ms = (time.monotonic() - started) * 1000
+                # A first connection refused is reported (the capacity it measures); a
+                # reconnection refused (a replica draining) is tried again.
+                if result.connected and result.close_code in RECONNECT_CODES:
+                    wait = first.get("retry_after")
+                    return 0.0, float(wait) if isinstance(wait, int | float) else None
+                return None
+            if not result.connected:
+                result.connected = True
+                result.connect_ms = (time.monotonic() - started) * 1000
+            result.error = None
             reader = asyncio.create_task(_drain(ws, result, on_message, None))
             next_at = time.monotonic()
             for frame in frames(pcm, sample_rate):
                 if reader.done():
                     break
-                await ws.send(frame)
+                try:
+                    await ws.send(frame)
+                except ConnectionClosed:
+                    break  # the gateway ended the session: its last messages are read below
                 if pace:
                     next_at += pace
                     delay = next_at - time.monotonic()
                     if delay > 0:
                         await asyncio.sleep(delay)
             if not reader.done():
-                await ws.send(json.dumps({"type": "CloseStream"}))
+                with contextlib.suppress(ConnectionClosed):
+                    await ws.send(json.dumps({"type": "CloseStream"}))
             await asyncio.wait_for(reader, finish_timeout)
     except (OSError, InvalidHandshake, TimeoutError, ConnectionClosed) as exc:
         if isinstance(exc, InvalidStatus):
             result.error = f"HTTP {exc.response.status_code}"
         else:
             result.error = result.error or type(exc).__name__
-    return result
+        if result.connected and isinstance(exc, OSError | InvalidHandshake):
+            return 0.0, None  # the replica is gone: try again (the balancer picks another)
+        return None
+    if result.close_code in RECONNECT_CODES:
+        ended = [m for m in result.messages if m.get("type") == "Termination"]
+        accounted = float(ended[-1].get("audio_seconds", 0)) if ended else 0.0
+        return accounted, None
+    return None
 
 
 async def _drain(

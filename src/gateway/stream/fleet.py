@@ -97,6 +97,7 @@ class Fleet:
         self._claim = redis.register_script(CLAIM)
         self._release = redis.register_script(RELEASE)
         self._listener: asyncio.Task[None] | None = None
+        self._closing = False
 
     def owner(self, session_id: str) -> str:
         return f"{self.replica}:{session_id}"
@@ -145,11 +146,14 @@ class Fleet:
     async def _listen(self) -> None:
         """Sessions of this replica taken over on another: end them (4009)."""
         mine = f"{self.replica}:"
-        while True:
+        while not self._closing:
             try:
+                initialize = getattr(self._redis, "initialize", None)
+                if initialize is not None:  # a Cluster client learns its slots first
+                    await initialize()
                 async with self._redis.pubsub(ignore_subscribe_messages=True) as pubsub:
                     await pubsub.subscribe(CHANNEL)
-                    while True:
+                    while not self._closing:
                         # A short wait per read: the client's socket timeout would end a
                         # quiet subscription otherwise.
                         message = await pubsub.get_message(timeout=1.0)
@@ -158,15 +162,20 @@ class Fleet:
                             self._on_replaced(owner[len(mine) :])
             except asyncio.CancelledError:
                 raise
-            except FLEET_ERRORS as exc:
+            except Exception as exc:  # a background loop: log, wait, subscribe again
+                if self._closing:
+                    return
                 log.warning("fleet.listen_failed", error=type(exc).__name__)
                 await asyncio.sleep(1.0)
 
     async def close(self) -> None:
+        """Stop listening (the client may turn a cancellation into its own error: the
+        flag ends the loop whatever it raises)."""
+        self._closing = True
         if self._listener is not None:
             self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(self._listener, 5.0)
 
 
 def _text(value: object) -> str | None:

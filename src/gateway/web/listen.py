@@ -100,6 +100,7 @@ async def listen(request: web.Request) -> web.StreamResponse:
         session_id = uuid.uuid4().hex
         config = _admit(gateway, request, claims)
         await _claim(request.app[FLEET], gateway, claims, session_id)
+        _admit_again(request.app[FLEET], gateway, claims, session_id)
     except StreamError as exc:
         await _reject(request, ws, exc, claims)
         return ws
@@ -153,6 +154,19 @@ async def _claim(fleet: Fleet | None, gateway: Gateway, claims: Claims, session_
             f"the school already has {claim.streaming} of its {cap} concurrent streams",
             retry_after=SCHOOL_CAP_RETRY_AFTER,
         )
+
+
+def _admit_again(fleet: Fleet | None, gateway: Gateway, claims: Claims, session_id: str) -> None:
+    """The local bounds once more, with nothing awaited before the session registers:
+    other streams may have started while the group was claimed. Refused: the claim is
+    given back."""
+    assert claims.school_id is not None and claims.group_id is not None
+    try:
+        gateway.registry.check_admission((claims.school_id, claims.group_id))
+    except StreamError:
+        if fleet is not None:
+            gateway.presence.spawn(fleet.release(claims.school_id, claims.group_id, session_id))
+        raise
 
 
 async def _live(gateway: Gateway, session: StreamSession, claims: Claims) -> None:
