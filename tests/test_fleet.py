@@ -110,3 +110,35 @@ async def test_claims_of_a_replica_that_died_lapse(redis_server: RedisServer) ->
     await alive.release("s-9", "g-3", "c")
     assert (await alive.claim("s-9", "g-4", "d", cap=2)).ok
     await client.aclose()
+
+
+async def test_budget_notices_reach_the_schools_sessions_on_every_replica(
+    redis_server: RedisServer, make_gateway: GatewayFactory, tmp_path: Path
+) -> None:
+    """Windows billed on replica A cross the school's thresholds; a classroom of the same
+    school streaming on replica B hears every one of them."""
+    policy = write_policy(
+        tmp_path / "policy.json",
+        downgrade=[],
+        schools={"s-1": {"district_id": "d-1", "daily_limit_usd": 0.0003}},
+    )
+    env = {"REDIS_URL": redis_server.url, "BUDGET_POLICY_PATH": policy}
+    a, b = await make_gateway(**env), await make_gateway(**env)
+    listener = await connect(b, token(group="g-quiet"))
+    assert (await listener.next())["type"] == "Begin"
+    speaker = await connect(a, token(group="g-loud"))
+    await speaker.next()
+    await speaker.send_audio(tone(500, 4.0))
+    await speaker.send_json({"type": "CloseStream"})
+    await speaker.collect()
+    heard: list[int] = []
+
+    async def hear() -> None:
+        while sorted(heard) != [50, 80, 100]:
+            message = await listener.next()
+            if message["type"] == "Budget":
+                heard.append(message["threshold"])
+
+    await asyncio.wait_for(hear(), 20)
+    await listener.close()
+    await speaker.close()

@@ -6,7 +6,8 @@ now (score: when the claim lapses unless refreshed) and a hash
 it. A new stream *claims* its group in one script: a group already streaming
 is taken over (the old owner is told on ``{stt}:replaced`` and closes its
 session with 4009, wherever it runs); a new group is refused when the school
-already has ``max_concurrent_streams`` groups streaming. Replicas refresh their
+already has ``max_concurrent_streams`` groups streaming. Budget notices go out on
+``{stt}:budget-notices`` to the school's sessions on every replica. Replicas refresh their
 claims with the presence heartbeat; a replica that dies stops refreshing and
 its claims lapse after :data:`CLAIM_SECONDS`.
 
@@ -18,10 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import redis.asyncio as aioredis
 import redis.exceptions
@@ -34,6 +37,8 @@ log = get_logger("gateway.fleet")
 #: A claim not refreshed for this long lapses (a replica died without ending its streams).
 CLAIM_SECONDS = 20.0
 CHANNEL = f"{PREFIX}:replaced"
+#: Budget notices for a school's sessions on every replica (JSON: school_id and the notice).
+NOTICES = f"{PREFIX}:budget-notices"
 FLEET_ERRORS = (redis.exceptions.RedisError, OSError)
 
 # KEYS: streams, owners. ARGV: now ms, lapse ms, group, owner, cap (-1: none).
@@ -89,9 +94,11 @@ class Fleet:
         redis: aioredis.Redis,
         on_replaced: Callable[[str], None],
         clock: Callable[[], float] = time.time,
+        on_notice: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self._redis = redis
         self._on_replaced = on_replaced
+        self._on_notice = on_notice
         self._clock = clock
         self.replica = uuid.uuid4().hex[:12]
         self._claim = redis.register_script(CLAIM)
@@ -140,6 +147,10 @@ class Fleet:
             if count:
                 await pipe.execute()
 
+    async def notify(self, notice: dict[str, Any]) -> None:
+        """Hand a budget notice to the school's sessions on every replica (this one too)."""
+        await self._redis.publish(NOTICES, json.dumps(notice, separators=(",", ":")))
+
     def start(self) -> None:
         self._listener = asyncio.create_task(self._listen())
 
@@ -152,14 +163,13 @@ class Fleet:
                 if initialize is not None:  # a Cluster client learns its slots first
                     await initialize()
                 async with self._redis.pubsub(ignore_subscribe_messages=True) as pubsub:
-                    await pubsub.subscribe(CHANNEL)
+                    await pubsub.subscribe(CHANNEL, NOTICES)
                     while not self._closing:
                         # A short wait per read: the client's socket timeout would end a
                         # quiet subscription otherwise.
                         message = await pubsub.get_message(timeout=1.0)
-                        owner = _text(message.get("data")) if message else None
-                        if owner and owner.startswith(mine):
-                            self._on_replaced(owner[len(mine) :])
+                        if message:
+                            self._received(mine, message)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a background loop: log, wait, subscribe again
@@ -167,6 +177,19 @@ class Fleet:
                     return
                 log.warning("fleet.listen_failed", error=type(exc).__name__)
                 await asyncio.sleep(1.0)
+
+    def _received(self, mine: str, message: dict[str, Any]) -> None:
+        data = _text(message.get("data"))
+        if not data:
+            return
+        if _text(message.get("channel")) == NOTICES:
+            if self._on_notice is not None:
+                with contextlib.suppress(ValueError, TypeError):
+                    notice = json.loads(data)
+                    if isinstance(notice, dict):
+                        self._on_notice(notice)
+        elif data.startswith(mine):
+            self._on_replaced(data[len(mine) :])
 
     async def close(self) -> None:
         """Stop listening (the client may turn a cancellation into its own error: the

@@ -76,6 +76,20 @@ class SessionRegistry:
         self._metrics.sessions_active.set(len(self._all))
         self._prune(now)
 
+    def budget_notice(self, notice: dict[str, Any]) -> None:
+        """A school's budget notice (from any replica): to its sessions here."""
+        school_id = notice.get("school_id")
+        try:
+            percent, threshold = float(notice["percent_used"]), int(notice["threshold"])
+            remaining = float(notice["remaining_usd"])
+        except (KeyError, TypeError, ValueError):
+            return
+        for session in self._all:
+            if session.school_id == school_id:
+                session.budget_alert(
+                    percent_used=percent, threshold=threshold, remaining_usd=remaining
+                )
+
     def replaced_elsewhere(self, session_id: str) -> None:
         """A newer connection for the group of ``session_id`` started on another replica."""
         for session in self._all:

@@ -1,9 +1,11 @@
-"""What happens when a school crosses a budget threshold: audit, sessions, webhook."""
+"""What happens when a school crosses a budget threshold: audit, the school's sessions on
+every replica, webhook."""
 
 from __future__ import annotations
 
 from gateway.budget.service import AlertFired
 from gateway.observability.logging import get_logger
+from gateway.stream.fleet import FLEET_ERRORS
 from gateway.web.state import Gateway
 
 log = get_logger("gateway.alerts")
@@ -29,12 +31,19 @@ class AlertDispatcher:
                 date=alert.day,
                 percent_used=alert.percent_used,
             )
-        for session in gateway.registry.sessions_of_school(alert.school_id):
-            session.budget_alert(
-                percent_used=alert.percent_used,
-                threshold=alert.threshold,
-                remaining_usd=alert.remaining_usd,
-            )
+        notice = {
+            "school_id": alert.school_id,
+            "percent_used": alert.percent_used,
+            "threshold": alert.threshold,
+            "remaining_usd": alert.remaining_usd,
+        }
+        fleet = gateway.fleet
+        try:
+            if fleet is None:
+                raise LookupError("no fleet")
+            await fleet.notify(notice)  # every replica's sessions, this one's included
+        except (LookupError, *FLEET_ERRORS):
+            gateway.registry.budget_notice(notice)  # at least this replica's
         school = await gateway.budget.school(alert.school_id)
         if school.webhook_url:
             gateway.webhooks.send(

@@ -69,7 +69,12 @@ async def presence_context(app: web.Application) -> AsyncIterator[None]:
     redis = app[LEDGER].redis
     presence = Presence(redis)
     app[PRESENCE] = presence
-    fleet = None if redis is None else Fleet(redis, gateway.registry.replaced_elsewhere)
+    registry = gateway.registry
+    fleet = (
+        None
+        if redis is None
+        else Fleet(redis, registry.replaced_elsewhere, on_notice=registry.budget_notice)
+    )
     app[FLEET] = fleet
     heartbeat = asyncio.create_task(presence.heartbeat(gateway.registry.sessions, fleet))
     if fleet is not None:
