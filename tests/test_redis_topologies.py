@@ -12,7 +12,7 @@ import redis
 from redis.crc import key_slot
 from structlog.testing import capture_logs
 
-from gateway.budget.connection import connect, parse_sentinel_url
+from gateway.budget.connection import close, connect, parse_sentinel_url
 from gateway.budget.ledger import Ledger, NotReplicated, ScopeDay
 from gateway.simulated.whisper import FakeWhisper
 from gateway.stream.presence import Presence
@@ -109,7 +109,7 @@ async def test_every_ledger_call_works_on_a_cluster_and_stays_in_one_slot(
         keys += [k.decode() for k in node.keys("*")]
         node.close()
     assert len(keys) >= 8 and {key_slot(k.encode()) for k in keys} == {SLOT}, keys
-    await client.aclose()
+    await close(client)
 
 
 async def test_a_gateway_on_a_cluster_charges_its_windows(
@@ -200,7 +200,7 @@ async def test_a_charge_no_connected_replica_confirms_stays_owed_and_counts_once
     assert again.status == 0  # already taken by the primary: not charged twice
     day = await ledger.day("school:r-1", "2026-11-23")
     assert (day["spent"], day["reserved"]) == (250, 0)
-    await client.aclose()
+    await close(client)
 
 
 async def test_two_gateway_processes_on_a_cluster_act_as_one(

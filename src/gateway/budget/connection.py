@@ -25,6 +25,7 @@ from redis.asyncio.sentinel import Sentinel
 RedisMode = Literal["standalone", "cluster", "sentinel"]
 
 TIMEOUT_SECONDS = 2.0
+_SENTINELS = "_stt_sentinels"
 MAX_CONNECTIONS = 64
 
 
@@ -84,8 +85,20 @@ def connect(url: str, mode: RedisMode = "standalone", master: str = "mymaster") 
         primary: aioredis.Redis = sentinel.master_for(
             master, password=address.password, db=address.db, ssl=address.tls
         )
+        setattr(primary, _SENTINELS, sentinel.sentinels)  # closed by close()
         return primary
     pool = aioredis.BlockingConnectionPool.from_url(
         url, max_connections=MAX_CONNECTIONS, timeout=TIMEOUT_SECONDS, **timeouts
     )
     return aioredis.Redis(connection_pool=pool)
+
+
+async def close(client: aioredis.Redis) -> None:
+    """Close a client from :func:`connect` and every connection it opened: its pool
+    (a Sentinel client's pool is not its own to close otherwise) and its sentinels."""
+    if isinstance(client, aioredis.RedisCluster):
+        await client.aclose()
+        return
+    await client.aclose(close_connection_pool=True)
+    for sentinel in getattr(client, _SENTINELS, ()):
+        await sentinel.aclose()

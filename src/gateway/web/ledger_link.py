@@ -94,6 +94,6 @@ async def ledger_context(app: web.Application) -> AsyncIterator[None]:
     finally:
         await gateway.budget.close()
         if link.redis is not None:
-            await link.redis.aclose()
+            await connection.close(link.redis)
         if link.embedded is not None:
             await link.embedded.stop()
