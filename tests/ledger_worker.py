@@ -9,12 +9,12 @@ import asyncio
 import random
 import sys
 
+from gateway.budget.connection import connect
 from gateway.budget.ledger import Ledger, ScopeDay
-from gateway.web.ledger_link import connect_redis
 
 
 async def main(url: str, cycles: int, limit: int) -> None:
-    client = connect_redis(url)
+    client = connect(url)
     ledger = Ledger(client)
     scopes = [
         ScopeDay("global", "2026-11-22", None),

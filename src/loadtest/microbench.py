@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
-import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import aiohttp
 import numpy as np
@@ -28,6 +28,7 @@ from gateway.stream.windowing import Windower
 from gateway.stt.aiohttp_transcriber import AiohttpTranscriber
 from gateway.stt.openai_transcriber import OpenAITranscriber
 from gateway.stt.transcriber import TranscriptionRequest
+from loadtest.capacity_servers import Server
 
 RATE = 16000
 
@@ -35,23 +36,13 @@ RATE = 16000
 @contextlib.contextmanager
 def simulated_whisper() -> Iterator[str]:
     """The simulated Whisper in a child process (no latency); yields its ``/v1`` URL."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    argv = [sys.executable, "-m", "loadtest", "fake-whisper", "--port", str(port)]
-    child = subprocess.Popen([*argv, "--latency-ms", "0"], stdout=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
-                break
-            if time.monotonic() > deadline or child.poll() is not None:
-                raise RuntimeError("the simulated Whisper did not start")
-            time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        child.terminate()
-        child.wait(10)
+    with tempfile.TemporaryDirectory(prefix="stt-microbench-") as tmp:
+        server = Server("bare-post", Path(tmp), upstream_latency_ms=0.0, window_seconds=0.0)
+        try:
+            server.start()
+            yield f"http://127.0.0.1:{server.port}/v1"
+        finally:
+            server.stop()
 
 
 async def cpu_per_call(call: object, n: int) -> float:

@@ -20,9 +20,14 @@ from typing import Any, Literal, cast
 from urllib.parse import unquote
 
 import redis.asyncio as aioredis
+import redis.exceptions
 from redis.asyncio.sentinel import Sentinel
 
 RedisMode = Literal["standalone", "cluster", "sentinel"]
+
+#: Redis unreachable or failing, as every caller of this client sees it (TimeoutError,
+#: ConnectionRefusedError and the like are OSErrors).
+REDIS_ERRORS = (redis.exceptions.RedisError, OSError)
 
 TIMEOUT_SECONDS = 2.0
 _SENTINELS = "_stt_sentinels"
@@ -102,3 +107,10 @@ async def close(client: aioredis.Redis) -> None:
     await client.aclose(close_connection_pool=True)
     for sentinel in getattr(client, _SENTINELS, ()):
         await sentinel.aclose()
+
+
+def text(reply: object) -> str | None:
+    """A Redis reply as text (None for a missing value)."""
+    if reply is None or reply is False:
+        return None
+    return reply.decode() if isinstance(reply, bytes) else str(reply)

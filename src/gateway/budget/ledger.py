@@ -31,6 +31,7 @@ import redis.asyncio as aioredis
 import redis.exceptions
 
 from gateway import jsonstrict
+from gateway.budget.connection import text
 from gateway.budget.layout import (
     COMMIT,
     DAY_TTL_SECONDS,
@@ -102,12 +103,6 @@ def read_overrides(school_id: str, raw: str | bytes | None) -> dict[str, Any]:
     return values
 
 
-def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 class NotReplicated(redis.exceptions.RedisError):
     """A charge the primary took but its connected replica did not confirm in time: kept
     owed (journaled) and committed again until one does, or until the primary has no
@@ -152,7 +147,7 @@ class Ledger:
         ]
         args += [-1 if s.limit_micro is None else s.limit_micro for s in scopes]
         ok, index, spent, reserved, *stored = await self._reserve(keys=keys, args=args)
-        settings = _text(stored[0]) if stored else None
+        settings = text(stored[0]) if stored else None
         if ok:
             days = tuple(keys[4:])
             return ReserveResult(True, rid, days, None, int(spent), int(reserved), settings)
@@ -240,7 +235,7 @@ class Ledger:
 
     async def stored_settings(self, school_id: str) -> str | None:
         """The school's stored settings as stored (None: none)."""
-        return _text(await self.client.get(override_key(school_id)))
+        return text(await self.client.get(override_key(school_id)))
 
     async def clear_overrides(self, school_id: str) -> None:
         await self.client.delete(override_key(school_id))

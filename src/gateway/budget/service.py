@@ -89,8 +89,12 @@ class BudgetService:
             raw = await self.ledger.stored_settings(school_id)
         except LEDGER_ERRORS:
             return cached[2] if cached else {}
+        return self._remember(school_id, raw)
+
+    def _remember(self, school_id: str, raw: str | None) -> dict[str, Any]:
+        """Cache a school's stored settings as read now; their values."""
         values = read_overrides(school_id, raw)
-        self._overrides[school_id] = (now, raw, values)
+        self._overrides[school_id] = (time.monotonic(), raw, values)
         return values
 
     def _settings_changed_since(self, school: SchoolBudget, raw: str | None) -> SchoolBudget | None:
@@ -99,8 +103,7 @@ class BudgetService:
         cached = self._overrides.get(school.school_id)
         if cached is not None and cached[1] == raw:
             return None
-        values = read_overrides(school.school_id, raw)
-        self._overrides[school.school_id] = (time.monotonic(), raw, values)
+        values = self._remember(school.school_id, raw)
         fresh = self.policy.school(school.school_id, school.district_id).with_overrides(values)
         return None if fresh == school else fresh
 

@@ -11,8 +11,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-import redis.exceptions
-
+from gateway.budget.connection import REDIS_ERRORS
 from gateway.budget.journal import CommitJournal, PendingCommit
 from gateway.budget.policy import SchoolBudget
 from gateway.observability.logging import get_logger
@@ -20,7 +19,7 @@ from gateway.observability.metrics import Metrics
 
 log = get_logger("gateway.budget")
 
-LEDGER_ERRORS = (redis.exceptions.RedisError, OSError, asyncio.TimeoutError)
+LEDGER_ERRORS = REDIS_ERRORS
 COMMIT_RETRY_DELAYS = (0.5, 1, 2, 5, 10, 30, 60, 120)
 
 

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
-import redis.exceptions
 
+from gateway.budget.connection import REDIS_ERRORS, text
 from gateway.budget.layout import PREFIX
 from gateway.observability.logging import get_logger
 
@@ -39,7 +39,6 @@ CLAIM_SECONDS = 20.0
 CHANNEL = f"{PREFIX}:replaced"
 #: Budget notices for a school's sessions on every replica (JSON: school_id and the notice).
 NOTICES = f"{PREFIX}:budget-notices"
-FLEET_ERRORS = (redis.exceptions.RedisError, OSError)
 
 # KEYS: streams, owners. ARGV: now ms, lapse ms, group, owner, cap (-1: none).
 # Returns {1, previous owner or false} when claimed, {0, streams now} when at the cap.
@@ -124,13 +123,13 @@ class Fleet:
         )
         if not int(result[0]):
             return Claim(False, streaming=int(result[1]))
-        previous = _text(result[1])
+        previous = text(result[1])
         if previous and not previous.startswith(f"{self.replica}:"):
             await self._redis.publish(CHANNEL, previous)
         return Claim(True, previous)
 
     async def release(self, school_id: str, group_id: str, session_id: str) -> None:
-        with contextlib.suppress(*FLEET_ERRORS):
+        with contextlib.suppress(*REDIS_ERRORS):
             await self._release(
                 keys=[streams_key(school_id), owners_key(school_id)],
                 args=[group_id, self.owner(session_id)],
@@ -155,7 +154,8 @@ class Fleet:
         self._listener = asyncio.create_task(self._listen())
 
     async def _listen(self) -> None:
-        """Sessions of this replica taken over on another: end them (4009)."""
+        """Sessions of this replica taken over on another: end them (4009); budget notices:
+        to this replica's sessions of the school."""
         mine = f"{self.replica}:"
         while not self._closing:
             try:
@@ -179,10 +179,10 @@ class Fleet:
                 await asyncio.sleep(1.0)
 
     def _received(self, mine: str, message: dict[str, Any]) -> None:
-        data = _text(message.get("data"))
+        data = text(message.get("data"))
         if not data:
             return
-        if _text(message.get("channel")) == NOTICES:
+        if text(message.get("channel")) == NOTICES:
             if self._on_notice is not None:
                 with contextlib.suppress(ValueError, TypeError):
                     notice = json.loads(data)
@@ -199,9 +199,3 @@ class Fleet:
             self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                 await asyncio.wait_for(self._listener, 5.0)
-
-
-def _text(value: object) -> str | None:
-    if value is None or value is False:
-        return None
-    return value.decode() if isinstance(value, bytes) else str(value)

@@ -20,8 +20,10 @@ from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 
+from gateway.budget.connection import REDIS_ERRORS
 from gateway.budget.layout import PREFIX
 from gateway.observability.logging import get_logger
+from gateway.stream.fleet import Fleet
 
 log = get_logger("gateway.presence")
 
@@ -97,7 +99,7 @@ class Presence:
     async def _quietly(self, work: Any) -> None:
         try:
             await work
-        except (aioredis.RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             # A stale record is dropped by readers after STALE_AFTER_SECONDS anyway.
             log.warning("presence.write_failed", error=type(exc).__name__)
 
@@ -144,7 +146,7 @@ class Presence:
             await self._redis.hdel(key, *stale)
         return live
 
-    async def heartbeat(self, sessions: Any, fleet: Any = None) -> None:
+    async def heartbeat(self, sessions: Any, fleet: Fleet | None = None) -> None:
         """Refresh this replica's records (and its fleet claims) every few seconds until
         cancelled."""
         while True:
@@ -154,7 +156,7 @@ class Presence:
                 await self.publish(live)
                 if fleet is not None:
                     await fleet.refresh((s.school_id, s.group_id) for s in live)
-            except (aioredis.RedisError, OSError) as exc:
+            except REDIS_ERRORS as exc:
                 log.warning("presence.heartbeat_failed", error=type(exc).__name__)
 
 

@@ -65,10 +65,7 @@ class SessionRegistry:
         previous = self._by_key.get(key)
         ended_at = self._recently_ended.pop(key, None)
         if previous is not None:
-            previous.request_end(
-                from_error(Replaced("a newer connection for this group replaced this one"))
-            )
-            self._metrics.stream_restarts.inc()
+            self._replace(previous)
         elif ended_at is not None and now - ended_at <= RESTART_WINDOW_SECONDS:
             self._metrics.stream_restarts.inc()
         self._by_key[key] = session
@@ -84,21 +81,21 @@ class SessionRegistry:
             remaining = float(notice["remaining_usd"])
         except (KeyError, TypeError, ValueError):
             return
-        for session in self._all:
-            if session.school_id == school_id:
-                session.budget_alert(
-                    percent_used=percent, threshold=threshold, remaining_usd=remaining
-                )
+        for session in self.sessions_of_school(str(school_id)):
+            session.budget_alert(percent_used=percent, threshold=threshold, remaining_usd=remaining)
 
     def replaced_elsewhere(self, session_id: str) -> None:
         """A newer connection for the group of ``session_id`` started on another replica."""
         for session in self._all:
             if session.session_id == session_id:
-                session.request_end(
-                    from_error(Replaced("a newer connection for this group replaced this one"))
-                )
-                self._metrics.stream_restarts.inc()
+                self._replace(session)
                 return
+
+    def _replace(self, session: StreamSession) -> None:
+        session.request_end(
+            from_error(Replaced("a newer connection for this group replaced this one"))
+        )
+        self._metrics.stream_restarts.inc()
 
     def unregister(self, session: StreamSession) -> None:
         self._all.discard(session)

@@ -3,9 +3,11 @@ every replica, webhook."""
 
 from __future__ import annotations
 
+import contextlib
+
+from gateway.budget.connection import REDIS_ERRORS
 from gateway.budget.service import AlertFired
 from gateway.observability.logging import get_logger
-from gateway.stream.fleet import FLEET_ERRORS
 from gateway.web.state import Gateway
 
 log = get_logger("gateway.alerts")
@@ -38,11 +40,12 @@ class AlertDispatcher:
             "remaining_usd": alert.remaining_usd,
         }
         fleet = gateway.fleet
-        try:
-            if fleet is None:
-                raise LookupError("no fleet")
-            await fleet.notify(notice)  # every replica's sessions, this one's included
-        except (LookupError, *FLEET_ERRORS):
+        published = False
+        if fleet is not None:
+            with contextlib.suppress(*REDIS_ERRORS):
+                await fleet.notify(notice)  # every replica's sessions, this one's included
+                published = True
+        if not published:
             gateway.registry.budget_notice(notice)  # at least this replica's
         school = await gateway.budget.school(alert.school_id)
         if school.webhook_url:

@@ -61,11 +61,6 @@ class LedgerLink:
         return check
 
 
-def connect_redis(url: str) -> aioredis.Redis:
-    """A standalone client whose pool waits (bounded) for a free connection."""
-    return connection.connect(url)
-
-
 async def ledger_context(app: web.Application) -> AsyncIterator[None]:
     """Connect the ledger (``REDIS_URL``, else an embedded Redis in ``DATA_DIR``), replay
     owed charges; at the end, close the budget service, the client and the embedded Redis."""

@@ -11,6 +11,7 @@ import structlog
 from aiohttp import WSCloseCode, web
 
 from gateway.auth.tokens import Claims
+from gateway.budget.connection import REDIS_ERRORS
 from gateway.errors import (
     Forbidden,
     FrameTooLarge,
@@ -23,7 +24,7 @@ from gateway.errors import (
 from gateway.observability.audit import actor
 from gateway.observability.logging import get_logger
 from gateway.stream import protocol
-from gateway.stream.fleet import FLEET_ERRORS, Fleet
+from gateway.stream.fleet import Fleet
 from gateway.stream.protocol import StreamConfig
 from gateway.web import cors
 from gateway.web.denials import client_address
@@ -146,7 +147,7 @@ async def _claim(fleet: Fleet | None, gateway: Gateway, claims: Claims, session_
     cap = school.max_concurrent_streams
     try:
         claim = await fleet.claim(claims.school_id, claims.group_id, session_id, cap)
-    except FLEET_ERRORS as exc:
+    except REDIS_ERRORS as exc:
         log.warning("fleet.claim_failed", error=type(exc).__name__)
         return
     if not claim.ok:
