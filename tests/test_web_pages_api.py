@@ -61,7 +61,9 @@ async def test_the_index_stays_json_for_programs(gateway: GatewayServer) -> None
         assert (await resp.json())["service"] == "stt-gateway"
 
 
-async def test_group_links_carry_the_token_in_the_fragment(gateway: GatewayServer) -> None:
+async def test_group_links_carry_a_single_use_code_in_the_fragment(
+    gateway: GatewayServer,
+) -> None:
     status, body = await http_json(
         "POST",
         f"{gateway.http}/api/v1/tokens",
@@ -69,7 +71,8 @@ async def test_group_links_carry_the_token_in_the_fragment(gateway: GatewayServe
         {"group_id": "table-4", "keyterms": ["Omar"]},
     )
     assert status == 201
-    assert body["url"] == f"{gateway.http}/classroom#token={body['token']}"
+    prefix = f"{gateway.http}/classroom#code="
+    assert body["url"].startswith(prefix) and body["token"] not in body["url"]
     assert verify(body["token"], SECRET).group_id == "table-4"
     assert page_link("https://x.example/", "T", role="school_admin") == (
         "https://x.example/admin#token=T"

@@ -148,8 +148,9 @@ def _token(settings: Settings, args: argparse.Namespace) -> int:
             district_id=args.district,
             sub=args.sub,
             keyterms=args.keyterm,
+            max_ttl_seconds=settings.TOKEN_MAX_TTL_SECONDS,
         )
-    except BadKeyterms as exc:
+    except (BadKeyterms, ValueError) as exc:
         print(f"stt-gateway token: {exc}", file=sys.stderr)
         return 2
     if args.url:

@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     PUBLIC_BASE_URL: str | None = None
     AUTH_FAILURES_PER_MINUTE: int = Field(30, ge=1, le=1_000_000)
     HTTP_KEEPALIVE_SECONDS: float = Field(15.0, gt=0, le=3600)
+    HTTP_BODY_TIMEOUT_SECONDS: float = Field(30.0, gt=0, le=3600)
+    TOKEN_MAX_TTL_SECONDS: int = Field(86400, ge=60, le=366 * 86400)
+    LINK_CODE_TTL_SECONDS: int = Field(600, ge=10, le=86400)
+    AUDIT_HMAC_KEY: str | None = None
 
     MAX_SESSIONS: int = Field(2000, ge=1)
     IDLE_TIMEOUT_SECONDS: float = Field(30.0, gt=0)
@@ -109,6 +113,7 @@ class Settings(BaseSettings):
         "OPENAI_BASE_URL",
         "REDIS_URL",
         "AUTH_JWT_SECRET",
+        "AUDIT_HMAC_KEY",
         "ALLOWED_ORIGINS",
         "BUDGET_POLICY_PATH",
         "AUDIT_LOG_PATH",

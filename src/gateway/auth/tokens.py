@@ -12,10 +12,17 @@ from typing import Any
 import jwt
 
 from gateway.errors import InvalidToken
+from gateway.ids import check_id, valid_id
 from gateway.keyterms import BadKeyterms, check_terms
 
 ROLES = ("student", "teacher", "school_admin", "platform_admin")
 ALGORITHM = "HS256"
+#: ``TOKEN_MAX_TTL_SECONDS`` by default: the longest token minted or honoured.
+DEFAULT_MAX_TTL_SECONDS = 86400
+
+
+#: 9999-12-31T23:59:59Z: the last instant a datetime can hold.
+MAX_EXP = 253402300799
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,9 +52,14 @@ def mint(
     sub: str | None = None,
     now: float | None = None,
     keyterms: Sequence[str] = (),
+    max_ttl_seconds: int | None = None,
 ) -> str:
+    """A signed token. Ids must be valid (:mod:`gateway.ids`) and ``ttl_seconds`` at most
+    ``max_ttl_seconds`` when given; else :class:`ValueError`."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
+    if max_ttl_seconds is not None and ttl_seconds > max_ttl_seconds:
+        raise ValueError(f"the ttl must be at most {max_ttl_seconds} s (TOKEN_MAX_TTL_SECONDS)")
     issued = int(now if now is not None else time.time())
     payload: dict[str, Any] = {
         "sub": sub or f"{role}:{uuid.uuid4().hex[:12]}",
@@ -61,14 +73,24 @@ def mint(
         ("district_id", district_id),
     ):
         if value is not None:
-            payload[key] = value
+            payload[key] = check_id(value, key)
     if keyterms:
         payload["keyterms"] = list(check_terms(keyterms, "keyterms"))
     return jwt.encode(payload, secret, algorithm=ALGORITHM)
 
 
-def verify(token: str | None, secret: str, *, require_group: bool = False) -> Claims:
-    """Verify signature, expiry and claims; raise :class:`InvalidToken` with a safe reason."""
+def verify(
+    token: str | None,
+    secret: str,
+    *,
+    require_group: bool = False,
+    max_ttl_seconds: int | None = DEFAULT_MAX_TTL_SECONDS,
+    now: float | None = None,
+) -> Claims:
+    """Verify signature, expiry and claims; raise :class:`InvalidToken` with a safe reason.
+
+    An ``exp`` further away than ``max_ttl_seconds`` is treated as that bound (the session
+    expires then); ids that are not :mod:`gateway.ids` ids are refused."""
     if not token:
         raise InvalidToken("missing token")
     required = ["exp", "role"]
@@ -83,7 +105,11 @@ def verify(token: str | None, secret: str, *, require_group: bool = False) -> Cl
     except jwt.InvalidTokenError:
         raise InvalidToken("invalid token") from None
     exp = payload["exp"]
-    if isinstance(exp, bool) or not isinstance(exp, int | float):
+    if isinstance(exp, bool) or not isinstance(exp, int | float) or exp != exp:
+        raise InvalidToken("token has an invalid exp claim")
+    if max_ttl_seconds is not None:
+        exp = min(exp, int(now if now is not None else time.time()) + max_ttl_seconds)
+    elif exp >= MAX_EXP:
         raise InvalidToken("token has an invalid exp claim")
     role = payload.get("role")
     if role not in ROLES:
@@ -121,6 +147,6 @@ def _text(payload: dict[str, Any], key: str) -> str | None:
     value = payload.get(key)
     if value is None:
         return None
-    if not isinstance(value, str) or not value or len(value) > 128:
+    if not valid_id(value):
         raise InvalidToken(f"token has an invalid {key} claim")
-    return value
+    return str(value)

@@ -11,7 +11,29 @@ DAY_TTL_SECONDS = 36 * 86400
 HOLD_TTL_SECONDS = 48 * 3600
 RECLAIM_BATCH = 50
 
-_RECLAIM = """
+# A hold's day keys are fields k1…kN of its hash (N in ``nkeys``): each key is stored and
+# read whole, never joined into one string and split again, so no id can smuggle a key in.
+# Holds written by releases before this layout kept one newline-joined ``keys`` field
+# (their ids were not yet checked); they are still read, for the length of their lease.
+_HOLD_KEYS = """
+local function hold_keys(hold)
+  local keys = {}
+  local n = redis.call('HGET', hold, 'nkeys')
+  if not n then
+    local joined = redis.call('HGET', hold, 'keys')
+    if joined then
+      for key in string.gmatch(joined, '[^\\n]+') do keys[#keys + 1] = key end
+    end
+    return keys
+  end
+  for i = 1, tonumber(n) do keys[i] = redis.call('HGET', hold, 'k' .. i) end
+  return keys
+end
+"""
+
+_RECLAIM = (
+    _HOLD_KEYS
+    + """
 local function reclaim(leases, now, batch)
   local expired = redis.call('ZRANGEBYSCORE', leases, '-inf', now, 'LIMIT', 0, batch)
   for _, rid in ipairs(expired) do
@@ -19,7 +41,7 @@ local function reclaim(leases, now, batch)
     local state = redis.call('HGET', hold, 'state')
     if state == 'held' then
       local amount = tonumber(redis.call('HGET', hold, 'amount'))
-      for key in string.gmatch(redis.call('HGET', hold, 'keys'), '[^\\n]+') do
+      for _, key in ipairs(hold_keys(hold)) do
         redis.call('HINCRBY', key, 'reserved', 0 - amount)
       end
       redis.call('HSET', hold, 'state', 'expired')
@@ -29,6 +51,7 @@ local function reclaim(leases, now, batch)
   return #expired
 end
 """
+)
 
 # KEYS: leases, hold, schools, day keys… (the school's day key last)
 # ARGV: now_ms, rid, amount, lease_deadline_ms, day_ttl, hold_ttl, school_id, model,
@@ -60,15 +83,14 @@ for i = 1, ndays do
     end
   end
 end
-local keys = {}
+redis.call('HSET', KEYS[2], 'nkeys', ndays, 'amount', amount, 'state', 'held',
+           'model', ARGV[8])
 for i = 1, ndays do
   local key = KEYS[4 + i]
   redis.call('HINCRBY', key, 'reserved', amount)
   redis.call('EXPIRE', key, ARGV[5])
-  keys[#keys + 1] = key
+  redis.call('HSET', KEYS[2], 'k' .. i, key)
 end
-redis.call('HSET', KEYS[2], 'keys', table.concat(keys, '\\n'), 'amount', amount,
-           'state', 'held', 'model', ARGV[8])
 redis.call('EXPIRE', KEYS[2], ARGV[6])
 redis.call('ZADD', KEYS[1], ARGV[4], ARGV[2])
 redis.call('ZADD', KEYS[3], now, ARGV[7])
@@ -81,7 +103,9 @@ return {1, 0, tonumber(redis.call('HGET', school, 'spent') or '0'),
 
 # KEYS: leases, hold, day keys… (the hold's own, used only when the hold itself has expired)
 # ARGV: rid, actual, audio_ms, model, day_ttl, hold_ttl, amount held
-COMMIT = """
+COMMIT = (
+    _HOLD_KEYS
+    + """
 local state = redis.call('HGET', KEYS[2], 'state')
 local amount = 0
 local keys = {}
@@ -93,9 +117,7 @@ if not state then
 else
   if state == 'committed' or state == 'released' then return {0, 0, 0, 0} end
   amount = tonumber(redis.call('HGET', KEYS[2], 'amount'))
-  for key in string.gmatch(redis.call('HGET', KEYS[2], 'keys'), '[^\\n]+') do
-    keys[#keys + 1] = key
-  end
+  keys = hold_keys(KEYS[2])
 end
 local actual = tonumber(ARGV[2])
 local model = ARGV[4]
@@ -117,19 +139,23 @@ redis.call('ZREM', KEYS[1], ARGV[1])
 return {1, over, tonumber(redis.call('HGET', last, 'spent') or '0'),
         tonumber(redis.call('HGET', last, 'reserved') or '0')}
 """
+)
 
 # KEYS: leases, hold   ARGV: rid
-RELEASE = """
+RELEASE = (
+    _HOLD_KEYS
+    + """
 local state = redis.call('HGET', KEYS[2], 'state')
 if state ~= 'held' then return 0 end
 local amount = tonumber(redis.call('HGET', KEYS[2], 'amount'))
-for key in string.gmatch(redis.call('HGET', KEYS[2], 'keys'), '[^\\n]+') do
+for _, key in ipairs(hold_keys(KEYS[2])) do
   redis.call('HINCRBY', key, 'reserved', 0 - amount)
 end
 redis.call('HSET', KEYS[2], 'state', 'released')
 redis.call('ZREM', KEYS[1], ARGV[1])
 return 1
 """
+)
 
 # KEYS: leases   ARGV: now_ms
 RECLAIM = _RECLAIM + f"return reclaim(KEYS[1], tonumber(ARGV[1]), {RECLAIM_BATCH})"

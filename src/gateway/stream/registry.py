@@ -8,10 +8,13 @@ from typing import Any, Protocol
 
 from gateway.errors import Overloaded, Replaced
 from gateway.observability.metrics import Metrics
+from gateway.stream.admission import Occupancy, refusal
 from gateway.stream.ending import SHUTDOWN, Ending, from_error
 
 RESTART_WINDOW_SECONDS = 300.0
 OVERLOADED_RETRY_AFTER = 5.0
+#: When a school at its cap (or its fair share) is asked to try again.
+SCHOOL_RETRY_AFTER = 10.0
 
 
 class StreamSession(Protocol):
@@ -38,6 +41,8 @@ class SessionRegistry:
         self._by_key: dict[tuple[str, str], StreamSession] = {}
         self._all: set[StreamSession] = set()
         self._recently_ended: dict[tuple[str, str], float] = {}
+        #: Sessions per school here.
+        self._per_school: dict[str, int] = {}
         self.draining = False
 
     def __len__(self) -> int:
@@ -49,15 +54,28 @@ class SessionRegistry:
     def sessions_of_school(self, school_id: str) -> list[StreamSession]:
         return [s for s in self._all if s.school_id == school_id]
 
-    def check_admission(self, key: tuple[str, str]) -> None:
-        """Raise :class:`Overloaded` when a new stream for ``key`` may not start."""
+    def check_admission(self, key: tuple[str, str], cap: int | None = None) -> None:
+        """Raise :class:`Overloaded` when a new stream for ``key`` may not start: draining,
+        at ``MAX_SESSIONS``, or the school at its ``cap`` or its fair share
+        (:mod:`gateway.stream.admission`). A group's replacement always may."""
         if self.draining:
             raise Overloaded(
                 "the gateway is shutting down; reconnect to another instance",
                 retry_after=OVERLOADED_RETRY_AFTER,
             )
-        if len(self._all) >= self.max_sessions and key not in self._by_key:
+        if key in self._by_key:
+            return
+        if len(self._all) >= self.max_sessions:
             raise Overloaded("the gateway is at capacity", retry_after=OVERLOADED_RETRY_AFTER)
+        occupancy = Occupancy(
+            total=len(self._all),
+            max_sessions=self.max_sessions,
+            school_sessions=self._per_school.get(key[0], 0),
+            schools=len(self._per_school),
+        )
+        why = refusal(occupancy, cap)
+        if why is not None:
+            raise Overloaded(why, retry_after=SCHOOL_RETRY_AFTER)
 
     def register(self, session: StreamSession) -> None:
         key = session.key
@@ -69,7 +87,9 @@ class SessionRegistry:
         elif ended_at is not None and now - ended_at <= RESTART_WINDOW_SECONDS:
             self._metrics.stream_restarts.inc()
         self._by_key[key] = session
-        self._all.add(session)
+        if session not in self._all:
+            self._all.add(session)
+            self._per_school[session.school_id] = self._per_school.get(session.school_id, 0) + 1
         self._metrics.sessions_active.set(len(self._all))
         self._prune(now)
 
@@ -98,7 +118,13 @@ class SessionRegistry:
         self._metrics.stream_restarts.inc()
 
     def unregister(self, session: StreamSession) -> None:
-        self._all.discard(session)
+        if session in self._all:
+            self._all.discard(session)
+            left = self._per_school.get(session.school_id, 0) - 1
+            if left > 0:
+                self._per_school[session.school_id] = left
+            else:
+                self._per_school.pop(session.school_id, None)
         if self._by_key.get(session.key) is session:
             del self._by_key[session.key]
             self._recently_ended[session.key] = time.monotonic()

@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway import lockfile
+from gateway.auth.link_codes import LinkCodes
 from gateway.auth.secret import resolve_secret
 from gateway.budget.journal import CommitJournal
 from gateway.budget.policy import Policy, load_policy
@@ -38,7 +39,7 @@ from gateway.web.cors import make_cors_middleware
 from gateway.web.denials import AuthGuard
 from gateway.web.ledger_link import ledger_context
 from gateway.web.middleware import make_middleware
-from gateway.web.state import GATEWAY, Gateway
+from gateway.web.state import GATEWAY, LEDGER, Gateway
 from gateway.web.upstream import upstream_context
 
 log = get_logger("gateway.app")
@@ -81,6 +82,10 @@ def create_app(settings: Settings, *, span_exporter: Any = None) -> web.Applicat
             journal=CommitJournal(settings.data_dir / JOURNAL_FILE),
         ),
         webhooks=WebhookSender(guarded=settings.APP_ENV != "dev"),
+        link_codes=LinkCodes(
+            lambda: app[LEDGER].redis if LEDGER in app else None,
+            settings.LINK_CODE_TTL_SECONDS,
+        ),
     )
     app[GATEWAY] = gateway
     # Each service starts in order and stops in reverse, in its own context.

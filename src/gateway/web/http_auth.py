@@ -30,10 +30,15 @@ def authenticate(request: web.Request, token: str | None = None) -> Claims:
     per client address and audited (aggregated); it raises :class:`InvalidToken` (401), or
     :class:`TooManyFailures` (429) for an address past its failed-authentication limit.
     :mod:`gateway.web.errors` maps both."""
-    guard = request.app[GATEWAY].auth_guard
+    gateway = request.app[GATEWAY]
+    guard = gateway.auth_guard
     address = client_address(request)
     try:
-        return verify(token or bearer_token(request), request.app[GATEWAY].secret)
+        return verify(
+            token or bearer_token(request),
+            gateway.secret,
+            max_ttl_seconds=gateway.settings.TOKEN_MAX_TTL_SECONDS,
+        )
     except InvalidToken as exc:
         wait = guard.blocked_for(address)
         if wait:

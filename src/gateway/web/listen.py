@@ -130,10 +130,16 @@ def _admit(gateway: Gateway, request: web.Request, claims: Claims) -> StreamConf
         keyterms=request.query.getall("keyterm", []),
     )
     assert claims.school_id is not None and claims.group_id is not None
-    gateway.registry.check_admission((claims.school_id, claims.group_id))
+    gateway.registry.check_admission((claims.school_id, claims.group_id), _cap(gateway, claims))
     if gateway.local is not None and not gateway.local.loaded.is_set():
         raise Overloaded("the local Whisper model is loading; retry shortly", retry_after=2.0)
     return config
+
+
+def _cap(gateway: Gateway, claims: Claims) -> int | None:
+    """The school's ``max_concurrent_streams`` (policy)."""
+    assert claims.school_id is not None
+    return gateway.budget.policy.school(claims.school_id, claims.district_id).max_concurrent_streams
 
 
 async def _claim(fleet: Fleet | None, gateway: Gateway, claims: Claims, session_id: str) -> None:
@@ -143,8 +149,7 @@ async def _claim(fleet: Fleet | None, gateway: Gateway, claims: Claims, session_
     if fleet is None:
         return
     assert claims.school_id is not None and claims.group_id is not None
-    school = gateway.budget.policy.school(claims.school_id, claims.district_id)
-    cap = school.max_concurrent_streams
+    cap = _cap(gateway, claims)
     try:
         claim = await fleet.claim(claims.school_id, claims.group_id, session_id, cap)
     except REDIS_ERRORS as exc:
@@ -163,7 +168,7 @@ def _admit_again(fleet: Fleet | None, gateway: Gateway, claims: Claims, session_
     given back."""
     assert claims.school_id is not None and claims.group_id is not None
     try:
-        gateway.registry.check_admission((claims.school_id, claims.group_id))
+        gateway.registry.check_admission((claims.school_id, claims.group_id), _cap(gateway, claims))
     except StreamError:
         if fleet is not None:
             gateway.presence.spawn(fleet.release(claims.school_id, claims.group_id, session_id))

@@ -27,10 +27,11 @@ def request_schemas() -> dict[str, dict[str, Any]]:
     """The request bodies, as the handlers validate them."""
     from gateway.web.alerts_api import ALERTS_SCHEMA
     from gateway.web.settings_api import BUDGET_SCHEMA
-    from gateway.web.tokens_api import TOKEN_SCHEMA
+    from gateway.web.tokens_api import REDEEM_SCHEMA, TOKEN_SCHEMA
 
     return {
         "TokenRequest": TOKEN_SCHEMA,
+        "RedeemRequest": REDEEM_SCHEMA,
         "BudgetRequest": BUDGET_SCHEMA,
         "AlertsRequest": ALERTS_SCHEMA,
     }

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from gateway.auth.link_codes import LinkCodes
 from gateway.budget.policy import Policy
 from gateway.budget.service import BudgetService
 from gateway.budget.webhooks import WebhookSender
@@ -57,6 +58,7 @@ class Gateway:
     auth_guard: AuthGuard
     budget: BudgetService
     webhooks: WebhookSender
+    link_codes: LinkCodes
 
     @property
     def provider(self) -> str:

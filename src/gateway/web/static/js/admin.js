@@ -1,12 +1,12 @@
 // /admin: a school's budget settings, with the API's validation shown by each field; for a
 // platform admin, every school ranked by percent used and any school's settings.
-import { ApiError, api, claimsOf, dollars, el, setStatus, signIn, takeToken } from "./common.js";
+import { ApiError, api, claimsOf, dollars, el, setStatus, signIn, takeToken, linkProblem } from "./common.js";
 
 const $ = (id) => document.getElementById(id);
 const FIELDS = ["daily_limit_usd", "timezone", "alert_thresholds", "webhook_url"];
 // The API's field names, mapped to the form's.
 const ALIASES = { thresholds: "alert_thresholds" };
-let token = takeToken();
+let token = await takeToken();
 let school = null;
 
 function zones(current) {
@@ -114,7 +114,7 @@ async function open(id) {
 }
 
 async function init() {
-  if (!token) token = await signIn($("sign-in"));
+  if (!token) token = await signIn($("sign-in"), linkProblem);
   const claims = claimsOf(token);
   document.querySelector("main").hidden = false;
   $("settings").addEventListener("submit", save);

@@ -1,5 +1,5 @@
 // /classroom: the microphone to the gateway, transcripts back, every event explained.
-import { claimsOf, el, forgetToken, setStatus, signIn, takeToken } from "./common.js";
+import { claimsOf, el, forgetToken, setStatus, signIn, takeToken, linkProblem } from "./common.js";
 
 const RECONNECT = new Set([1001, 1006, 1011, 1013]);
 const KEEPALIVE_MS = 5000;
@@ -37,7 +37,7 @@ const startButton = document.getElementById("start");
 const stopButton = document.getElementById("stop");
 const muteButton = document.getElementById("mute");
 
-let token = takeToken();
+let token = await takeToken();
 let socket = null;
 let audio = null; // {context, stream, node}
 let muted = false;
@@ -193,7 +193,7 @@ function toggleMute() {
 }
 
 async function init() {
-  if (!token) token = await signIn(document.getElementById("sign-in"));
+  if (!token) token = await signIn(document.getElementById("sign-in"), linkProblem);
   const claims = claimsOf(token);
   const group = claims.group_id ? `Group ${claims.group_id}` : "No group in this link";
   document.getElementById("group").textContent = group;

@@ -3,15 +3,43 @@
 
 const KEY = "stt-gateway-token";
 
-/** The page's token: taken from `#token=…` (then removed from the address bar) or kept. */
-export function takeToken() {
+/** Why the link did not sign the page in (a used or expired code), or null. */
+export let linkProblem = null;
+
+/**
+ * The page's token: redeemed from a single-use `#code=…` (links the gateway makes), taken
+ * from `#token=…` (links an integrator builds), or kept from before. The fragment is removed
+ * from the address bar first, so nothing reusable stays in the page's URL.
+ */
+export async function takeToken() {
   const fragment = new URLSearchParams(location.hash.slice(1));
+  const code = fragment.get("code");
   const given = fragment.get("token");
-  if (given) {
-    sessionStorage.setItem(KEY, given);
-    history.replaceState(null, "", location.pathname + location.search);
+  if (code || given) history.replaceState(null, "", location.pathname + location.search);
+  if (given) sessionStorage.setItem(KEY, given);
+  if (code) {
+    const token = await redeem(code);
+    if (token) sessionStorage.setItem(KEY, token);
+    else {
+      sessionStorage.removeItem(KEY);
+      linkProblem = "This link was already used or has expired. Ask your teacher for a new link.";
+    }
   }
   return sessionStorage.getItem(KEY);
+}
+
+async function redeem(code) {
+  try {
+    const response = await fetch("/api/v1/tokens/redeem", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ code }),
+    });
+    if (!response.ok) return null;
+    return (await response.json()).token || null;
+  } catch {
+    return null;
+  }
 }
 
 export function forgetToken() {

@@ -1,9 +1,9 @@
 // /teacher: today's budget of the teacher's school, fired alerts, live groups, group links.
-import { ApiError, api, claimsOf, dollars, el, forgetToken, setStatus, signIn, takeToken } from "./common.js";
+import { ApiError, api, claimsOf, dollars, el, forgetToken, setStatus, signIn, takeToken, linkProblem } from "./common.js";
 
 const REFRESH_MS = 10000;
 const $ = (id) => document.getElementById(id);
-let token = takeToken();
+let token = await takeToken();
 let school = null;
 
 function cell(text) {
@@ -93,7 +93,7 @@ async function mint(event) {
 }
 
 async function init() {
-  if (!token) token = await signIn($("sign-in"));
+  if (!token) token = await signIn($("sign-in"), linkProblem);
   const claims = claimsOf(token);
   school = claims.school_id;
   if (!school) {
