@@ -9,6 +9,7 @@ from gateway.budget.pricing import usd
 from gateway.budget.service import BudgetService, Hold
 from gateway.errors import BudgetRefused, BudgetUnavailable, UpstreamError
 from gateway.observability import tracing
+from gateway.observability.logging import get_logger
 from gateway.observability.metrics import Metrics
 from gateway.stream.outcome import DropReason, Outcome
 from gateway.stream.wav import wav_bytes
@@ -16,6 +17,8 @@ from gateway.stream.windowing import Window
 from gateway.stt.service import SttService, UpstreamEvents
 from gateway.stt.suppression import filter_segments
 from gateway.stt.transcriber import TranscriptionRequest, TranscriptionResult
+
+log = get_logger("gateway.budget")
 
 
 class WindowProcessor:
@@ -71,26 +74,49 @@ class WindowProcessor:
             return Outcome.dropped(DropReason(exc.drop_reason), model)
 
     async def transcribe(
-        self, school: SchoolBudget, request: TranscriptionRequest, events: UpstreamEvents
+        self,
+        school: SchoolBudget,
+        request: TranscriptionRequest,
+        events: UpstreamEvents,
+        *,
+        at_most_seconds: float | None = None,
     ) -> Outcome:
         """Reserve, transcribe, settle: the one path of a window and of a passthrough request.
 
-        Raises :class:`BudgetRefused`, :class:`BudgetUnavailable` or :class:`UpstreamError`;
-        a hold whose request fails or is cancelled (or times out) is released first."""
+        ``at_most_seconds``: reserve that bound and never settle more (an uploaded file,
+        whose length the upstream decides). Raises :class:`BudgetRefused`,
+        :class:`BudgetUnavailable` or :class:`UpstreamError`; a hold whose request fails or
+        is cancelled (or times out) is released first."""
         model = request.model
+        reserve = request.duration if at_most_seconds is None else at_most_seconds
         with tracing.span("budget.reserve"):
-            hold = await self.budget.reserve(school, model, request.duration)
+            hold = await self.budget.reserve(school, model, reserve)
         try:
             with tracing.span("stt.upstream", {"stt.model": model}):
                 result = await self.service.transcribe(request, events)
         except BaseException:
             await asyncio.shield(self.budget.release(hold))
             raise
-        return await self.settle(hold, result, request.duration)
+        return await self.settle(hold, result, request.duration, at_most_seconds)
 
-    async def settle(self, hold: Hold, result: TranscriptionResult, duration: float) -> Outcome:
-        """Commit the billed duration of ``result`` against ``hold``; the window's outcome."""
+    async def settle(
+        self,
+        hold: Hold,
+        result: TranscriptionResult,
+        duration: float,
+        at_most_seconds: float | None = None,
+    ) -> Outcome:
+        """Commit the billed duration of ``result`` against ``hold`` (never more than
+        ``at_most_seconds`` when given: the bound that was reserved); the window's outcome."""
         billed = result.billed_seconds if result.billed_seconds is not None else duration
+        if at_most_seconds is not None and billed > at_most_seconds:
+            log.warning(
+                "budget.billed_past_bound",
+                school_id=hold.school.school_id,
+                billed_seconds=round(billed, 3),
+                reserved_seconds=at_most_seconds,
+            )
+            billed = at_most_seconds
         with tracing.span("budget.commit"):
             cost = usd(await self.budget.commit(hold, billed))
         self._metrics.audio_billed.labels(model=hold.model).inc(billed)

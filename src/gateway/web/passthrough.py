@@ -2,17 +2,17 @@
 
 Any OpenAI SDK pointed at the gateway (``base_url=http://gateway/v1``, the
 gateway JWT as the API key) gets the same budget, circuit breaker and metrics
-as streaming. The reservation needs the audio's duration before the call: WAV
-files are measured exactly; other containers are estimated at 32 kbit/s
-(conservative for speech codecs) and settled with the upstream's
-``usage.seconds`` when it reports it.
+as streaming. The reservation is made from the bytes, before the call
+(:mod:`gateway.stt.audio_length`): a WAV whose header does not describe the
+file is refused, other WAVs are measured exactly, other formats at their
+lowest bit rate; the upstream's ``usage.seconds`` settles it, never past what
+was reserved, so the school's cap holds whatever the upstream reports. Every
+answer, failures included, is in OpenAI's error shape.
 """
 
 from __future__ import annotations
 
 import asyncio
-import io
-import wave
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +21,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from gateway.auth.tokens import Claims
 from gateway.errors import (
+    BadAudio,
     BudgetRefused,
     BudgetUnavailable,
     InvalidToken,
@@ -28,12 +29,14 @@ from gateway.errors import (
     UpstreamError,
 )
 from gateway.observability.audit import actor
+from gateway.observability.logging import get_logger
+from gateway.stt.audio_length import Length, billable_length
 from gateway.stt.transcriber import TranscriptionRequest
 from gateway.web.errors import openai_error, openai_error_for
 from gateway.web.http_auth import authenticate
 from gateway.web.state import GATEWAY
 
-ESTIMATE_BYTES_PER_SECOND = 4000
+log = get_logger("gateway.passthrough")
 
 
 class _NoEvents:
@@ -45,15 +48,6 @@ class _NoEvents:
 
     def held(self) -> None:
         pass
-
-
-def audio_seconds(data: bytes) -> tuple[float, bool]:
-    """Duration of ``data``, and whether it is exact (WAV) or estimated."""
-    try:
-        with wave.open(io.BytesIO(data)) as reader:
-            return reader.getnframes() / reader.getframerate(), True
-    except (wave.Error, EOFError, ZeroDivisionError):
-        return max(0.1, len(data) / ESTIMATE_BYTES_PER_SECOND), False
 
 
 class _Answer(Exception):
@@ -76,21 +70,31 @@ class _Upload:
 
 
 async def transcriptions(request: web.Request) -> web.Response:
-    gateway = request.app[GATEWAY]
+    """The handler: every answer in OpenAI's shape, an unexpected failure included."""
     try:
-        claims = _caller(request)
-        upload = await _upload(request)
+        return await _transcriptions(request)
     except _Answer as refused:
         return refused.response
+    except Exception:
+        log.exception("passthrough.failed")
+        return openai_error(
+            500, "internal error; please retry", code="internal_error", kind="server_error"
+        )
+
+
+async def _transcriptions(request: web.Request) -> web.Response:
+    gateway = request.app[GATEWAY]
+    claims = _caller(request)
+    upload = await _upload(request)
     assert claims.school_id is not None
     budget = gateway.budget
     school = await budget.school(claims.school_id, claims.district_id, for_window=True)
     model = budget.model_for(school.school_id, upload.model)
-    seconds, _exact = audio_seconds(upload.data)
+    length = _length(upload.data)
     upstream_request = TranscriptionRequest(
         wav=upload.data,
         model=model,
-        duration=seconds,
+        duration=length.seconds,
         language=upload.language,
         prompt=upload.prompt,
         filename=upload.filename,
@@ -98,7 +102,9 @@ async def transcriptions(request: web.Request) -> web.Response:
     )
     try:
         async with asyncio.timeout(gateway.settings.STT_REQUEST_TIMEOUT_SECONDS * 2):
-            outcome = await gateway.processor.transcribe(school, upstream_request, _NoEvents())
+            outcome = await gateway.processor.transcribe(
+                school, upstream_request, _NoEvents(), at_most_seconds=length.reserve_seconds
+            )
     except BudgetRefused as exc:
         gateway.metrics.windows_dropped.labels(reason="BUDGET_EXCEEDED").inc()
         return openai_error_for(exc)
@@ -127,6 +133,13 @@ async def transcriptions(request: web.Request) -> web.Response:
     )
 
 
+def _length(data: bytes) -> Length:
+    try:
+        return billable_length(data)
+    except BadAudio as exc:
+        raise _bad(exc.message, "file", "invalid_audio") from None
+
+
 def _caller(request: web.Request) -> Claims:
     try:
         claims = authenticate(request)
@@ -152,6 +165,16 @@ async def _upload(request: web.Request) -> _Upload:
         ) from None
     except (ValueError, HttpProcessingError):
         raise _bad("expected multipart/form-data") from None
+    except OSError as exc:  # aiohttp spools large file parts to TMPDIR
+        log.error("passthrough.upload_unstored", error=type(exc).__name__)
+        raise _Answer(
+            openai_error(
+                500,
+                "the upload could not be stored; please retry",
+                code="upload_failed",
+                kind="server_error",
+            )
+        ) from None
     upload: Any = form.get("file")
     if upload is None or not hasattr(upload, "file"):
         raise _bad("file is required", "file")
