@@ -66,10 +66,8 @@ class _ToTheEnd:
         assert isinstance(upload, web.FileField)
         data = upload.file.read()
         self.requests += 1
-        if data[:4] == b"RIFF":
-            seconds = (len(data) - 44) / (2 * RATE)
-        else:
-            seconds = len(data) / self.other
+        riff = data[:4] == b"RIFF"
+        seconds = (len(data) - 44) / (2 * RATE) if riff else len(data) / self.other
         await asyncio.sleep(0.05)  # let the concurrent requests overlap
         return web.json_response(
             {"text": "heard", "usage": {"type": "duration", "seconds": round(seconds, 2)}}
@@ -124,9 +122,7 @@ async def test_twenty_concurrent_lying_uploads_stay_under_the_cap(
     statuses = await asyncio.gather(*(_post(url, key, blob, "a.ogg") for blob in blobs))
     assert statuses.count(200) >= 1 and statuses.count(429) >= 1
     assert set(statuses) <= {200, 429}
-    status, usage = await http_json(
-        "GET", f"{server.http}/api/v1/schools/capped/budget/usage", key
-    )
+    status, usage = await http_json("GET", f"{server.http}/api/v1/schools/capped/budget/usage", key)
     assert status == 200
     assert 0 < usage["spent_usd"] <= CAP_USD
     assert usage["reserved_usd"] == 0
