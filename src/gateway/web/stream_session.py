@@ -171,9 +171,12 @@ class StreamSession:
                 await writer
 
     async def _read(self) -> None:
+        """Read the socket until the session is over, also while it finishes (after
+        ``CloseStream``, a drain, an error): reading is what answers the client's pings and
+        notices its close. The core ignores frames once an ending is chosen."""
         core, ws = self.core, self.ws
         try:
-            while core.reading:
+            while not core.done:
                 msg = await ws.receive()
                 now = time.monotonic()
                 if msg.type is WSMsgType.BINARY:
@@ -231,12 +234,6 @@ class StreamSession:
                 if task is not None:
                     task.cancel()
             core.cancellations.clear()
-        if (
-            not core.reading
-            and self._reader is not None
-            and self._reader is not asyncio.current_task()
-        ):
-            self._reader.cancel()
         if core.done:
             self._done.set()
         else:
