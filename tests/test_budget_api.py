@@ -9,8 +9,8 @@ import aiohttp
 import pytest
 
 from gateway.auth.tokens import mint, verify
-from gateway.observability.audit import audit_key
-from gateway.observability.audit import verify as verify_audit
+from gateway.auth.secret import resolve_audit_key
+from gateway.observability.audit_verify import verify as verify_audit
 from tests.audio import tone
 from tests.conftest import GatewayFactory
 from tests.helpers import SECRET, GatewayServer, http_json, stream_and_close, token
@@ -195,4 +195,4 @@ async def test_audit_trail_verifies(server: GatewayServer, tmp_path: Path) -> No
     for event in ("session.started", "session.ended", "auth.denied"):
         assert f'"{event}"' in text
     assert "[simulated]" not in text and "tone 440" not in text
-    assert verify_audit(path, audit_key(SECRET)).ok
+    assert verify_audit(path, resolve_audit_key(server.state.settings)).ok

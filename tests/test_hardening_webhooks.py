@@ -145,7 +145,7 @@ async def test_the_sender_refuses_internal_literals_and_never_follows_redirects(
 
 
 async def test_the_api_refuses_internal_webhooks_outside_dev(make_gateway: GatewayFactory) -> None:
-    server = await make_gateway(APP_ENV="staging")
+    server = await make_gateway(APP_ENV="staging", AUDIT_HMAC_KEY="a" * 32)
     admin = mint(SECRET, school_id="s-1", role="school_admin")
     url = f"{server.http}/api/v1/schools/s-1/budget/alerts"
     for bad in INTERNAL:

@@ -51,6 +51,7 @@ def test_prod_may_run_local_whisper_without_an_api_key() -> None:
     prod = {
         "APP_ENV": "prod",
         "AUTH_JWT_SECRET": "x" * 32,
+        "AUDIT_HMAC_KEY": "a" * 32,
         "REDIS_URL": "redis://r:6379/0",
         "ALLOWED_ORIGINS": "https://a.b",
     }
@@ -109,6 +110,7 @@ def test_prod_with_everything_set_loads() -> None:
             "OPENAI_API_KEY": "k",
             "REDIS_URL": "rediss://r:6380/0",
             "ALLOWED_ORIGINS": "https://a.b",
+            "AUDIT_HMAC_KEY": "a" * 32,
         }
     )
     assert not s.simulated_upstream

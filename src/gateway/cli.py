@@ -12,13 +12,13 @@ from pathlib import Path
 from aiohttp import web
 
 from gateway import __version__, jsonstrict
-from gateway.auth.secret import resolve_secret
+from gateway.auth.secret import resolve_audit_key, resolve_secret
 from gateway.auth.tokens import ROLES, mint
 from gateway.budget.policy import problems
 from gateway.errors import ConfigurationError
 from gateway.keyterms import BadKeyterms
-from gateway.observability.audit import audit_key
-from gateway.observability.audit import verify as verify_audit
+from gateway.observability.audit_keys import derived_key, from_text
+from gateway.observability.audit_verify import verify as verify_audit
 from gateway.observability.logging import configure_logging, get_logger
 from gateway.settings import Settings, load_settings
 from gateway.signals import wait_for_stop_signal
@@ -81,6 +81,13 @@ def _parser() -> argparse.ArgumentParser:
     audit_sub = audit.add_subparsers(dest="audit_verb", required=True)
     verify_cmd = audit_sub.add_parser("verify", help="check the audit trail's hash chain")
     verify_cmd.add_argument("path", nargs="?", help="audit log (default: AUDIT_LOG_PATH)")
+    verify_cmd.add_argument(
+        "--key-file",
+        action="append",
+        default=[],
+        help="a file holding a key that signed part of the trail (an earlier AUDIT_HMAC_KEY); "
+        "repeatable. The configured key and the one derived from AUTH_JWT_SECRET are always tried",
+    )
     return parser
 
 
@@ -106,11 +113,24 @@ def _policy_validate(settings: Settings, args: argparse.Namespace) -> int:
 
 def _audit_verify(settings: Settings, args: argparse.Namespace) -> int:
     path = Path(args.path) if args.path else settings.audit_log_path
-    result = verify_audit(path, audit_key(resolve_secret(settings)))
+    keys = [resolve_audit_key(settings)]
+    with contextlib.suppress(ConfigurationError):
+        keys.append(derived_key(resolve_secret(settings)))
+    for name in args.key_file:
+        try:
+            keys.append(from_text(Path(name).read_text()))
+        except OSError as exc:
+            print(f"stt-gateway audit verify: {name}: {exc.strerror}", file=sys.stderr)
+            return 2
+    result = verify_audit(path, keys)
+    for note in result.notes:
+        print(f"{path}: note: {note}")
     if result.ok:
         print(f"{path}: {result.records} records, chain intact")
         return 0
-    print(f"{path}: BROKEN after {result.records} good records: {result.problem}")
+    for problem in result.problems:
+        print(f"{path}: {problem}")
+    print(f"{path}: BROKEN after {result.records} good records ({len(result.problems)} problems)")
     return 1
 
 

@@ -167,6 +167,8 @@ class Settings(BaseSettings):
                 raise _FieldProblem("REDIS_URL", "must be set in prod")
             if self.ALLOWED_ORIGINS is None or self.ALLOWED_ORIGINS.strip() == "*":
                 raise _FieldProblem("ALLOWED_ORIGINS", "must list explicit origins in prod")
+            if self.AUDIT_HMAC_KEY is None or len(self.AUDIT_HMAC_KEY.encode()) < 32:
+                raise _FieldProblem("AUDIT_HMAC_KEY", "must be set to at least 32 bytes in prod")
         return self
 
     # Derived values -------------------------------------------------------

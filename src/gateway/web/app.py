@@ -9,14 +9,15 @@ from aiohttp import web
 
 from gateway import lockfile
 from gateway.auth.link_codes import LinkCodes
-from gateway.auth.secret import resolve_secret
+from gateway.auth.secret import resolve_audit_key, resolve_secret
 from gateway.budget.journal import CommitJournal
 from gateway.budget.policy import Policy, load_policy
 from gateway.budget.service import BudgetService
 from gateway.budget.webhooks import WebhookSender
 from gateway.errors import ConfigurationError
 from gateway.observability import tracing
-from gateway.observability.audit import AuditTrail, audit_key
+from gateway.observability.audit import AuditTrail
+from gateway.observability.audit_keys import derived_key
 from gateway.observability.logging import get_logger
 from gateway.observability.metrics import Metrics
 from gateway.settings import Settings
@@ -58,7 +59,9 @@ def create_app(settings: Settings, *, span_exporter: Any = None) -> web.Applicat
     secret = resolve_secret(settings)
     policy = load_policy(settings.budget_policy_path)
     _check_local_price(settings, policy)
-    audit = AuditTrail(settings.audit_log_path, audit_key(secret))
+    audit = AuditTrail(
+        settings.audit_log_path, resolve_audit_key(settings), older_keys=[derived_key(secret)]
+    )
     app = web.Application(
         middlewares=[make_middleware(metrics), make_cors_middleware(settings.allowed_origins)],
         client_max_size=CLIENT_MAX_SIZE,
