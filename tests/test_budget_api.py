@@ -8,8 +8,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from gateway.auth.tokens import mint, verify
 from gateway.auth.secret import resolve_audit_key
+from gateway.auth.tokens import mint, verify
 from gateway.observability.audit_verify import verify as verify_audit
 from tests.audio import tone
 from tests.conftest import GatewayFactory

@@ -198,9 +198,9 @@ def test_a_rotated_key_verifies_with_the_key_of_each_part(tmp_path: Path) -> Non
     assert any("signed from here with key" in note for note in both.notes)
     assert not verify(path, new).ok  # the first part needs its own key
     (tmp_path / "old.key").write_bytes(old)
+    old_file = str(tmp_path / "old.key")
     done = subprocess.run(
-        [sys.executable, "-m", "gateway", "audit", "verify", str(path)]
-        + ["--key-file", str(tmp_path / "old.key")],
+        [sys.executable, "-m", "gateway", "audit", "verify", str(path), "--key-file", old_file],
         env={**os.environ, "AUDIT_HMAC_KEY": new.decode(), "DATA_DIR": str(tmp_path)},
         capture_output=True,
         text=True,
