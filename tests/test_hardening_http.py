@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
 
 import pytest
 from structlog.testing import capture_logs
 
+from gateway.observability.logging import configure_logging
 from tests.conftest import GatewayFactory
-from tests.helpers import GatewayServer, t
+from tests.helpers import GatewayServer, eventually, t, token
 
 SECRET_BYTES = "eyJzZWNyZXQiOiJ0b2tlbiJ9.c2VjcmV0LXBheWxvYWQtYnl0ZXM.c2lnbmF0dXJl"
 
@@ -80,3 +82,73 @@ async def test_parser_refusals_answer_json_and_log_no_header_bytes(
     assert "Traceback" not in printed.err + printed.out
     assert any(e["event"] == "http.refused_by_parser" for e in logs), logs
     assert SECRET_BYTES not in repr(logs)
+
+
+async def _trickle(server: GatewayServer, head: bytes, stop: asyncio.Event) -> bytes:
+    """Send ``head`` then a byte every 0.2 s until ``stop``; what the server answered."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(head)
+
+    async def drip() -> None:
+        while not stop.is_set():
+            writer.write(b"x")
+            await writer.drain()
+            await asyncio.sleep(0.2)
+
+    dripping = asyncio.create_task(drip())
+    try:
+        async with asyncio.timeout(t(15)):
+            answer = await reader.read()  # until the server closes the connection
+    finally:
+        stop.set()
+        dripping.cancel()
+        writer.close()
+    return answer
+
+
+@pytest.mark.parametrize("route", ["/api/v1/tokens", "/v1/audio/transcriptions"])
+async def test_a_slow_body_is_cut_with_408(make_gateway: GatewayFactory, route: str) -> None:
+    server = await make_gateway(HTTP_BODY_TIMEOUT_SECONDS=0.5)
+    jwt = token(role="teacher")
+    kind = "application/json" if route.endswith("tokens") else "multipart/form-data; boundary=b"
+    head = (
+        f"POST {route} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {jwt}\r\n"
+        f"Content-Type: {kind}\r\nContent-Length: 100000\r\n\r\n"
+    ).encode()
+    answers = await asyncio.gather(*(_trickle(server, head, asyncio.Event()) for _ in range(20)))
+    for answer in answers:
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:80]
+        assert b"Connection: close" in answer or b"connection: close" in answer.lower()
+        assert b"REQUEST_TIMEOUT" in answer or b"request body did not arrive" in answer
+
+
+@pytest.fixture
+def info_logs() -> Iterator[None]:
+    """The suite logs at warning; this test reads info lines."""
+    configure_logging("debug", "json")
+    yield
+    configure_logging("warning", "json")
+
+
+@pytest.mark.usefixtures("info_logs")
+async def test_a_client_reset_mid_upload_is_one_info_line(gateway: GatewayServer) -> None:
+    jwt = token(role="teacher")
+    head = (
+        f"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {jwt}\r\n"
+        "Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 100000\r\n\r\n"
+        '--b\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\n\r\n'
+    ).encode()
+    with capture_logs() as logs:
+        reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
+        writer.write(head + b"\x00" * 5000)
+        await writer.drain()
+        # the server has the bytes (and is reading the body) before the reset
+        await eventually(lambda: any(e["event"] == "http.reading_body" for e in logs))
+        sock = writer.get_extra_info("socket")
+        import socket
+        import struct
+
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()  # RST, mid-body
+        await eventually(lambda: any(e["event"] == "http.client_reset" for e in logs))
+    assert not any("exc_info" in e or e.get("log_level") == "error" for e in logs), logs

@@ -5,7 +5,9 @@
     GatewayError                     code · HTTP status · close code
     ├── ConfigurationError           start-up: a bad environment variable or file
     ├── HttpError                    an HTTP API refusal (status and code per instance)
-    │   └── TooManyFailures          429 TOO_MANY_REQUESTS (Retry-After)
+    │   ├── TooManyFailures          429 TOO_MANY_REQUESTS (Retry-After)
+    │   ├── BodyTimeout              408 REQUEST_TIMEOUT: the body was too slow; connection closed
+    │   └── ClientGone               the client reset the connection mid-body (nobody to answer)
     ├── StreamError                  ends a WebSocket session (close code + Error code)
     │   ├── Unauthorized             4001 UNAUTHORIZED, HTTP 401
     │   │   └── InvalidToken         a token that is missing, malformed, badly signed or expired
@@ -89,6 +91,25 @@ class TooManyFailures(HttpError):
             headers={"Retry-After": str(wait)},
         )
         self.retry_after = wait
+
+
+class BodyTimeout(HttpError):
+    """The request body did not arrive within ``HTTP_BODY_TIMEOUT_SECONDS``."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(
+            408,
+            "REQUEST_TIMEOUT",
+            f"the request body did not arrive within {seconds:g} s",
+            headers={"Connection": "close"},
+        )
+
+
+class ClientGone(HttpError):
+    """The client reset the connection while its body was read: nobody reads the answer."""
+
+    def __init__(self) -> None:
+        super().__init__(400, "CLIENT_GONE", "the client closed the connection mid-request")
 
 
 class ConfigurationError(GatewayError):

@@ -19,6 +19,7 @@ from gateway.budget.policy import SchoolBudget
 from gateway.budget.pricing import usd
 from gateway.budget.service import LEDGER_ERRORS
 from gateway.errors import GatewayError, HttpError
+from gateway.web.bodies import body_deadline
 from gateway.web.errors import error_response, json_error
 from gateway.web.state import Gateway
 
@@ -57,11 +58,12 @@ async def read_body(request: web.Request, limit: int = JSON_BODY_MAX) -> bytes:
         raise _too_large(limit)
     chunks: list[bytes] = []
     size = 0
-    while chunk := await request.content.read(limit + 1 - size):
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(limit)
+    async with body_deadline(request):
+        while chunk := await request.content.read(limit + 1 - size):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(limit)
     return b"".join(chunks)
 
 

@@ -52,9 +52,13 @@ def _headers(exc: GatewayError) -> dict[str, str] | None:
 def error_response(request: web.Request, exc: GatewayError) -> web.Response:
     """The API's error envelope for ``exc``."""
     details = exc.details if isinstance(exc, HttpError) else None
-    return json_error(
-        request, exc.http_status, exc.code, exc.message, details=details, headers=_headers(exc)
+    headers = _headers(exc)
+    response = json_error(
+        request, exc.http_status, exc.code, exc.message, details=details, headers=headers
     )
+    if headers and headers.get("Connection") == "close":
+        response.force_close()
+    return response
 
 
 def close_frame(exc: GatewayError) -> tuple[int, bytes]:
@@ -102,4 +106,7 @@ def openai_error_for(exc: GatewayError) -> web.Response:
         )
     if isinstance(exc, UpstreamError):
         return openai_error(exc.http_status, exc.message, code=exc.drop_reason, kind="server_error")
-    return openai_error(exc.http_status, exc.message, code=exc.code, headers=headers)
+    response = openai_error(exc.http_status, exc.message, code=exc.code, headers=headers)
+    if headers and headers.get("Connection") == "close":
+        response.force_close()
+    return response

@@ -22,6 +22,8 @@ from aiohttp.http_exceptions import HttpProcessingError
 from gateway.auth.tokens import Claims
 from gateway.errors import (
     BadAudio,
+    BodyTimeout,
+    ClientGone,
     BudgetRefused,
     BudgetUnavailable,
     InvalidToken,
@@ -32,6 +34,7 @@ from gateway.observability.audit import actor
 from gateway.observability.logging import get_logger
 from gateway.stt.audio_length import Length, billable_length
 from gateway.stt.transcriber import TranscriptionRequest
+from gateway.web.bodies import body_deadline
 from gateway.web.errors import openai_error, openai_error_for
 from gateway.web.http_auth import authenticate
 from gateway.web.state import GATEWAY
@@ -158,7 +161,10 @@ async def _upload(request: web.Request) -> _Upload:
     """The multipart form, checked as OpenAI's endpoint checks it."""
     gateway = request.app[GATEWAY]
     try:
-        form = await request.post()
+        async with body_deadline(request):
+            form = await request.post()
+    except (BodyTimeout, ClientGone) as exc:
+        raise _Answer(openai_error_for(exc)) from None
     except web.HTTPRequestEntityTooLarge:
         raise _Answer(
             openai_error(413, "file too large (25 MB at most)", code="file_too_large")
