@@ -139,7 +139,7 @@ async def test_a_client_reset_mid_upload_is_one_info_line(gateway: GatewayServer
         '--b\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\n\r\n'
     ).encode()
     with capture_logs() as logs:
-        reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
+        _reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
         writer.write(head + b"\x00" * 5000)
         await writer.drain()
         # the server has the bytes (and is reading the body) before the reset

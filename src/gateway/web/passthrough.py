@@ -23,9 +23,9 @@ from gateway.auth.tokens import Claims
 from gateway.errors import (
     BadAudio,
     BodyTimeout,
-    ClientGone,
     BudgetRefused,
     BudgetUnavailable,
+    ClientGone,
     InvalidToken,
     TooManyFailures,
     UpstreamError,
