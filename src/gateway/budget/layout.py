@@ -66,6 +66,9 @@ RESERVE = (
 local now = tonumber(ARGV[1])
 local amount = tonumber(ARGV[3])
 reclaim(KEYS[1], now, RECLAIM_BATCH_N)
+-- A hold released before it was made (its caller gave up while Redis was paused, and
+-- released it) stays released: nothing is reserved for it.
+if redis.call('EXISTS', KEYS[2]) == 1 then return {0, 0, 0, 0, false} end
 local ndays = #KEYS - 4
 for i = 1, ndays do
   local key = KEYS[4 + i]
@@ -141,11 +144,18 @@ return {1, over, tonumber(redis.call('HGET', last, 'spent') or '0'),
 """
 )
 
-# KEYS: leases, hold   ARGV: rid
+# KEYS: leases, hold   ARGV: rid, hold_ttl
+# Releasing a hold that does not exist (yet) leaves a tombstone, so a reservation that
+# Redis applies later (its caller timed out, then released it) reserves nothing.
 RELEASE = (
     _HOLD_KEYS
     + """
 local state = redis.call('HGET', KEYS[2], 'state')
+if not state then
+  redis.call('HSET', KEYS[2], 'state', 'released')
+  redis.call('EXPIRE', KEYS[2], ARGV[2])
+  return 0
+end
 if state ~= 'held' then return 0 end
 local amount = tonumber(redis.call('HGET', KEYS[2], 'amount'))
 for _, key in ipairs(hold_keys(KEYS[2])) do

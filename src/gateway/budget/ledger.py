@@ -130,9 +130,12 @@ class Ledger:
         model: str,
         now_ms: int,
         lease_ms: int,
+        rid: str | None = None,
     ) -> ReserveResult:
-        """Hold ``amount_micro`` on every scope, or nothing. The school scope must be last."""
-        rid = uuid.uuid4().hex
+        """Hold ``amount_micro`` on every scope, or nothing. The school scope must be last.
+        ``rid``: the hold's id, chosen by the caller so that it can release a hold whose
+        call failed (Redis may still apply it)."""
+        rid = rid or uuid.uuid4().hex
         keys = [LEASES, hold_key(rid), SCHOOLS, override_key(school_id)]
         keys += [day_key(s.scope, s.day) for s in scopes]
         args: list[Any] = [
@@ -151,7 +154,7 @@ class Ledger:
         if ok:
             days = tuple(keys[4:])
             return ReserveResult(True, rid, days, None, int(spent), int(reserved), settings)
-        refused = scopes[int(index) - 1].scope
+        refused = scopes[int(index) - 1].scope if int(index) > 0 else "released"
         return ReserveResult(False, None, (), refused, int(spent), int(reserved), settings)
 
     async def commit(
@@ -195,7 +198,7 @@ class Ledger:
         return int(info.get("connected_slaves", 0)) > 0
 
     async def release(self, rid: str) -> bool:
-        return bool(await self._release(keys=[LEASES, hold_key(rid)], args=[rid]))
+        return bool(await self._release(keys=[LEASES, hold_key(rid)], args=[rid, HOLD_TTL_SECONDS]))
 
     async def reclaim(self, now_ms: int) -> int:
         return int(await self._reclaim(keys=[LEASES], args=[now_ms]))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -27,6 +28,7 @@ from gateway.observability.metrics import Metrics
 log = get_logger("gateway.budget")
 
 OVERRIDE_CACHE_SECONDS = 2.0
+RELEASE_RETRY_DELAYS = (0.5, 1, 2, 5, 10, 30, 60, 120)
 #: Schools with a reservation this recently may have spend "today" in some timezone.
 ACTIVE_SCHOOL_SECONDS = 2 * 86400
 
@@ -57,6 +59,8 @@ class BudgetService:
         self.journal = journal
         self._replayer: asyncio.Task[None] | None = None
         self._settlement = Settlement(self._commit, self.school, metrics)
+        #: Waits between attempts to release a hold whose reservation call failed.
+        self.release_retry_delays: tuple[float, ...] = RELEASE_RETRY_DELAYS
 
     def add_alert_listener(self, listener: AlertListener) -> None:
         self.alerts.listeners.append(listener)
@@ -150,6 +154,7 @@ class BudgetService:
         assert self.ledger is not None
         ledger = self.ledger
         now_ms = int(now.timestamp() * 1000)
+        rid = uuid.uuid4().hex
 
         async def hold_on(on: list[ScopeDay]) -> ReserveResult:
             return await ledger.reserve(
@@ -159,6 +164,7 @@ class BudgetService:
                 model=model,
                 now_ms=now_ms,
                 lease_ms=self._lease_ms,
+                rid=rid,
             )
 
         try:
@@ -173,6 +179,9 @@ class BudgetService:
                 self._metrics.budget_reservations.labels(outcome="exceeded").inc()
                 result = await hold_on(scopes_for(self.policy, school, model, now, unlimited=True))
         except LEDGER_ERRORS as exc:
+            # Redis may still apply the reservation (it was paused, not gone): give it back
+            # as soon as Redis answers, rather than when its lease runs out.
+            self._spawn(self._release_failed(rid))
             if self.mode == "strict":
                 self._metrics.budget_reservations.labels(outcome="error").inc()
                 log.error(
@@ -277,6 +286,17 @@ class BudgetService:
             await self.ledger.release(hold.reservation_id)
         except LEDGER_ERRORS:
             pass  # the lease reclaims it
+
+    async def _release_failed(self, rid: str) -> None:
+        """Release a hold whose reservation call failed, retrying until Redis answers (a
+        release that comes first leaves a tombstone, so the late reservation holds nothing)."""
+        assert self.ledger is not None
+        for delay in self.release_retry_delays:
+            try:
+                await self.ledger.release(rid)
+                return
+            except LEDGER_ERRORS:
+                await asyncio.sleep(delay)
 
     async def _fire(self, school: SchoolBudget, day: str, used: float, committed: int) -> None:
         if self.ledger is not None:

@@ -219,6 +219,12 @@ class Metrics:
             "Charges kept in the local journal because the ledger could not take them yet.",
             registry=r,
         )
+        self.ledger_writable = Gauge(
+            "stt_ledger_writable",
+            "1 when the ledger's Redis took the last probe write, 0 when it refused it "
+            "(out of memory, read-only) or could not be reached.",
+            registry=r,
+        )
 
     def _http_metrics(self, r: CollectorRegistry) -> None:
         """The HTTP API."""

@@ -61,7 +61,7 @@ async def ready(request: web.Request) -> web.Response:
     settings = gateway.settings
     upstream = request.app[UPSTREAM]
     whisper = upstream.check(settings)
-    redis_state = await request.app[LEDGER].check(gateway.budget.journal)
+    redis_state = await request.app[LEDGER].check(gateway.budget.journal, gateway.metrics)
     checks: dict[str, Any] = {
         "redis": redis_state,
         "whisper": whisper,
@@ -98,6 +98,7 @@ async def ready(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     gateway = _gateway(request)
+    await request.app[LEDGER].check(gateway.budget.journal, gateway.metrics)
     await refresh_budget_gauges(gateway)
     return web.Response(
         body=gateway.metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST}

@@ -4,6 +4,8 @@ there, and able to say how it is (the readiness check)."""
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -11,16 +13,22 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from aiohttp import web
+from redis.exceptions import ResponseError
 
 from gateway.budget import connection
 from gateway.budget.journal import CommitJournal
+from gateway.budget.layout import PREFIX
 from gateway.budget.ledger import Ledger
 from gateway.budget.service import LEDGER_ERRORS
 from gateway.budget.store import EmbeddedRedis
 from gateway.observability.logging import get_logger
+from gateway.observability.metrics import Metrics
 from gateway.web.state import GATEWAY, LEDGER
 
 log = get_logger("gateway.ledger")
+#: Written by each readiness check and metrics scrape: the ledger must take writes.
+PROBE_KEY = f"{PREFIX}:probe:{socket.gethostname()}:{os.getpid()}"
+PROBE_TTL_MS = 60_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,21 +41,32 @@ class LedgerLink:
     #: ``REDIS_MODE``: standalone, cluster or sentinel (the embedded Redis is standalone).
     topology: str = "standalone"
 
-    async def check(self, journal: CommitJournal | None) -> dict[str, Any]:
-        """The readiness check: a ping, its latency, restarts and charges still owed."""
+    async def check(
+        self, journal: CommitJournal | None, metrics: Metrics | None = None
+    ) -> dict[str, Any]:
+        """The readiness check: a write (a Redis that answers pings but refuses writes —
+        out of memory, a read-only replica — takes no reservation), its latency, restarts
+        and charges still owed."""
         if self.redis is None:
             return {"status": "disabled", "mode": self.mode, "latency_ms": None}
         started = time.perf_counter()
         try:
             async with asyncio.timeout(1.0):
-                await self.redis.ping()
+                await self.redis.set(PROBE_KEY, int(time.time() * 1000), px=PROBE_TTL_MS)
         except LEDGER_ERRORS as exc:
-            return {
+            if metrics is not None:
+                metrics.ledger_writable.set(0)
+            down: dict[str, Any] = {
                 "status": "down",
                 "mode": self.mode,
                 "latency_ms": None,
                 "error": type(exc).__name__,
             }
+            if isinstance(exc, ResponseError):  # Redis answered, and refused the write
+                down["reason"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+            return down
+        if metrics is not None:
+            metrics.ledger_writable.set(1)
         check: dict[str, Any] = {
             "status": "ok",
             "mode": self.mode,
