@@ -99,7 +99,7 @@ async def test_a_hold_applied_after_its_call_timed_out_is_released(
             return bool(holds) and await _reserved(reader, "s-9") == 0
 
         async with asyncio.timeout(t(30)):
-            while not await applied_then_released():
+            while not await applied_then_released():  # noqa: ASYNC110 - polls Redis's state
                 await asyncio.sleep(0.05)
         assert {await reader.hget(k, "state") for k in holds} == {b"released"}
     finally:
