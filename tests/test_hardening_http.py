@@ -152,3 +152,11 @@ async def test_a_client_reset_mid_upload_is_one_info_line(gateway: GatewayServer
         writer.transport.abort()  # RST, mid-body
         await eventually(lambda: any(e["event"] == "http.client_reset" for e in logs))
     assert not any("exc_info" in e or e.get("log_level") == "error" for e in logs), logs
+
+
+async def test_every_answer_says_nosniff(gateway: GatewayServer) -> None:
+    for path in ("/api/v1/health", "/api/v1/openapi.json", "/api/v1/no-such-route"):
+        answer = await _raw(
+            gateway, f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+        )
+        assert b"x-content-type-options: nosniff" in answer.lower(), path

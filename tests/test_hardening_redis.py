@@ -126,3 +126,33 @@ async def test_a_release_that_comes_first_leaves_a_tombstone(redis_server: Redis
         assert (await ledger.day("school:s-9", "2026-12-02")).get("reserved", 0) == 0
     finally:
         await client.aclose()
+
+
+async def test_a_wiped_trail_is_caught_by_its_anchor_in_redis(
+    make_gateway: GatewayFactory, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """The trail and its head deleted while the gateway was stopped: the next start finds
+    the anchor in Redis further along, and records it (audit verify lists it)."""
+    from gateway.auth.secret import resolve_audit_key
+    from gateway.observability.audit_verify import verify
+
+    trail = tmp_path / "trail" / "audit.log"
+    env = {"REDIS_URL": redis_server.url, "AUDIT_LOG_PATH": str(trail), "DATA_DIR": tmp_path / "d"}
+    first = await make_gateway(**env)
+    for n in range(3):
+        await http_json(
+            "POST", f"{first.http}/api/v1/tokens", token(role="teacher"), {"group_id": f"g{n}"}
+        )
+    key = resolve_audit_key(first.state.settings)
+    await first.stop()
+    before = verify(trail, key)
+    assert before.ok and before.records >= 4
+    trail.unlink()
+    trail.with_name("audit.log.head").unlink()
+    second = await make_gateway(**env)
+    await second.stop()
+    records = trail.read_text().splitlines()
+    assert '"audit.head_mismatch"' in records[1]
+    assert f"anchored seq {before.records}" in records[1]
+    after = verify(trail, key)
+    assert after.ok and any("anchored" in note for note in after.notes)

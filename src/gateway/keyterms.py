@@ -24,6 +24,11 @@ class BadKeyterms(ValueError):
     """The terms break the limits; the message names the problem, never the terms."""
 
 
+#: What a term may be, as JSON Schema says it (the OpenAPI document): not blank, and no
+#: control characters other than whitespace (which is folded into single spaces).
+KEYTERM_PATTERN = "^(?=.*\\S)[^\\u0000-\\u0008\\u000e-\\u001f\\u007f]+$"
+
+
 def check_terms(terms: Sequence[object], what: str) -> tuple[str, ...]:
     """``terms`` stripped and checked: at most 50, each text of 1–50 characters."""
     if len(terms) > MAX_TERMS:

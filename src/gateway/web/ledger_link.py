@@ -21,6 +21,7 @@ from gateway.budget.layout import PREFIX
 from gateway.budget.ledger import Ledger
 from gateway.budget.service import LEDGER_ERRORS
 from gateway.budget.store import EmbeddedRedis
+from gateway.observability.audit_anchor import AuditAnchor
 from gateway.observability.logging import get_logger
 from gateway.observability.metrics import Metrics
 from gateway.web.state import GATEWAY, LEDGER
@@ -103,9 +104,14 @@ async def ledger_context(app: web.Application) -> AsyncIterator[None]:
         log.info("ledger.connected", mode=mode, topology=link.topology)
         gateway.budget.start_replay()
     app[LEDGER] = link
+    anchor = None if link.redis is None else AuditAnchor(link.redis, gateway.audit)
+    if anchor is not None:
+        await anchor.check()
     try:
         yield
     finally:
+        if anchor is not None:
+            await anchor.close()
         await gateway.budget.close()
         if link.redis is not None:
             await connection.close(link.redis)

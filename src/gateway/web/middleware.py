@@ -83,6 +83,8 @@ def make_middleware(metrics: Metrics) -> Middleware:
             structlog.contextvars.unbind_contextvars("request_id")
         if not response.prepared:
             response.headers["X-Request-ID"] = rid
+            # Browsers must take every answer as the type it says (no JSON run as a page).
+            response.headers["X-Content-Type-Options"] = "nosniff"
         if isinstance(response, web.WebSocketResponse):
             # A stream's duration is not request latency: count it, do not time it.
             status = "101" if response.prepared else str(response.status)

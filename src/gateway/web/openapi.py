@@ -41,4 +41,7 @@ def document() -> dict[str, Any]:
     doc = copy.deepcopy(_data())
     doc["info"]["version"] = __version__
     doc["components"]["schemas"].update(copy.deepcopy(request_schemas()))
+    from gateway.web.tokens_api import KEYTERM  # the listen query's terms, as the tokens'
+
+    doc["components"]["schemas"]["Keyterm"] = copy.deepcopy(KEYTERM)
     return doc

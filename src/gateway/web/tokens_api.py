@@ -10,7 +10,13 @@ from aiohttp import web
 from gateway.auth.tokens import mint
 from gateway.errors import HttpError, TooManyFailures
 from gateway.ids import ID_PATTERN
-from gateway.keyterms import MAX_TERM_CHARS, MAX_TERMS, BadKeyterms, check_terms
+from gateway.keyterms import (
+    KEYTERM_PATTERN,
+    MAX_TERM_CHARS,
+    MAX_TERMS,
+    BadKeyterms,
+    check_terms,
+)
 from gateway.observability.audit import actor
 from gateway.web.api_base import (
     MAX_TOKEN_TTL,
@@ -25,6 +31,13 @@ from gateway.web.links import code_link
 from gateway.web.state import GATEWAY
 
 ID = {"type": "string", "pattern": ID_PATTERN, "minLength": 1, "maxLength": 64}
+#: A class vocabulary term: not blank, no control characters (keyterms.check_terms).
+KEYTERM = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": MAX_TERM_CHARS,
+    "pattern": KEYTERM_PATTERN,
+}
 
 TOKEN_SCHEMA = {
     "type": "object",
@@ -37,7 +50,7 @@ TOKEN_SCHEMA = {
         "keyterms": {
             "type": "array",
             "maxItems": MAX_TERMS,
-            "items": {"type": "string", "minLength": 1, "maxLength": MAX_TERM_CHARS},
+            "items": KEYTERM,
         },
     },
 }
