@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
+import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,6 +25,7 @@ from gateway.observability.audit_verify import verify as verify_audit
 from gateway.observability.logging import configure_logging, get_logger
 from gateway.settings import Settings, load_settings
 from gateway.signals import wait_for_stop_signal
+from gateway.stt.local_transcriber import LocalTranscriber
 from gateway.web.links import page_link
 
 log = get_logger("gateway.cli")
@@ -180,12 +184,28 @@ def _token(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+#: How long past SHUTDOWN_GRACE_SECONDS the process may take to exit.
+EXIT_MARGIN_SECONDS = 1.0
+
+
 def _serve(settings: Settings) -> int:
-    asyncio.run(serve(settings))
+    stopping = asyncio.run(serve(settings))
+    if stopping is not None:
+        local, exit_by = stopping
+        if not local.wait_idle(exit_by - time.monotonic()):
+            # A native decode cannot be interrupted and Python would join its thread at
+            # exit: its window was already dropped (SHUTDOWN), so leave without it.
+            log.warning("gateway.exit_with_decode_running")
+            logging.shutdown()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
     return 0
 
 
-async def serve(settings: Settings) -> None:
+async def serve(settings: Settings) -> tuple[LocalTranscriber, float] | None:
+    """Serve until stopped; with a local model, it and the time by which the process must
+    have exited (the stop signal + ``SHUTDOWN_GRACE_SECONDS`` + a margin)."""
     """Run until SIGTERM/SIGINT, then drain: not ready, no new sessions, finish, close."""
     from gateway.web.app import create_app
     from gateway.web.server import GatewayRunner
@@ -232,10 +252,13 @@ async def serve(settings: Settings) -> None:
             message="SIMULATED Whisper in use: set OPENAI_API_KEY for real transcripts",
         )
     await wait_for_stop_signal()
+    exit_by = time.monotonic() + settings.SHUTDOWN_GRACE_SECONDS + EXIT_MARGIN_SECONDS
     log.info("gateway.draining", sessions=len(gateway.registry))
+    local = gateway.local
     await gateway.registry.drain(settings.SHUTDOWN_GRACE_SECONDS)
     await runner.cleanup()
     log.info("gateway.stopped")
+    return None if local is None else (local, exit_by)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import importlib.util
 import io
 import logging
 import os
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -87,6 +88,8 @@ class LocalTranscriber:
         self.loaded = asyncio.Event()
         self.load_error: str | None = None
         self.load_seconds: float | None = None
+        self._running = 0
+        self._idle = threading.Condition()
 
     def model_problem(self) -> str | None:
         """Why the configured model cannot be used, known before loading it (or None)."""
@@ -156,6 +159,22 @@ class LocalTranscriber:
             raise LocalModelFailed(f"the local model failed: {type(exc).__name__}") from exc
 
     def _transcribe_blocking(self, request: TranscriptionRequest) -> TranscriptionResult:
+        with self._idle:
+            self._running += 1
+        try:
+            return self._decode(request)
+        finally:
+            with self._idle:
+                self._running -= 1
+                self._idle.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s for the decodes running in the pool to end (a native
+        decode cannot be interrupted); whether none is running."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._running == 0, max(0.0, timeout))
+
+    def _decode(self, request: TranscriptionRequest) -> TranscriptionResult:
         import ctranslate2
 
         # Whisper retries a failed greedy decode by sampling at higher temperatures; a fixed
@@ -184,4 +203,6 @@ class LocalTranscriber:
         return TranscriptionResult(text=text, billed_seconds=float(info.duration), segments=kept)
 
     async def close(self) -> None:
+        """Drop the windows waiting for the model; a decode already running ends by itself
+        (the process does not wait for it past its shutdown bound: see ``gateway.cli``)."""
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -24,7 +24,7 @@ from gateway.keyterms import vocabulary_prompt
 from gateway.observability.logging import get_logger
 from gateway.observability.metrics import Metrics
 from gateway.stream.core import SessionCore, Submission
-from gateway.stream.ending import SLOW_CONSUMER, Ending
+from gateway.stream.ending import SHUTDOWN, SLOW_CONSUMER, Ending
 from gateway.stream.limits import SessionLimits
 from gateway.stream.outbox import Outbox
 from gateway.stream.outcome import DropReason, Outcome
@@ -38,6 +38,8 @@ log = get_logger("gateway.session")
 
 #: How long the last messages and the close handshake may take before the connection is dropped.
 CLOSE_SECONDS = 5.0
+#: The same, while the gateway shuts down: it must exit within its grace (plus a second).
+SHUTDOWN_CLOSE_SECONDS = 0.5
 
 
 class StreamSession:
@@ -269,9 +271,10 @@ class StreamSession:
 
     async def _close(self, ending: Ending) -> None:
         self._flush()  # the last message
-        if self.outbox.stuck is None and await self.outbox.flush(CLOSE_SECONDS):
+        bound = SHUTDOWN_CLOSE_SECONDS if ending is SHUTDOWN else CLOSE_SECONDS
+        if self.outbox.stuck is None and await self.outbox.flush(bound):
             with contextlib.suppress(Exception):
-                async with asyncio.timeout(CLOSE_SECONDS):
+                async with asyncio.timeout(bound):
                     code, reason = (
                         close_frame(ending.error) if ending.error else (ending.close_code, b"")
                     )
