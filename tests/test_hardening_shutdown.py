@@ -49,7 +49,7 @@ async def test_sigterm_with_decodes_running_exits_within_the_grace(
     try:
         port = await gateway.listening()
         async with asyncio.timeout(t(60)):
-            while (await http_json("GET", f"http://127.0.0.1:{port}/api/v1/ready"))[0] != 200:
+            while (await http_json("GET", f"http://127.0.0.1:{port}/api/v1/ready"))[0] != 200:  # noqa: ASYNC110
                 await asyncio.sleep(0.2)
         url = f"ws://127.0.0.1:{port}/api/v1/listen"
         async with aiohttp.ClientSession() as session:
