@@ -27,7 +27,7 @@ from gateway.errors import BudgetUnavailable
 from gateway.observability.metrics import Metrics
 from tests.audio import tone
 from tests.conftest import GatewayFactory
-from tests.helpers import connect, http_json, t, token
+from tests.helpers import http_json, stream_and_close, t, token
 from tests.redis_server import RedisServer
 
 
@@ -48,12 +48,7 @@ async def test_a_redis_out_of_memory_is_not_ready(
         assert redis_check["status"] == "down"
         assert redis_check["reason"].startswith("OutOfMemoryError: command not allowed")
         assert server.state.metrics.ledger_writable._value.get() == 0
-        stream = await connect(server, token())
-        await stream.next()
-        await stream.send_audio(tone(440, 1.0))
-        await stream.send_json({"type": "CloseStream"})
-        await stream.collect()
-        await stream.close()
+        stream = await stream_and_close(server, tone(440, 1.0))
         reasons = [m.get("reason") for m in stream.of_type("Transcript")]
         assert reasons and set(reasons) == {"BUDGET_UNAVAILABLE"}
         await admin.config_set("maxmemory", "0")
