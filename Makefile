@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint fmt bench clean dashboards monitor-up monitor-down monitor-logs monitor-reload
+.PHONY: run test lint fmt bench screenshots clean dashboards monitor-up monitor-down monitor-logs monitor-reload
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/stt-loadtest capacity --steps 50,200 --step-seconds 10 --loaders 1 --markdown bench.md --json bench.json
 	@echo "wrote bench.md and bench.json"
+
+## Refresh the pages' screenshots in docs/pages/ from the browser tests (run into build/pages/).
+screenshots: $(STAMP)
+	$(BIN)/pytest -q -p no:cacheprovider tests/test_pages_browser.py
+	cp build/pages/*.png docs/pages/
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests

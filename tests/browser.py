@@ -13,7 +13,9 @@ from tests.tools import require_tool
 
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "pages"
+#: Where the browser tests leave their screenshots: a build folder, so a test run leaves the
+#: tree clean; ``make screenshots`` copies them to docs/pages/.
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "build" / "pages"
 
 
 def write_wav(path: Path, pcm: bytes, rate: int = 16000) -> Path:
@@ -64,7 +66,7 @@ class PageWatch:
 
 
 async def screenshot(page: Any, name: str) -> None:
-    """``docs/pages/<name>-desktop.png`` and ``-phone.png``."""
+    """``build/pages/<name>-desktop.png`` and ``-phone.png``."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     for label, size in (("desktop", DESKTOP), ("phone", PHONE)):
         await page.set_viewport_size(size)

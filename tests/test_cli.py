@@ -70,7 +70,7 @@ def test_token_url_links_the_page_for_the_role(
     if extra:
         assert claims.keyterms == ("Omar",)
     bad = subprocess.run(
-        [*argv, "--keyterm", "x" * 60],
+        [*argv, *extra, "--keyterm", "x" * 60],
         env=_env(tmp_path),
         capture_output=True,
         text=True,
@@ -82,7 +82,7 @@ def test_dev_secret_is_generated_once_and_kept(tmp_path: Path) -> None:
     env = _env(tmp_path)
     del env["AUTH_JWT_SECRET"]
     first = subprocess.run(
-        [sys.executable, "-m", "gateway", "token", "--school", "s"],
+        [sys.executable, "-m", "gateway", "token", "--school", "s", "--group", "g"],
         env=env,
         capture_output=True,
         text=True,
@@ -127,3 +127,34 @@ def test_prod_requires_secrets(
     assert main(["serve"]) == 2
     err = capsys.readouterr().err
     assert "AUTH_JWT_SECRET" in err and "short" not in err
+
+
+def test_a_student_token_needs_a_group(tmp_path: Path) -> None:
+    """A student token without a group could never stream (4003): refused when minted."""
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway", "token", "--school", "s-1"],
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2 and "--group is required" in done.stderr
+    assert done.stdout == ""
+
+
+def test_an_unpriced_stt_model_stops_the_start(tmp_path: Path) -> None:
+    """Readiness would say the policy is fine and every stream would then be refused."""
+    from gateway.errors import ConfigurationError
+    from gateway.settings import load_settings
+    from gateway.web.app import create_app
+
+    settings = load_settings(
+        {
+            "DATA_DIR": str(tmp_path),
+            "AUTH_JWT_SECRET": SECRET,
+            "OPENAI_API_KEY": "k",
+            "STT_MODEL": "whisper-2",
+        }
+    )
+    with pytest.raises(ConfigurationError, match="STT_MODEL 'whisper-2' has no price") as info:
+        create_app(settings)
+    assert "whisper-1" in str(info.value)

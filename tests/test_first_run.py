@@ -66,6 +66,7 @@ async def test_a_busy_port_is_one_line_and_leaves_nothing_running(
     assert code == 2, err
     assert len(problem) == 1 and "GATEWAY_PORT" in problem[0] and str(port) in problem[0]
     assert "Traceback" not in err
+    assert "gateway.started" not in err  # nothing claims to have started on a refused port
     await eventually(lambda: redis_servers_for(tmp_path) == [], timeout=10)
     gateway = await spawn_gateway(fake_whisper, tmp_path)  # the data dir is free again
     try:
@@ -152,4 +153,5 @@ async def test_a_missing_local_model_is_one_start_up_line(
     assert code == 2, err
     assert len(problem) == 1 and "LOCAL_WHISPER_MODEL" in problem[0]
     assert "Traceback" not in err
+    assert "gateway.started" not in err  # nothing claims to have started on a refused port
     await eventually(lambda: redis_servers_for(tmp_path) == [], timeout=10)

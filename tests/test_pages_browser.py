@@ -257,3 +257,12 @@ async def test_budget_notices_are_shown_in_the_classroom(
         await page.get_by_role("button", name="Stop").click()
         await status.filter(has_text="Stopped").wait_for(timeout=15_000)
         assert watch.errors == []
+
+
+def test_screenshots_go_to_the_build_folder_not_the_docs() -> None:
+    """A test run leaves a clean clone clean: docs/pages/ changes only by `make screenshots`."""
+    from tests.browser import SCREENSHOTS
+
+    assert SCREENSHOTS.parts[-2:] == ("build", "pages")
+    makefile = Path("Makefile").read_text()
+    assert "screenshots:" in makefile and "cp build/pages/*.png docs/pages/" in makefile

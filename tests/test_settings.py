@@ -114,3 +114,12 @@ def test_prod_with_everything_set_loads() -> None:
         }
     )
     assert not s.simulated_upstream
+
+
+def test_prod_lists_everything_it_lacks_at_once() -> None:
+    with pytest.raises(ConfigurationError) as info:
+        load_settings({"APP_ENV": "prod"})
+    message = str(info.value)
+    for name in ("AUTH_JWT_SECRET", "OPENAI_API_KEY", "REDIS_URL", "ALLOWED_ORIGINS"):
+        assert name in message, message
+    assert "AUDIT_HMAC_KEY" in message and "\n" not in message

@@ -159,6 +159,12 @@ def _token(settings: Settings, args: argparse.Namespace) -> int:
     if args.role != "platform_admin" and not args.school:
         print("stt-gateway token: --school is required for this role", file=sys.stderr)
         return 2
+    if args.role == "student" and args.group is None:
+        print(
+            "stt-gateway token: --group is required for a student token (a stream is a group's)",
+            file=sys.stderr,
+        )
+        return 2
     if args.ttl <= 0:
         print("stt-gateway token: --ttl must be positive", file=sys.stderr)
         return 2
@@ -209,7 +215,8 @@ async def serve(settings: Settings) -> tuple[LocalTranscriber, float] | None:
     """Run until SIGTERM/SIGINT, then drain: not ready, no new sessions, finish, close."""
     from gateway.web.app import create_app
     from gateway.web.server import GatewayRunner
-    from gateway.web.state import GATEWAY
+    from gateway.web.state import GATEWAY, UPSTREAM
+    from gateway.web.upstream import announce
 
     app = create_app(settings)
     runner = GatewayRunner(app, settings, shutdown_timeout=settings.SHUTDOWN_GRACE_SECONDS + 15)
@@ -229,6 +236,7 @@ async def serve(settings: Settings) -> tuple[LocalTranscriber, float] | None:
             f"cannot be used: {exc.strerror or exc}"
         ) from None
     gateway = app[GATEWAY]
+    announce(settings, app[UPSTREAM].url)
     for address in runner.addresses:
         host, port = address[0], address[1]
         log.info(

@@ -156,20 +156,31 @@ class Settings(BaseSettings):
             except ValueError as exc:
                 raise _FieldProblem("REDIS_URL", str(exc)) from None
         if self.APP_ENV == "prod":
-            if self.AUTH_JWT_SECRET is None or len(self.AUTH_JWT_SECRET.encode()) < 32:
-                raise _FieldProblem("AUTH_JWT_SECRET", "must be set to at least 32 bytes in prod")
-            if self.OPENAI_API_KEY is None and self.STT_PROVIDER in ("auto", "openai"):
-                # auto never falls back to a local model in prod: that is chosen explicitly.
-                raise _FieldProblem("OPENAI_API_KEY", "must be set in prod")
-            if self.provider == "simulated":
-                raise _FieldProblem("STT_PROVIDER", "the simulated Whisper is not for prod")
-            if self.REDIS_URL is None:
-                raise _FieldProblem("REDIS_URL", "must be set in prod")
-            if self.ALLOWED_ORIGINS is None or self.ALLOWED_ORIGINS.strip() == "*":
-                raise _FieldProblem("ALLOWED_ORIGINS", "must list explicit origins in prod")
-            if self.AUDIT_HMAC_KEY is None or len(self.AUDIT_HMAC_KEY.encode()) < 32:
-                raise _FieldProblem("AUDIT_HMAC_KEY", "must be set to at least 32 bytes in prod")
+            problems = self._prod_problems()
+            if len(problems) == 1:
+                raise problems[0]
+            if problems:
+                needs = "; ".join(f"{p.field} {p.problem}" for p in problems)
+                raise _FieldProblem("APP_ENV=prod", f"needs {len(problems)} changes: {needs}")
         return self
+
+    def _prod_problems(self) -> list[_FieldProblem]:
+        """Everything prod lacks, listed at once (one start-up to fix them all)."""
+        found: list[_FieldProblem] = []
+        if self.AUTH_JWT_SECRET is None or len(self.AUTH_JWT_SECRET.encode()) < 32:
+            found.append(_FieldProblem("AUTH_JWT_SECRET", "must be set to at least 32 bytes"))
+        if self.OPENAI_API_KEY is None and self.STT_PROVIDER in ("auto", "openai"):
+            # auto never falls back to a local model in prod: that is chosen explicitly.
+            found.append(_FieldProblem("OPENAI_API_KEY", "must be set"))
+        if self.provider == "simulated":
+            found.append(_FieldProblem("STT_PROVIDER", "the simulated Whisper is not for prod"))
+        if self.REDIS_URL is None:
+            found.append(_FieldProblem("REDIS_URL", "must be set"))
+        if self.ALLOWED_ORIGINS is None or self.ALLOWED_ORIGINS.strip() == "*":
+            found.append(_FieldProblem("ALLOWED_ORIGINS", "must list explicit origins"))
+        if self.AUDIT_HMAC_KEY is None or len(self.AUDIT_HMAC_KEY.encode()) < 32:
+            found.append(_FieldProblem("AUDIT_HMAC_KEY", "must be set to at least 32 bytes"))
+        return found
 
     # Derived values -------------------------------------------------------
 

@@ -144,13 +144,21 @@ async def _data_dir(app: web.Application) -> AsyncIterator[None]:
 
 
 def _check_local_price(settings: Settings, policy: Policy) -> None:
-    """Local windows are metered like any other: the policy must price the local model."""
-    if settings.provider == "local" and settings.LOCAL_WHISPER_MODEL not in policy.pricing.models:
+    """Every window is metered: the policy must price the model windows use by default
+    (the local model, or ``STT_MODEL``), else every stream would be refused."""
+    if settings.default_model in policy.pricing.models:
+        return
+    if settings.provider == "local":
         raise ConfigurationError(
             f"LOCAL_WHISPER_MODEL {settings.LOCAL_WHISPER_MODEL!r} has no price in the budget "
             f"policy {policy.path}: add it to pricing_usd_per_minute (0 for free on-premise "
             "compute; see docs/Budget.md)"
         )
+    priced = ", ".join(sorted(policy.pricing.models))
+    raise ConfigurationError(
+        f"STT_MODEL {settings.STT_MODEL!r} has no price in the budget policy {policy.path} "
+        f"(priced: {priced}): choose one of those or add it to pricing_usd_per_minute"
+    )
 
 
 async def _shutdown_tracing(provider: Any) -> None:

@@ -140,7 +140,6 @@ async def upstream_context(app: web.Application) -> AsyncIterator[None]:
         simulated=settings.simulated_upstream,
         local=local,
     )
-    _announce(settings, url)
     try:
         yield
     finally:
@@ -171,7 +170,8 @@ def _service(settings: Settings, transcriber: Transcriber, metrics: Any) -> SttS
     )
 
 
-def _announce(settings: Settings, url: str) -> None:
+def announce(settings: Settings, url: str) -> None:
+    """``gateway.started``: logged once the gateway listens (never before a refused port)."""
     log.info(
         "gateway.started",
         version=__version__,
