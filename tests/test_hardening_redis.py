@@ -27,7 +27,7 @@ from gateway.errors import BudgetUnavailable
 from gateway.observability.metrics import Metrics
 from tests.audio import tone
 from tests.conftest import GatewayFactory
-from tests.helpers import http_json, stream_and_close, t, token
+from tests.helpers import connect, http_json, stream_and_close, t, token
 from tests.redis_server import RedisServer
 
 
@@ -151,3 +151,25 @@ async def test_a_wiped_trail_is_caught_by_its_anchor_in_redis(
     assert f"anchored seq {before.records}" in records[1]
     after = verify(trail, key)
     assert after.ok and any("anchored" in note for note in after.notes)
+
+
+@pytest.mark.parametrize("mode", ["strict", "advisory"])
+async def test_with_the_ledger_down_strict_mode_refuses_at_the_handshake(
+    make_gateway: GatewayFactory, redis_server: RedisServer, mode: str
+) -> None:
+    """protocol.md: no stream is admitted whose windows could only be dropped."""
+    server = await make_gateway(REDIS_URL=redis_server.url, BUDGET_ENFORCEMENT_MODE=mode)
+    redis_server.kill()
+    stream = await connect(server, token())
+    first = await stream.next()
+    if mode == "strict":
+        assert first["type"] == "Error" and first["code"] == "BUDGET_UNAVAILABLE"
+        assert first["retry_after"] > 0
+        await stream.collect()
+        assert stream.close_code == 1013
+    else:
+        assert first["type"] == "Begin"
+        await stream.send_json({"type": "CloseStream"})
+        await stream.collect()
+        assert stream.close_code == 1000
+    await stream.close()

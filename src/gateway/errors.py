@@ -16,6 +16,7 @@
     │   ├── BadAudio                 1007 BAD_AUDIO, HTTP 400
     │   ├── FrameTooLarge            1009 BAD_AUDIO, HTTP 413
     │   ├── Overloaded               1013 OVERLOADED, HTTP 503 (retry_after)
+    │   ├── LedgerDown               1013 BUDGET_UNAVAILABLE, HTTP 503 (strict mode, retry_after)
     │   ├── Replaced                 4009 REPLACED, HTTP 409
     │   ├── IdleTimeout              4031 IDLE_TIMEOUT, HTTP 408
     │   ├── SessionExpired           4008 SESSION_EXPIRED, HTTP 401
@@ -149,6 +150,13 @@ class FrameTooLarge(StreamError):
 
 class Overloaded(StreamError):
     close_code, code, http_status, retryable = 1013, "OVERLOADED", 503, True
+
+
+class LedgerDown(StreamError):
+    """Strict mode and the budget ledger cannot be reached: no stream is admitted whose
+    windows could only be dropped."""
+
+    close_code, code, http_status, retryable = 1013, "BUDGET_UNAVAILABLE", 503, True
 
 
 class Replaced(StreamError):

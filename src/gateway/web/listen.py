@@ -16,6 +16,7 @@ from gateway.errors import (
     Forbidden,
     FrameTooLarge,
     InvalidToken,
+    LedgerDown,
     Overloaded,
     StreamError,
     TooManyFailures,
@@ -38,6 +39,8 @@ SUBPROTOCOL = "token"
 CLOSE_TIMEOUT = 5.0
 #: When a school at its cap of concurrent streams is asked to try again.
 SCHOOL_CAP_RETRY_AFTER = 10.0
+#: When a stream refused because the ledger is down (strict mode) is asked to try again.
+LEDGER_DOWN_RETRY_AFTER = 5.0
 
 
 class StreamSocket(web.WebSocketResponse):
@@ -145,7 +148,8 @@ def _cap(gateway: Gateway, claims: Claims) -> int | None:
 async def _claim(fleet: Fleet | None, gateway: Gateway, claims: Claims, session_id: str) -> None:
     """Claim the group across the fleet: a stream for it on another replica is replaced; a
     new group past the school's ``max_concurrent_streams`` is refused (1013, retry later).
-    Redis unreachable: admitted (the budget still guards the bill)."""
+    Redis unreachable: refused in strict mode (1013 ``BUDGET_UNAVAILABLE``: its windows could
+    only be dropped), else admitted (advisory: the bill is still recorded when it can be)."""
     if fleet is None:
         return
     assert claims.school_id is not None and claims.group_id is not None
@@ -154,6 +158,11 @@ async def _claim(fleet: Fleet | None, gateway: Gateway, claims: Claims, session_
         claim = await fleet.claim(claims.school_id, claims.group_id, session_id, cap)
     except REDIS_ERRORS as exc:
         log.warning("fleet.claim_failed", error=type(exc).__name__)
+        if gateway.settings.BUDGET_ENFORCEMENT_MODE == "strict":
+            raise LedgerDown(
+                "the budget ledger is unreachable; retry shortly",
+                retry_after=LEDGER_DOWN_RETRY_AFTER,
+            ) from None
         return
     if not claim.ok:
         raise Overloaded(
@@ -244,6 +253,7 @@ _REJECT_OUTCOMES = {
     "FORBIDDEN": "rejected_auth",
     "BAD_CONFIG": "rejected_config",
     "OVERLOADED": "rejected_capacity",
+    "BUDGET_UNAVAILABLE": "rejected_capacity",
 }
 
 
