@@ -45,10 +45,13 @@ def show(message):
 
 
 async def main(url, token, path):
-    with wave.open(path) as wav:
-        if wav.getnchannels() != 1 or wav.getsampwidth() != 2:
-            sys.exit(f"{path}: need 16-bit PCM mono")
-        rate = wav.getframerate()
+    try:
+        with wave.open(path) as wav:
+            if wav.getnchannels() != 1 or wav.getsampwidth() != 2:
+                sys.exit(f"{path}: need 16-bit PCM mono")
+            rate = wav.getframerate()
+    except (wave.Error, EOFError) as exc:  # float or compressed WAVs, other files
+        sys.exit(f"{path}: not a 16-bit PCM WAV file ({exc}); convert it, e.g. with sox")
     try:
         async with websockets.connect(
             f"{url}?sample_rate={rate}",
@@ -61,7 +64,8 @@ async def main(url, token, path):
             except websockets.ConnectionClosedError:
                 pass
             sender.cancel()
-            print(f"closed {ws.close_code} {ws.close_reason}", file=sys.stderr)
+            sys.stdout.flush()  # the transcript first, then how it ended
+            print(f"closed {ws.close_code} {ws.close_reason}".rstrip(), file=sys.stderr)
             return 0 if ws.close_code == 1000 else 1
     except websockets.InvalidStatus as exc:
         print(f"handshake refused: HTTP {exc.response.status_code}", file=sys.stderr)

@@ -80,3 +80,21 @@ async def test_the_example_reports_errors_and_close_codes(
     assert code == 1 and "Error BUDGET_EXCEEDED" in err and "closed 4402" in err, (out, err)
     assert bad[0] == 1 and "Error UNAUTHORIZED" in bad[2] and "closed 4001" in bad[2]
     assert "Traceback" not in err + bad[2]
+
+
+def test_a_float_wav_gets_a_clear_line(tmp_path: Path) -> None:
+    import struct
+    import subprocess
+
+    floats = tmp_path / "float.wav"
+    data = struct.pack("<4f", 0.0, 0.1, -0.1, 0.0)
+    fmt = struct.pack("<HHIIHH", 3, 1, 16000, 64000, 4, 32)
+    body = b"WAVE" + b"fmt " + struct.pack("<I", 16) + fmt + b"data" + struct.pack("<I", 16) + data
+    floats.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLE), "ws://127.0.0.1:9/api/v1/listen", "t", str(floats)],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 1
+    assert "not a 16-bit PCM WAV file" in done.stderr and "Traceback" not in done.stderr
