@@ -329,3 +329,27 @@ def test_microbench_prints_each_cost_per_window() -> None:
         "windower_per_minute_ms",
     ):
         assert float(costs[name].split()[0]) > 0, costs
+
+
+def test_the_harness_reads_the_secret_without_putting_it_in_ps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--secret-file, then $AUTH_JWT_SECRET, then the dev secret in the data dir."""
+    import argparse
+
+    from loadtest.cli_args import resolve_secret
+
+    monkeypatch.delenv("AUTH_JWT_SECRET", raising=False)
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
+    args = argparse.Namespace(secret=None, secret_file=None)
+    assert resolve_secret(args) is None
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "jwt-secret").write_text("kept-secret\n")
+    assert resolve_secret(args) == "kept-secret"
+    monkeypatch.setenv("AUTH_JWT_SECRET", "from-env")
+    assert resolve_secret(args) == "from-env"
+    (tmp_path / "s").write_text("from-file\n")
+    assert resolve_secret(argparse.Namespace(secret=None, secret_file=tmp_path / "s")) == (
+        "from-file"
+    )
+    assert resolve_secret(argparse.Namespace(secret="given", secret_file=None)) == "given"

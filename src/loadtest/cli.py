@@ -12,12 +12,14 @@ from typing import Any
 
 from gateway.signals import wait_for_stop_signal
 from gateway.simulated.whisper import Behaviour, FakeWhisper, start
-from loadtest.cli_args import parser
+from loadtest.cli_args import parser, resolve_secret
 from loadtest.report import Thresholds, render
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser(__doc__).parse_args(argv)
+    if hasattr(args, "secret"):
+        args.secret = resolve_secret(args)
     if args.verb == "fake-whisper":
         return _fake_whisper_main(args)
     if args.verb == "capacity":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -65,13 +66,39 @@ def fake_whisper(fake: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return fake
 
 
+def _secret_options(p: argparse.ArgumentParser, why: str) -> None:
+    p.add_argument(
+        "--secret",
+        help=f"AUTH_JWT_SECRET, {why} (visible to other users in ps: prefer --secret-file)",
+    )
+    p.add_argument(
+        "--secret-file",
+        type=Path,
+        help=f"a file holding AUTH_JWT_SECRET, {why}; without either, $AUTH_JWT_SECRET, "
+        "else the dev secret in $DATA_DIR (./data)/jwt-secret",
+    )
+
+
+def resolve_secret(args: argparse.Namespace) -> str | None:
+    """The JWT secret the harness mints with: ``--secret``, ``--secret-file``, then
+    ``$AUTH_JWT_SECRET``, then the dev secret a local gateway keeps in its data dir."""
+    if getattr(args, "secret", None):
+        return str(args.secret)
+    if getattr(args, "secret_file", None):
+        return str(Path(args.secret_file).read_text().strip())
+    if os.environ.get("AUTH_JWT_SECRET"):
+        return os.environ["AUTH_JWT_SECRET"]
+    kept = Path(os.environ.get("DATA_DIR") or "data") / "jwt-secret"
+    return kept.read_text().strip() if kept.is_file() else None
+
+
 def scenario(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument(
         "--url", required=True, help="listen endpoint, e.g. ws://127.0.0.1:8080/api/v1/listen"
     )
     p.add_argument("--groups", type=int, default=25, help="classroom groups streaming at once")
     p.add_argument("--duration", type=float, default=60.0, help="seconds of audio per group")
-    p.add_argument("--secret", help="AUTH_JWT_SECRET, to mint one token per group")
+    _secret_options(p, "to mint one token per group")
     p.add_argument("--token-file", type=Path, help="one JWT per line, one per group")
     p.add_argument("--school", default="s-1", help="school_id of the minted tokens")
     p.add_argument("--audio", type=Path, help="16 kHz mono WAV to stream (default: tones)")
@@ -134,7 +161,7 @@ def quality(quality: argparse.ArgumentParser) -> argparse.ArgumentParser:
     quality.add_argument(
         "--url", required=True, help="listen endpoint, e.g. ws://127.0.0.1:8080/api/v1/listen"
     )
-    quality.add_argument("--secret", help="AUTH_JWT_SECRET, to mint a token per run")
+    _secret_options(quality, "to mint a token per run")
     quality.add_argument("--token", help="a stream token (instead of --secret)")
     quality.add_argument("--school", default="s-1", help="school_id of minted tokens")
     quality.add_argument(
