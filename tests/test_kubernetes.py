@@ -68,6 +68,11 @@ def render(directory: Path) -> list[dict[str, Any]]:
     return docs
 
 
+def _named(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    [doc] = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
+    return doc
+
+
 def _one(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
     [doc] = [d for d in docs if d["kind"] == kind]
     return doc
@@ -79,6 +84,7 @@ def test_every_object_is_valid_kubernetes(overlay: str) -> None:
     kinds = sorted(d["kind"] for d in docs)
     assert kinds == sorted(
         [
+            "ConfigMap",
             "ConfigMap",
             "Deployment",
             "Service",
@@ -115,7 +121,9 @@ def test_validation_refuses_a_broken_manifest() -> None:
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_the_manifests_fit_the_gateway(overlay: str) -> None:
     docs = render(ROOT / "overlays" / overlay)
-    deployment, config = _one(docs, "Deployment"), _one(docs, "ConfigMap")
+    deployment = _one(docs, "Deployment")
+    config = _named(docs, "ConfigMap", "stt-gateway")
+    policy_map = _named(docs, "ConfigMap", "stt-gateway-policy")
     pod = deployment["spec"]["template"]["spec"]
     [container] = pod["containers"]
     known = set(Settings.model_fields)
@@ -138,7 +146,13 @@ def test_the_manifests_fit_the_gateway(overlay: str) -> None:
     assert "/metrics" not in paths and "/" not in paths
     mode = config["data"]["REDIS_MODE"]
     assert mode == ("sentinel" if overlay == "prod" else "standalone")
-    policy = Policy.from_document(jsonstrict.loads(config["data"]["budget-policy.json"]), "cm")
+    # the environment's ConfigMap holds only variables; the policy is its own, mounted
+    assert all(k.isupper() for k in config["data"]), sorted(config["data"])
+    assert [c["configMapRef"]["name"] for c in container["envFrom"]] == ["stt-gateway"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["policy"]["configMap"]["name"] == "stt-gateway-policy"
+    raw = policy_map["data"]["budget-policy.json"]
+    policy = Policy.from_document(jsonstrict.loads(raw), "cm")
     assert policy.school("example-school").max_concurrent_streams == 40
 
 

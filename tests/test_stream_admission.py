@@ -88,8 +88,8 @@ def test_the_registry_shares_its_slots_between_schools() -> None:
 
 def test_every_shipped_policy_caps_a_school() -> None:
     policies = [json.loads(p.read_text()) for p in Path("config").glob("budget-policy.*.json")]
-    configmap = yaml.safe_load(Path("deploy/kubernetes/base/configmap.yaml").read_text())
-    policies += [json.loads(v) for k, v in configmap["data"].items() if k.endswith(".json")]
+    maps = yaml.safe_load_all(Path("deploy/kubernetes/base/configmap.yaml").read_text())
+    policies += [json.loads(v) for cm in maps for k, v in cm["data"].items() if k.endswith(".json")]
     shipped = [p for p in policies if "defaults" in p]
     assert len(shipped) >= 4
     for policy in shipped:
