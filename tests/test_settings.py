@@ -123,3 +123,24 @@ def test_prod_lists_everything_it_lacks_at_once() -> None:
     for name in ("AUTH_JWT_SECRET", "OPENAI_API_KEY", "REDIS_URL", "ALLOWED_ORIGINS"):
         assert name in message, message
     assert "AUDIT_HMAC_KEY" in message and "\n" not in message
+
+
+def test_prod_refuses_the_example_secrets() -> None:
+    """deploy/kubernetes/secret.example.yaml applied as it is would be a public secret."""
+    import yaml
+
+    example = yaml.safe_load(Path("deploy/kubernetes/secret.example.yaml").read_text())
+    values = example["stringData"]
+    env = {
+        "APP_ENV": "prod",
+        "AUTH_JWT_SECRET": values["AUTH_JWT_SECRET"],
+        "AUDIT_HMAC_KEY": "a" * 32,
+        "OPENAI_API_KEY": "k",
+        "REDIS_URL": "redis://r:6379/0",
+        "ALLOWED_ORIGINS": "https://a.b",
+    }
+    with pytest.raises(ConfigurationError, match="AUTH_JWT_SECRET is the example's placeholder"):
+        load_settings(env)
+    env["AUTH_JWT_SECRET"], env["AUDIT_HMAC_KEY"] = "x" * 32, values["AUDIT_HMAC_KEY"]
+    with pytest.raises(ConfigurationError, match="AUDIT_HMAC_KEY is the example's placeholder"):
+        load_settings(env)

@@ -169,6 +169,8 @@ class Settings(BaseSettings):
         found: list[_FieldProblem] = []
         if self.AUTH_JWT_SECRET is None or len(self.AUTH_JWT_SECRET.encode()) < 32:
             found.append(_FieldProblem("AUTH_JWT_SECRET", "must be set to at least 32 bytes"))
+        elif _placeholder(self.AUTH_JWT_SECRET):
+            found.append(_FieldProblem("AUTH_JWT_SECRET", "is the example's placeholder"))
         if self.OPENAI_API_KEY is None and self.STT_PROVIDER in ("auto", "openai"):
             # auto never falls back to a local model in prod: that is chosen explicitly.
             found.append(_FieldProblem("OPENAI_API_KEY", "must be set"))
@@ -180,6 +182,8 @@ class Settings(BaseSettings):
             found.append(_FieldProblem("ALLOWED_ORIGINS", "must list explicit origins"))
         if self.AUDIT_HMAC_KEY is None or len(self.AUDIT_HMAC_KEY.encode()) < 32:
             found.append(_FieldProblem("AUDIT_HMAC_KEY", "must be set to at least 32 bytes"))
+        elif _placeholder(self.AUDIT_HMAC_KEY):
+            found.append(_FieldProblem("AUDIT_HMAC_KEY", "is the example's placeholder"))
         return found
 
     # Derived values -------------------------------------------------------
@@ -246,6 +250,11 @@ class Settings(BaseSettings):
         if self.APP_ENV == "dev":
             return DEV_POLICY_PATH
         return Path(f"config/budget-policy.{self.APP_ENV}.json")
+
+
+def _placeholder(value: str) -> bool:
+    """A value copied from an example (``change-me…``): public, so no secret."""
+    return value.strip().lower().startswith("change-me")
 
 
 class _FieldProblem(ValueError):
