@@ -13,7 +13,14 @@ from gateway.auth.tokens import mint, verify
 from gateway.observability.audit_verify import verify as verify_audit
 from tests.audio import tone
 from tests.conftest import GatewayFactory
-from tests.helpers import SECRET, GatewayServer, http_json, stream_and_close, token
+from tests.helpers import (
+    SECRET,
+    GatewayServer,
+    http_json,
+    stream_and_close,
+    token,
+    write_policy,
+)
 
 
 def jwt(role: str, school: str | None = "s-1") -> str:
@@ -196,3 +203,23 @@ async def test_audit_trail_verifies(server: GatewayServer, tmp_path: Path) -> No
         assert f'"{event}"' in text
     assert "[simulated]" not in text and "tone 440" not in text
     assert verify_audit(path, resolve_audit_key(server.state.settings)).ok
+
+
+async def test_a_school_that_streamed_for_free_is_listed(
+    make_gateway: GatewayFactory, tmp_path: Path
+) -> None:
+    """A school on a model priced 0 (a local Whisper) spends $0 but used the gateway."""
+    policy = write_policy(
+        tmp_path / "free.json",
+        downgrade=[],
+        pricing_usd_per_minute={"whisper-1": 0, "gpt-4o-mini-transcribe": 0.003},
+        models={},
+    )
+    server = await make_gateway(BUDGET_POLICY_PATH=policy)
+    await stream_and_close(server, tone(440, 2.0), jwt=token("s-free", "g-1"))
+    status, body = await http_json(
+        "GET", f"{server.http}/api/v1/budget/usage", jwt("platform_admin", None)
+    )
+    assert status == 200
+    free = [s for s in body["schools"] if s["school_id"] == "s-free"]
+    assert free and free[0]["spent_usd"] == 0 and free[0]["audio_seconds"] > 0

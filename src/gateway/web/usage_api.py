@@ -95,8 +95,8 @@ async def global_usage(request: web.Request) -> web.Response:
     schools = []
     for school, day, counters in await gateway.budget.todays_schools(now):
         doc = usage_from_counters(gateway, school, day, counters)
-        if doc["spent_usd"] or doc["reserved_usd"]:
-            schools.append(doc)
+        if doc["spent_usd"] or doc["reserved_usd"] or doc["audio_seconds"]:
+            schools.append(doc)  # with audio today: a school on a free model spends $0
     schools.sort(key=lambda d: (-d["percent_used"], d["school_id"]))
     utc_day = now.date().isoformat()
     policy = gateway.policy
