@@ -66,6 +66,7 @@ async def test_passthrough_rejects_bad_requests(make_gateway: GatewayFactory) ->
             model="not-allowed", file=("a.wav", wav_bytes(tone(440, 1.0), 16000), "audio/wav")
         )
     assert info.value.body["code"] == "model_not_allowed"  # type: ignore[index]
+    assert "allowed: " in info.value.body["message"] and "whisper-1" in str(info.value.body)  # type: ignore[index]
     server.fake.behaviour.mode = "quota"
     with pytest.raises(openai.RateLimitError) as quota:
         await good.audio.transcriptions.create(

@@ -189,7 +189,12 @@ async def _upload(request: web.Request) -> _Upload:
         raise _bad("file is empty", "file")
     requested = str(form.get("model") or gateway.settings.default_model)
     if requested not in gateway.allowed_models:
-        raise _bad(f"model {requested!r} is not allowed", "model", "model_not_allowed")
+        allowed = ", ".join(sorted(gateway.allowed_models))
+        raise _bad(
+            f"model {requested!r} is not allowed here (allowed: {allowed})",
+            "model",
+            "model_not_allowed",
+        )
     response_format = str(form.get("response_format") or "json")
     if response_format not in ("json", "text"):
         raise _bad("response_format must be json or text", "response_format")
