@@ -155,3 +155,35 @@ async def test_a_missing_local_model_is_one_start_up_line(
     assert "Traceback" not in err
     assert "gateway.started" not in err  # nothing claims to have started on a refused port
     await eventually(lambda: redis_servers_for(tmp_path) == [], timeout=10)
+
+
+async def test_ctrl_c_stops_the_gateway_then_its_redis_without_noise(
+    fake_whisper: FakeWhisper, tmp_path: Path
+) -> None:
+    """Ctrl-C reaches the terminal's whole process group: the embedded Redis must not
+    die first (and be restarted, and fail the fleet's listener) while the gateway drains."""
+    from tests.helpers import GatewayProcess, gateway_env
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gateway",
+        "serve",
+        env=gateway_env(fake_whisper, tmp_path),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,  # a terminal's process group, apart from the tests'
+    )
+    gateway = GatewayProcess(proc)
+    try:
+        await gateway.listening()
+        os.killpg(proc.pid, signal.SIGINT)
+        assert await asyncio.wait_for(proc.wait(), 30) == 0
+    finally:
+        await gateway.stop()
+    await asyncio.sleep(0.2)  # the last lines of the log
+    events = [line.get("event") for line in gateway.lines]
+    assert "gateway.stopped" in events
+    noise = {"embedded_redis.exited", "embedded_redis.restarted", "fleet.listen_failed"}
+    assert not noise & set(events), events
+    await eventually(lambda: redis_servers_for(tmp_path) == [], timeout=10)

@@ -24,7 +24,7 @@ from gateway.observability.audit_keys import derived_key, from_text
 from gateway.observability.audit_verify import verify as verify_audit
 from gateway.observability.logging import configure_logging, get_logger
 from gateway.settings import Settings, load_settings
-from gateway.signals import wait_for_stop_signal
+from gateway.signals import stop_signals
 from gateway.stt.local_transcriber import LocalTranscriber
 from gateway.web.links import page_link
 
@@ -212,6 +212,13 @@ def _serve(settings: Settings) -> int:
 async def serve(settings: Settings) -> tuple[LocalTranscriber, float] | None:
     """Serve until stopped; with a local model, it and the time by which the process must
     have exited (the stop signal + ``SHUTDOWN_GRACE_SECONDS`` + a margin)."""
+    with stop_signals() as stop:
+        return await _serve_until(settings, stop)
+
+
+async def _serve_until(
+    settings: Settings, stop: asyncio.Event
+) -> tuple[LocalTranscriber, float] | None:
     """Run until SIGTERM/SIGINT, then drain: not ready, no new sessions, finish, close."""
     from gateway.web.app import create_app
     from gateway.web.server import GatewayRunner
@@ -259,7 +266,7 @@ async def serve(settings: Settings) -> tuple[LocalTranscriber, float] | None:
             "gateway.simulated_whisper",
             message="SIMULATED Whisper in use: set OPENAI_API_KEY for real transcripts",
         )
-    await wait_for_stop_signal()
+    await stop.wait()
     exit_by = time.monotonic() + settings.SHUTDOWN_GRACE_SECONDS + EXIT_MARGIN_SECONDS
     log.info("gateway.draining", sessions=len(gateway.registry))
     local = gateway.local

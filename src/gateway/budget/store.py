@@ -139,6 +139,9 @@ class EmbeddedRedis:
             # stop it, and then no second server can start on its files) and dies with us.
             pass_fds=(self._lock.fileno(),),
             preexec_fn=_die_with_parent,
+            # Its own session: a Ctrl-C in the gateway's terminal reaches the gateway alone,
+            # which stops this Redis itself, last, after the drain.
+            start_new_session=True,
         )
         deadline = time.monotonic() + timeout
         client = aioredis.Redis(unix_socket_path=str(self.socket))
