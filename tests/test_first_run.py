@@ -162,7 +162,8 @@ async def test_ctrl_c_stops_the_gateway_then_its_redis_without_noise(
 ) -> None:
     """Ctrl-C reaches the terminal's whole process group: the embedded Redis must not
     die first (and be restarted, and fail the fleet's listener) while the gateway drains."""
-    from tests.helpers import GatewayProcess, gateway_env
+    from tests.audio import tone
+    from tests.helpers import GatewayProcess, GatewayServer, connect, gateway_env, token
 
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -175,12 +176,20 @@ async def test_ctrl_c_stops_the_gateway_then_its_redis_without_noise(
         start_new_session=True,  # a terminal's process group, apart from the tests'
     )
     gateway = GatewayProcess(proc)
+    fake_whisper.behaviour.latency_ms = 1500  # the drain waits for a window: Redis must live
     try:
-        await gateway.listening()
+        port = await gateway.listening()
+        stream = await connect(GatewayServer(None, None, port, fake_whisper), token())  # type: ignore[arg-type]
+        await stream.next()
+        await stream.send_audio(tone(440, 2.5))
+        await eventually(lambda: fake_whisper.in_flight > 0)
         os.killpg(proc.pid, signal.SIGINT)
+        messages = await stream.collect()
+        await stream.close()
         assert await asyncio.wait_for(proc.wait(), 30) == 0
     finally:
         await gateway.stop()
+    assert messages[-1]["type"] == "Termination"
     await asyncio.sleep(0.2)  # the last lines of the log
     events = [line.get("event") for line in gateway.lines]
     assert "gateway.stopped" in events
