@@ -353,3 +353,17 @@ def test_the_harness_reads_the_secret_without_putting_it_in_ps(
         "from-file"
     )
     assert resolve_secret(argparse.Namespace(secret="given", secret_file=None)) == "given"
+
+
+def test_progress_lines_count_audio_when_stderr_is_not_a_terminal() -> None:
+    """The bar is disabled off a terminal; the lines must still move."""
+    from loadtest.classroom import ClassroomConfig, _Progress
+
+    progress = _Progress(ClassroomConfig(url="ws://x", groups=2, duration=10, progress="lines"))
+    assert progress.line(1.0).startswith("progress: 0/20 s")
+    for start in (0.0, 5.0):
+        progress.seen({"type": "Transcript", "start": start, "end": start + 5.0})
+    progress.seen({"type": "Warning"})
+    line = progress.line(12.0)
+    assert line.startswith("progress: 10/20 s of audio transcribed after 12 s")
+    assert "transcripts=2 warnings=1 errors=0" in line

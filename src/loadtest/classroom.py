@@ -60,17 +60,11 @@ def tokens_for(config: ClassroomConfig) -> list[str]:
 PROGRESS_EVERY = 10.0
 
 
-async def _progress_lines(bar: Any, counts: dict[str, int], started: float) -> None:
+async def _progress_lines(progress: _Progress, started: float) -> None:
     """Plain progress lines when stderr is not a terminal (a log file, CI)."""
     while True:
         await asyncio.sleep(PROGRESS_EVERY)
-        print(
-            f"progress: {bar.n}/{bar.total} s of audio transcribed after "
-            f"{time.monotonic() - started:.0f} s; transcripts={counts['transcripts']} "
-            f"warnings={counts['warnings']} errors={counts['errors']}",
-            file=sys.stderr,
-            flush=True,
-        )
+        print(progress.line(time.monotonic() - started), file=sys.stderr, flush=True)
 
 
 class _Progress:
@@ -85,6 +79,17 @@ class _Progress:
             dynamic_ncols=True,
         )
         self.counts = {"transcripts": 0, "warnings": 0, "errors": 0}
+        self.total = config.groups * max(1, round(config.duration))
+        #: Seconds of audio transcribed: counted here, as a disabled bar counts nothing.
+        self.seconds = 0
+
+    def line(self, elapsed: float) -> str:
+        counts = self.counts
+        return (
+            f"progress: {self.seconds}/{self.total} s of audio transcribed after "
+            f"{elapsed:.0f} s; transcripts={counts['transcripts']} "
+            f"warnings={counts['warnings']} errors={counts['errors']}"
+        )
 
     def seen(self, message: dict[str, object]) -> None:
         kind = message.get("type")
@@ -92,6 +97,7 @@ class _Progress:
             self.counts["transcripts"] += 1
             start, end = message.get("start"), message.get("end")
             if isinstance(start, int | float) and isinstance(end, int | float):
+                self.seconds += round(end - start)
                 self.bar.update(round(end - start))
         elif kind == "Warning":
             self.counts["warnings"] += 1
@@ -105,7 +111,7 @@ async def run_classroom(config: ClassroomConfig) -> dict[str, Any]:
     wav = load_wav(config.audio, config.sample_rate) if config.audio else None
     results: list[GroupResult] = []
     progress = _Progress(config)
-    bar, counts, seen = progress.bar, progress.counts, progress.seen
+    bar, seen = progress.bar, progress.seen
     tasks = []
     for i, jwt in enumerate(jwts):
         pcm = wav if wav is not None else group_audio(i, config.duration, config.sample_rate)
@@ -129,7 +135,7 @@ async def run_classroom(config: ClassroomConfig) -> dict[str, Any]:
         )
     started = time.monotonic()
     reporter = (
-        asyncio.create_task(_progress_lines(bar, counts, started))
+        asyncio.create_task(_progress_lines(progress, started))
         if config.progress == "lines"
         else None
     )
