@@ -15,6 +15,7 @@ PROTOCOL_CODES = {  # protocol.md: Error codes and their close codes
     "FORBIDDEN": 4003,
     "BAD_CONFIG": 4000,
     "OVERLOADED": 1013,
+    "BUDGET_UNAVAILABLE": 1013,  # the ledger down in strict mode, at the handshake
     "REPLACED": 4009,
     "IDLE_TIMEOUT": 4031,
     "SESSION_EXPIRED": 4008,
