@@ -143,7 +143,19 @@ def test_the_manifests_fit_the_gateway(overlay: str) -> None:
     assert hpa["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
     assert pdb["spec"]["minAvailable"] < hpa["spec"]["minReplicas"] or overlay == "dev"
     paths = [p["path"] for r in _one(docs, "Ingress")["spec"]["rules"] for p in r["http"]["paths"]]
-    assert "/metrics" not in paths and "/" not in paths
+    assert "/metrics" not in paths and "/api/v1/ready" not in paths
+    routes = [
+        (p["path"], p["pathType"])
+        for r in _one(docs, "Ingress")["spec"]["rules"]
+        for p in r["http"]["paths"]
+    ]
+    assert ("/", "Exact") in routes  # the home page, not everything below it
+    # what the pages call is routed: a link's code is redeemed under /api/v1/tokens
+    for needed in ("/api/v1/tokens", "/api/v1/tokens/redeem", "/classroom", "/static/app.css"):
+        assert any(
+            needed == path or (kind == "Prefix" and needed.startswith(path.rstrip("/") + "/"))
+            for path, kind in routes
+        ), needed
     mode = config["data"]["REDIS_MODE"]
     assert mode == ("sentinel" if overlay == "prod" else "standalone")
     # the environment's ConfigMap holds only variables; the policy is its own, mounted
