@@ -49,16 +49,22 @@ def _headers(exc: GatewayError) -> dict[str, str] | None:
     return None
 
 
+def _closing(response: web.Response) -> web.Response:
+    """An answer that says ``Connection: close`` (a body cut short) also closes it."""
+    if response.headers.get("Connection") == "close":
+        response.force_close()
+    return response
+
+
 def error_response(request: web.Request, exc: GatewayError) -> web.Response:
     """The API's error envelope for ``exc``."""
     details = exc.details if isinstance(exc, HttpError) else None
     headers = _headers(exc)
-    response = json_error(
-        request, exc.http_status, exc.code, exc.message, details=details, headers=headers
+    return _closing(
+        json_error(
+            request, exc.http_status, exc.code, exc.message, details=details, headers=headers
+        )
     )
-    if headers and headers.get("Connection") == "close":
-        response.force_close()
-    return response
 
 
 def close_frame(exc: GatewayError) -> tuple[int, bytes]:
@@ -106,7 +112,4 @@ def openai_error_for(exc: GatewayError) -> web.Response:
         )
     if isinstance(exc, UpstreamError):
         return openai_error(exc.http_status, exc.message, code=exc.drop_reason, kind="server_error")
-    response = openai_error(exc.http_status, exc.message, code=exc.code, headers=headers)
-    if headers and headers.get("Connection") == "close":
-        response.force_close()
-    return response
+    return _closing(openai_error(exc.http_status, exc.message, code=exc.code, headers=headers))
