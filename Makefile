@@ -13,8 +13,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 ## Run the gateway: embedded Redis; local Whisper tiny.en unless OPENAI_API_KEY is set.
+## `exec`: the gateway takes the shell's place, so a signal to make (which make passes on
+## to its child) reaches the gateway itself and nothing is left holding the port.
 run: $(STAMP)
-	LOG_FORMAT=$${LOG_FORMAT:-console} $(BIN)/stt-gateway serve
+	LOG_FORMAT=$${LOG_FORMAT:-console} exec $(BIN)/stt-gateway serve
 
 ## Run the whole test suite (the command CI runs), with branch coverage of every process
 ## it starts; it fails under 90 %.

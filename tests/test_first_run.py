@@ -196,3 +196,41 @@ async def test_ctrl_c_stops_the_gateway_then_its_redis_without_noise(
     noise = {"embedded_redis.exited", "embedded_redis.restarted", "fleet.listen_failed"}
     assert not noise & set(events), events
     await eventually(lambda: redis_servers_for(tmp_path) == [], timeout=10)
+
+
+async def test_killing_make_run_stops_the_gateway_it_started(
+    fake_whisper: FakeWhisper, tmp_path: Path
+) -> None:
+    """``kill <make pid>``: make passes SIGTERM on to its child, which must be the gateway
+    (not a shell that dies and leaves the gateway holding the port)."""
+    from tests.helpers import GatewayProcess, gateway_env
+
+    root = Path(__file__).resolve().parents[1]
+    proc = await asyncio.create_subprocess_exec(
+        "make",
+        "--no-print-directory",
+        "-o",
+        ".venv/.installed",  # never reinstall here
+        "run",
+        cwd=root,
+        env=gateway_env(fake_whisper, tmp_path),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,
+    )
+    gateway = GatewayProcess(proc)
+    try:
+        port = await gateway.listening()
+        proc.send_signal(signal.SIGTERM)  # to make alone, not its process group
+        await asyncio.wait_for(proc.wait(), t(30))
+        with socket.socket() as probe:  # the port is free: no orphan holds it
+            probe.bind(("127.0.0.1", port))
+        events = [line.get("event") for line in gateway.lines]
+        assert "gateway.stopped" in events, events
+    finally:
+        try:  # whatever is left in make's session (an orphan, when this test fails)
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        await gateway.stop()
+    await eventually(lambda: redis_servers_for(tmp_path) == [], timeout=10)
