@@ -16,6 +16,8 @@ from tests.helpers import eventually, gateway_env, http_json, spawn_gateway, t
 
 pytestmark = pytest.mark.slow
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 def redis_servers_for(data_dir: Path) -> list[int]:
     """PIDs of redis-server processes working in ``data_dir`` (Redis rewrites its command
@@ -205,14 +207,13 @@ async def test_killing_make_run_stops_the_gateway_it_started(
     (not a shell that dies and leaves the gateway holding the port)."""
     from tests.helpers import GatewayProcess, gateway_env
 
-    root = Path(__file__).resolve().parents[1]
     proc = await asyncio.create_subprocess_exec(
         "make",
         "--no-print-directory",
         "-o",
         ".venv/.installed",  # never reinstall here
         "run",
-        cwd=root,
+        cwd=ROOT,
         env=gateway_env(fake_whisper, tmp_path),
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,

@@ -173,3 +173,57 @@ async def test_with_the_ledger_down_strict_mode_refuses_at_the_handshake(
         await stream.collect()
         assert stream.close_code == 1000
     await stream.close()
+
+
+async def test_a_lost_ledger_is_named_in_readiness_and_logged_once(
+    make_gateway: GatewayFactory,
+    redis_server: RedisServer,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Readiness says which Redis is down; the fleet's listener backs off and logs the
+    outage once (and its end once), not once per attempt."""
+    import json
+
+    from gateway.observability.logging import configure_logging
+    from gateway.stream import fleet
+
+    monkeypatch.setattr(fleet, "LISTEN_RETRY_SECONDS", 0.05)
+    monkeypatch.setattr(fleet, "LISTEN_RETRY_MAX_SECONDS", 0.2)
+    attempts = 0
+    sleep = asyncio.sleep
+
+    async def counted(delay: float) -> None:
+        nonlocal attempts
+        if delay in (0.05, 0.1, 0.2):
+            attempts += 1
+        await sleep(delay)
+
+    configure_logging("debug", "json")
+    try:
+        server = await make_gateway(REDIS_URL=redis_server.url)
+        status, body = await http_json("GET", f"{server.http}/api/v1/ready")
+        assert body["checks"]["redis"]["target"] == f"127.0.0.1:{redis_server.port}"
+        monkeypatch.setattr(fleet.asyncio, "sleep", counted)
+        redis_server.kill()
+        status, body = await http_json("GET", f"{server.http}/api/v1/ready")
+        assert status == 503
+        assert body["checks"]["redis"]["status"] == "down"
+        assert body["checks"]["redis"]["target"] == f"127.0.0.1:{redis_server.port}"
+        while attempts < 5:  # the listener retries on its own clock
+            await sleep(0.05)
+        redis_server.start()
+        events: list[str] = []
+        for _ in range(200):
+            events += [
+                json.loads(line).get("event", "")
+                for line in capsys.readouterr().err.splitlines()
+                if line.startswith("{")
+            ]
+            if "fleet.listen_restored" in events:
+                break
+            await sleep(0.05)
+    finally:
+        configure_logging("warning", "json")
+    assert events.count("fleet.listen_failed") == 1, events
+    assert events.count("fleet.listen_restored") == 1, events

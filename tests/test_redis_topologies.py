@@ -12,7 +12,7 @@ import redis
 from redis.crc import key_slot
 from structlog.testing import capture_logs
 
-from gateway.budget.connection import close, connect, parse_sentinel_url
+from gateway.budget.connection import close, connect, parse_sentinel_url, redis_target
 from gateway.budget.ledger import Ledger, NotReplicated, ScopeDay
 from gateway.simulated.whisper import FakeWhisper
 from gateway.stream.presence import Presence
@@ -60,6 +60,16 @@ def test_sentinel_urls_are_read_strictly() -> None:
     for bad in ("http://h:1", "redis://h", "redis://h:x", "redis://h:1/db"):
         with pytest.raises(ValueError, match=r"sentinel|database|redis://"):
             parse_sentinel_url(bad)
+
+
+def test_the_target_named_in_readiness_never_carries_the_password() -> None:
+    assert redis_target("redis://:s%40cret@10.0.0.1:26379,[::1]:26380/2") == (
+        "10.0.0.1:26379,[::1]:26380"
+    )
+    assert redis_target("rediss://user:pw@redis.internal/0?ssl_cert_reqs=none") == (
+        "redis.internal:6379"
+    )
+    assert redis_target("redis://127.0.0.1:6380") == "127.0.0.1:6380"
 
 
 async def test_every_ledger_call_works_on_a_cluster_and_stays_in_one_slot(

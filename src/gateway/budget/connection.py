@@ -66,6 +66,20 @@ def parse_sentinel_url(url: str) -> SentinelAddress:
     return SentinelAddress(tuple(sentinels), password, int(db), scheme == "rediss")
 
 
+def redis_target(url: str) -> str:
+    """Where ``url`` points, for readiness and logs: ``host:port`` (comma-separated for
+    sentinels), never the password or the database (pure)."""
+    _, sep, rest = url.partition("://")
+    netloc = (rest if sep else url).partition("/")[0].partition("?")[0]
+    netloc = netloc.rpartition("@")[2]
+    hosts = []
+    for part in netloc.split(","):
+        part = part.strip()
+        if part:
+            hosts.append(part if part.rpartition(":")[2].isdigit() else f"{part}:6379")
+    return ",".join(hosts) or "?"
+
+
 def connect(url: str, mode: RedisMode = "standalone", master: str = "mymaster") -> aioredis.Redis:
     """A client for ``url`` read as ``mode``.
 

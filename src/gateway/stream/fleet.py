@@ -39,6 +39,9 @@ CLAIM_SECONDS = 20.0
 CHANNEL = f"{PREFIX}:replaced"
 #: Budget notices for a school's sessions on every replica (JSON: school_id and the notice).
 NOTICES = f"{PREFIX}:budget-notices"
+#: A lost subscription is retried after 1 s, doubling to 10 s while Redis stays away.
+LISTEN_RETRY_SECONDS = 1.0
+LISTEN_RETRY_MAX_SECONDS = 10.0
 
 # KEYS: streams, owners. ARGV: now ms, lapse ms, group, owner, cap (-1: none).
 # Returns {1, previous owner or false} when claimed, {0, streams now} when at the cap.
@@ -157,6 +160,8 @@ class Fleet:
         """Sessions of this replica taken over on another: end them (4009); budget notices:
         to this replica's sessions of the school."""
         mine = f"{self.replica}:"
+        failing: str | None = None  # the error of the current outage, logged once
+        delay = LISTEN_RETRY_SECONDS
         while not self._closing:
             try:
                 initialize = getattr(self._redis, "initialize", None)
@@ -164,6 +169,9 @@ class Fleet:
                     await initialize()
                 async with self._redis.pubsub(ignore_subscribe_messages=True) as pubsub:
                     await pubsub.subscribe(CHANNEL, NOTICES)
+                    if failing is not None:
+                        log.info("fleet.listen_restored")
+                        failing, delay = None, LISTEN_RETRY_SECONDS
                     while not self._closing:
                         # A short wait per read: the client's socket timeout would end a
                         # quiet subscription otherwise.
@@ -175,8 +183,12 @@ class Fleet:
             except Exception as exc:  # a background loop: log, wait, subscribe again
                 if self._closing:
                     return
-                log.warning("fleet.listen_failed", error=type(exc).__name__)
-                await asyncio.sleep(1.0)
+                error = type(exc).__name__
+                if error != failing:  # once per state change, not once per attempt
+                    log.warning("fleet.listen_failed", error=error, retry_seconds=delay)
+                    failing = error
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, LISTEN_RETRY_MAX_SECONDS)
 
     def _received(self, mine: str, message: dict[str, Any]) -> None:
         data = text(message.get("data"))

@@ -41,6 +41,8 @@ class LedgerLink:
     embedded: EmbeddedRedis | None = None
     #: ``REDIS_MODE``: standalone, cluster or sentinel (the embedded Redis is standalone).
     topology: str = "standalone"
+    #: ``host:port`` of the Redis (or its sentinels), never its password.
+    target: str | None = None
 
     async def check(
         self, journal: CommitJournal | None, metrics: Metrics | None = None
@@ -61,6 +63,7 @@ class LedgerLink:
                 "status": "down",
                 "mode": self.mode,
                 "latency_ms": None,
+                "target": self.target,
                 "error": type(exc).__name__,
             }
             if isinstance(exc, ResponseError):  # Redis answered, and refused the write
@@ -72,6 +75,7 @@ class LedgerLink:
             "status": "ok",
             "mode": self.mode,
             "topology": self.topology,
+            "target": self.target,
             "latency_ms": round((time.perf_counter() - started) * 1000, 2),
         }
         if self.embedded is not None:
@@ -97,11 +101,17 @@ async def ledger_context(app: web.Application) -> AsyncIterator[None]:
             await embedded.start()
             url, mode = embedded.url, "embedded"
             client = connection.connect(url)
-        link = LedgerLink(mode, client, embedded, topology=settings.REDIS_MODE)
+        link = LedgerLink(
+            mode,
+            client,
+            embedded,
+            topology=settings.REDIS_MODE,
+            target=connection.redis_target(url),
+        )
         assert link.redis is not None
         replicas = 1 if settings.REDIS_URL and settings.REDIS_MODE == "sentinel" else 0
         gateway.budget.ledger = Ledger(link.redis, replicas=replicas)
-        log.info("ledger.connected", mode=mode, topology=link.topology)
+        log.info("ledger.connected", mode=mode, topology=link.topology, target=link.target)
         gateway.budget.start_replay()
     app[LEDGER] = link
     anchor = None if link.redis is None else AuditAnchor(link.redis, gateway.audit)
