@@ -382,3 +382,44 @@ async def test_internal_error_is_1011_and_other_sessions_continue(
     assert healthy.close_code == 1000
     await broken.close()
     await healthy.close()
+
+
+async def test_a_48_khz_microphone_declared_as_16_khz_is_warned(gateway: GatewayServer) -> None:
+    """protocol.md ``SUSPECT_AUDIO``: a live source arrives at its true rate."""
+    import numpy as np
+
+    from tests.speech import sentence
+
+    speech = np.frombuffer(sentence("Plants need sunlight and water to grow."), dtype="<i2")
+    seconds = 7.0
+    steps = np.arange(int(seconds * 48000)) / 3  # 16 kHz speech played out at 48 kHz
+    pcm = np.interp(steps % len(speech), np.arange(len(speech)), speech).astype("<i2").tobytes()
+    stream = await connect(gateway, token())  # sample_rate defaults to 16000
+    await stream.next()
+    await stream.send_audio(pcm, frame_seconds=0.1, rate=48000, pace=0.1)
+    await stream.send_json({"type": "CloseStream"})
+    messages = await stream.collect()
+    await stream.close()
+    warnings = [m for m in messages if m["type"] == "Warning"]
+    assert [w["code"] for w in warnings] == ["SUSPECT_AUDIO"], warnings
+    assert "48000" in warnings[0]["message"] and "sample_rate=16000" in warnings[0]["message"]
+    assert messages[-1]["type"] == "Termination"  # a warning, not an ending: all transcribed
+    assert_tiling(stream.of_type("Transcript"), seconds * 3)
+
+
+async def test_float_samples_sent_as_pcm_s16le_are_warned(gateway: GatewayServer) -> None:
+    import numpy as np
+
+    from tests.speech import sentence
+
+    speech = np.frombuffer(sentence("Can you tell me what seven times eight is?"), dtype="<i2")
+    floats = (speech.astype("<f4") / 32768).tobytes()  # twice the bytes: 2 samples each
+    stream = await connect(gateway, token())
+    await stream.next()
+    await stream.send_audio(floats)
+    await stream.send_json({"type": "CloseStream"})
+    messages = await stream.collect()
+    await stream.close()
+    warnings = [m for m in messages if m["type"] == "Warning"]
+    assert [w["code"] for w in warnings] == ["SUSPECT_AUDIO"], warnings
+    assert "32-bit float" in warnings[0]["message"]

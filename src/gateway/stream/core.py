@@ -33,6 +33,7 @@ from gateway.stream.observer import NoObserver, Observer
 from gateway.stream.ordering import Slot, WindowQueue
 from gateway.stream.outcome import DropReason, Outcome
 from gateway.stream.protocol import StreamConfig
+from gateway.stream.suspect import AudioCheck
 from gateway.stream.windowing import Window, Windower
 
 #: Audio may arrive ahead of real time by this many times the backlog bound before 4029.
@@ -94,6 +95,7 @@ class SessionCore:
         self._ahead_limit = AHEAD_FACTOR * limits.max_pending_seconds
         self._clock = Deadlines(limits.idle_timeout, now + expires_in, now)
         self._unreported_bytes = 0
+        self._suspect: AudioCheck | None = AudioCheck(config.sample_rate, self._sample_bytes)
         self._notices = Notices()
         self._previous = PreviousText()
         self.counts = Counts()
@@ -154,6 +156,8 @@ class SessionCore:
             return
         self._clock.last_activity = now
         self._unreported_bytes += size
+        if self._suspect is not None:
+            self._check_audio(data, now)
         windows = self._windower.feed(data)
         if windows:
             self._closed(windows, now)
@@ -161,6 +165,14 @@ class SessionCore:
         if ahead > self._ahead_limit:
             message = f"audio is arriving much faster than real time ({ahead:.0f} s ahead)"
             self.fail(BacklogOverflow(message), now)
+
+    def _check_audio(self, data: bytes, now: float) -> None:
+        assert self._suspect is not None
+        message = self._suspect.feed(data, now)
+        if message is not None:
+            self._notify(protocol.warning("SUSPECT_AUDIO", message))
+        if self._suspect.done:
+            self._suspect = None
 
     def _refuse_frame(self, size: int, now: float) -> None:
         most = self._limits.max_frame_bytes
