@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -13,8 +14,9 @@ from loadtest.classroom import ClassroomConfig, run_classroom
 from loadtest.report import Thresholds, build_report, percentile
 from loadtest.soak import parse_sample, slope_per_hour
 from loadtest.verify import GroupResult, problems
+from tests.audio import tone
 from tests.conftest import GatewayFactory
-from tests.helpers import SECRET, eventually
+from tests.helpers import SECRET, eventually, t, token
 
 pytestmark = pytest.mark.slow
 
@@ -367,3 +369,60 @@ def test_progress_lines_count_audio_when_stderr_is_not_a_terminal() -> None:
     line = progress.line(12.0)
     assert line.startswith("progress: 10/20 s of audio transcribed after 12 s")
     assert "transcripts=2 warnings=1 errors=0" in line
+
+
+async def test_a_group_gives_up_on_a_gateway_gone_for_good(make_gateway: GatewayFactory) -> None:
+    """A gateway that never comes back: the group stops retrying and says why (it used to
+    retry silently for about seven minutes)."""
+    from loadtest.group import run_group
+    from loadtest.verify import GroupResult
+
+    server = await make_gateway()
+    result = GroupResult(group_id="g-1", index=0, frequency=None, audio_seconds=20.0)
+    first: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def seen(message: dict[str, object]) -> None:
+        if message.get("type") == "Transcript" and not first.done():
+            first.set_result(None)
+
+    group = asyncio.create_task(
+        run_group(
+            server.ws_url, token(), result, tone(440, 20.0), on_message=seen, give_up_after=1.0
+        )
+    )
+    await asyncio.wait_for(first, t(20))
+    await server.stop()  # drains (1001), then nothing listens any more
+    await asyncio.wait_for(group, t(30))
+    assert result.connected and result.reconnects >= 1
+    assert result.error is not None and result.error.startswith("gateway unreachable for")
+    assert result.error.endswith("gave up")
+
+
+async def test_ctrl_c_prints_a_partial_report_without_a_traceback(
+    make_gateway: GatewayFactory,
+) -> None:
+    server = await make_gateway()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "loadtest",
+        "classroom",
+        "--url",
+        server.ws_url,
+        "--groups",
+        "3",
+        "--duration",
+        "60",
+        "--secret",
+        SECRET,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    await eventually(lambda: server.fake.answered > 0, timeout=30)  # the classroom streams
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = await asyncio.wait_for(proc.communicate(), t(60))
+    text, err = stdout.decode(), stderr.decode()
+    assert proc.returncode == 130, text + err[-2000:]
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    assert "classroom: 3 groups" in text
+    assert "verdict: INTERRUPTED after" in text

@@ -139,7 +139,15 @@ async def run_classroom(config: ClassroomConfig) -> dict[str, Any]:
         if config.progress == "lines"
         else None
     )
-    await asyncio.gather(*tasks)
+    running = [asyncio.create_task(task) for task in tasks]
+    interrupted = False
+    try:
+        await asyncio.gather(*running)
+    except asyncio.CancelledError:  # Ctrl-C: what was received so far is the report
+        interrupted = True
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
     if reporter is not None:
         reporter.cancel()
     bar.close()
@@ -153,4 +161,7 @@ async def run_classroom(config: ClassroomConfig) -> dict[str, Any]:
     report["verified_text"] = check_text
     report["wall_seconds"] = round(time.monotonic() - started, 2)
     report["simulated_upstream"] = simulated
+    report["interrupted"] = interrupted
+    if interrupted:
+        report["verdict"] = "interrupted"
     return report

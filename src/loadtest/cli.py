@@ -81,6 +81,8 @@ async def _scenario(args: argparse.Namespace) -> int:
         print(f"stt-loadtest {args.verb}: {exc}", file=sys.stderr)
         return 2
     _emit(report, args.json)
+    if report.get("interrupted"):
+        return 130  # as a shell reports a run stopped by Ctrl-C
     return 0 if report["verdict"] == "pass" else 1
 
 

@@ -20,6 +20,10 @@ OPEN_TIMEOUT = 20.0
 #: Close codes after which a group reconnects (shutdown, overloaded) and streams the rest.
 RECONNECT_CODES = frozenset({1001, 1013})
 MAX_ATTEMPTS = 20
+#: A gateway that cannot be reached for this long is given up on (it is gone, not
+#: restarting); the wait between tries while it is away grows to UNREACHABLE_WAIT_MAX.
+GIVE_UP_SECONDS = 30.0
+UNREACHABLE_WAIT_MAX = 5.0
 
 
 async def run_group(
@@ -33,6 +37,7 @@ async def run_group(
     on_message: Callable[[dict[str, object]], None] | None = None,
     finish_timeout: float = 120.0,
     reconnect: bool = True,
+    give_up_after: float = GIVE_UP_SECONDS,
 ) -> GroupResult:
     """Stream ``pcm`` in real-time frames (``pace`` seconds apart; 0 = as fast as possible).
 
@@ -41,9 +46,11 @@ async def run_group(
     draining; the server's ``retry_after`` when it gave one) — streaming the audio from
     where the last ``Termination`` says the gateway had received it: every second is sent
     and accounted for once, over as many sessions as it takes. A group's first connection
-    refused is reported as such, not retried.
+    refused is reported as such, not retried; a gateway that cannot be reached for
+    ``give_up_after`` seconds is given up on, with that as the group's error.
     """
     offset = 0
+    reached_at = time.monotonic()  # when the gateway last answered
     for attempt in range(MAX_ATTEMPTS):
         if attempt:
             result.reconnects += 1
@@ -52,11 +59,20 @@ async def run_group(
         )
         if outcome is None:
             return result  # ended for good (done, or not to be retried)
-        accounted, wait = outcome
+        accounted, wait, reached = outcome
         offset += int(accounted * sample_rate) * 2
         if not reconnect or offset >= len(pcm):
             return result
-        await asyncio.sleep(min(30.0, wait if wait is not None else 0.2 * 2**attempt))
+        if reached:
+            reached_at = time.monotonic()
+            delay = min(30.0, wait if wait is not None else 0.2 * 2**attempt)
+        else:
+            away = time.monotonic() - reached_at
+            if away >= give_up_after:
+                result.error = f"gateway unreachable for {away:.0f} s ({result.error}): gave up"
+                return result
+            delay = min(UNREACHABLE_WAIT_MAX, 0.2 * 2**attempt, give_up_after - away)
+        await asyncio.sleep(delay)
     return result
 
 
@@ -69,9 +85,9 @@ async def _session(
     pace: float,
     on_message: Callable[[dict[str, object]], None] | None,
     finish_timeout: float,
-) -> tuple[float, float | None] | None:
+) -> tuple[float, float | None, bool] | None:
     """One connection. None when the group is done; else (seconds the gateway accounted
-    for, the wait it asked for) when it should reconnect."""
+    for, the wait it asked for, whether the gateway answered) when it should reconnect."""
     started = time.monotonic()
     try:
         async with connect(
@@ -91,7 +107,8 @@ async def _session(
                 # reconnection refused (a replica draining) is tried again.
                 if result.connected and result.close_code in RECONNECT_CODES:
                     wait = first.get("retry_after")
-                    return 0.0, float(wait) if isinstance(wait, int | float) else None
+                    retry = float(wait) if isinstance(wait, int | float) else None
+                    return 0.0, retry, True
                 return None
             if not result.connected:
                 result.connected = True
@@ -121,12 +138,12 @@ async def _session(
         else:
             result.error = result.error or type(exc).__name__
         if result.connected and isinstance(exc, OSError | InvalidHandshake):
-            return 0.0, None  # the replica is gone: try again (the balancer picks another)
+            return 0.0, None, False  # the replica is gone: try again (the balancer picks another)
         return None
     if result.close_code in RECONNECT_CODES:
         ended = [m for m in result.messages if m.get("type") == "Termination"]
         accounted = float(ended[-1].get("audio_seconds", 0)) if ended else 0.0
-        return accounted, None
+        return accounted, None, True
     return None
 
 

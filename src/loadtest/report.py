@@ -124,8 +124,13 @@ def render(report: dict[str, Any]) -> str:
     ]
     for problem in report["verification_problems"][:20]:
         lines.append(f"  ! {problem}")
-    lines.append(
-        f"verdict: {report['verdict'].upper()}"
-        + (": " + "; ".join(report["breaches"]) if report["breaches"] else "")
-    )
+    if report.get("interrupted"):
+        lines.append(
+            f"verdict: INTERRUPTED after {report['wall_seconds']:.0f} s (a partial report)"
+        )
+    else:
+        lines.append(
+            f"verdict: {report['verdict'].upper()}"
+            + (": " + "; ".join(report["breaches"]) if report["breaches"] else "")
+        )
     return "\n".join(lines)
