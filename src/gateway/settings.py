@@ -115,6 +115,7 @@ class Settings(BaseSettings):
         "AUTH_JWT_SECRET",
         "AUDIT_HMAC_KEY",
         "ALLOWED_ORIGINS",
+        "PUBLIC_BASE_URL",
         "BUDGET_POLICY_PATH",
         "AUDIT_LOG_PATH",
         mode="before",
