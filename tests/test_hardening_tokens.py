@@ -191,6 +191,7 @@ async def test_a_page_link_code_is_redeemed_once(gateway: GatewayServer) -> None
     )
     assert status == 201
     assert "#code=" in made["url"] and made["token"] not in made["url"]
+    assert made["url_expires_at"] < made["expires_at"]  # the link, 10 min; the token, 1 h
     code = made["url"].split("#code=", 1)[1]
     redeem = f"{gateway.http}/api/v1/tokens/redeem"
     status, body = await http_json("POST", redeem, None, {"code": code})

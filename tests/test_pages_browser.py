@@ -108,6 +108,8 @@ async def test_the_teacher_sees_the_usage_and_mints_a_working_link(
         await link.wait_for()
         href = await link.get_attribute("href")
         assert href is not None and href.startswith(f"{server.http}/classroom#code=")
+        said = await page.locator("#link-out").inner_text()
+        assert "opens once, until" in said and "the session may run until" in said
         await screenshot(page, "teacher")
         classroom, classroom_watch = await _open(browser, href)
         await classroom.get_by_role("button", name="Start").wait_for()

@@ -97,8 +97,16 @@ async def issue_token(request: web.Request) -> web.Response:
     )
     base = gateway.settings.PUBLIC_BASE_URL or str(request.url.origin())
     code = await gateway.link_codes.issue(token, expires)
+    link_ttl = min(gateway.link_codes.ttl_seconds, ttl)
     return web.json_response(
-        {"token": token, "expires_at": expires, "url": code_link(base, code)}, status=201
+        {
+            "token": token,
+            "expires_at": expires,
+            "url": code_link(base, code),
+            # the link opens once, until then; the session it starts may run to expires_at
+            "url_expires_at": iso_utc(datetime.now(UTC) + timedelta(seconds=link_ttl)),
+        },
+        status=201,
     )
 
 

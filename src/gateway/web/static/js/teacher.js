@@ -85,7 +85,12 @@ async function mint(event) {
       body: { group_id: group, ...(keyterms.length ? { keyterms } : {}) },
     });
     const link = el("a", { href: made.url, id: "group-link" }, made.url);
-    $("link-out").replaceChildren(`Link for group ${group} (valid until ${new Date(made.expires_at).toLocaleString()}): `, link);
+    const opens = new Date(made.url_expires_at).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    const runs = new Date(made.expires_at).toLocaleString();
+    $("link-out").replaceChildren(
+      `Link for group ${group} (opens once, until ${opens}; the session may run until ${runs}): `,
+      link,
+    );
   } catch (error) {
     const detail = (error.details || []).map((d) => `${d.field}: ${d.problem}`).join("; ");
     $("mint-error").textContent = detail ? `${error.message} (${detail})` : error.message;
