@@ -204,3 +204,27 @@ async def test_disabled_mode_makes_no_ledger_calls(make_gateway: GatewayFactory)
     assert stream.of_type("Transcript")[0]["status"] == "ok"
     status, ready = await http_json("GET", f"{server.http}/api/v1/ready")
     assert status == 200 and ready["checks"]["redis"]["status"] == "disabled"
+
+
+async def test_a_budget_refusal_after_close_stream_still_ends_4402(
+    make_gateway: GatewayFactory, tmp_path: Path
+) -> None:
+    """The school's budget runs out on a window still pending when the client sent
+    CloseStream: the classroom is told (4402, do not reconnect), not 1000."""
+    policy = write_policy(
+        tmp_path / "policy.json",
+        downgrade=[],
+        schools={"one-window": {"daily_limit_usd": WINDOW_MICRO / 1_000_000, "timezone": "UTC"}},
+    )
+    server = await make_gateway(BUDGET_POLICY_PATH=policy)
+    server.fake.behaviour.latency_ms = 300  # both windows are pending at CloseStream
+    stream = await connect(server, token("one-window", "g"))
+    await stream.next()
+    await stream.send_audio(tone(440, 2.0))
+    await stream.send_json({"type": "CloseStream"})
+    messages = await stream.collect()
+    await stream.close()
+    reasons = [m.get("reason") for m in messages if m["type"] == "Transcript"]
+    assert "BUDGET_EXCEEDED" in reasons, messages
+    assert messages[-1]["type"] == "Error" and messages[-1]["code"] == "BUDGET_EXCEEDED"
+    assert stream.close_code == 4402

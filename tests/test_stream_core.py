@@ -320,6 +320,39 @@ def test_a_budget_refusal_ends_the_session_after_delivering_it() -> None:
     assert h.core.ending is not None and h.core.ending.close_code == 4402
 
 
+@pytest.mark.parametrize("first", ["CloseStream", "shutdown"])
+def test_a_budget_refusal_found_while_finishing_outranks_a_clean_end(first: str) -> None:
+    """protocol.md: 4402 once earlier windows are delivered, also after CloseStream."""
+    h = Harness()
+    h.windows(2)
+    if first == "CloseStream":
+        h.text('{"type":"CloseStream"}')
+    else:
+        h.core.request_end(SHUTDOWN, h.now)
+        h.take()
+    h.answer(0)
+    h.answer(1, Outcome.dropped(DropReason.BUDGET_EXCEEDED, "whisper-1"))
+    assert [m["status"] for m in h.of("Transcript")] == ["ok", "dropped"]
+    assert h.sent[-1]["type"] == "Error" and h.sent[-1]["code"] == "BUDGET_EXCEEDED"
+    assert h.core.done and h.core.ending is not None and h.core.ending.close_code == 4402
+    assert not h.of("Termination")
+
+
+def test_a_budget_refusal_never_replaces_an_error_or_a_gone_client() -> None:
+    h = Harness()
+    h.windows(1)
+    h.core.fail(Replaced("another session took this group over"), h.now)
+    h.take()
+    h.answer(0, Outcome.dropped(DropReason.BUDGET_EXCEEDED, "whisper-1"))
+    assert h.core.ending is not None and h.core.ending.close_code == 4009
+    gone = Harness()
+    gone.windows(1)
+    gone.core.connection_lost(gone.now)
+    gone.take()
+    gone.core.window_resolved(0, Outcome.dropped(DropReason.BUDGET_EXCEEDED, "whisper-1"), 1.0)
+    assert gone.core.ending is DISCONNECTED and gone.sent[-1]["type"] != "Error"
+
+
 def test_upstream_notices_are_said_once_until_things_recover() -> None:
     h = Harness()
     h.core.held()

@@ -26,7 +26,14 @@ from gateway.keyterms import window_prompt
 from gateway.stream import protocol
 from gateway.stream.continuity import PreviousText
 from gateway.stream.deadlines import Deadlines
-from gateway.stream.ending import CLIENT_CLOSE, DISCONNECTED, Counts, Ending, from_error
+from gateway.stream.ending import (
+    CLIENT_CLOSE,
+    DISCONNECTED,
+    Counts,
+    Ending,
+    from_error,
+    outranks,
+)
 from gateway.stream.limits import SessionLimits
 from gateway.stream.notices import Notices
 from gateway.stream.observer import NoObserver, Observer
@@ -234,11 +241,14 @@ class SessionCore:
         self.request_end(DISCONNECTED, now)
 
     def request_end(self, ending: Ending, now: float) -> None:
-        """End the session; the first ending wins. A client that is still there gets its
-        pending windows (bounded by ``finish_timeout``) and then the last message."""
+        """End the session; the first ending wins, unless a later one outranks it (a budget
+        exhaustion over a clean end). A client that is still there gets its pending windows
+        (bounded by ``finish_timeout``) and then the last message."""
         if self.ending is not None:
             if ending.gone and not self.done:
                 self._abandon(ending)  # the client left while its last windows were finishing
+            elif not self.done and outranks(ending, self.ending):
+                self.ending = ending  # the same finish, another last message and close code
             return
         self.ending = ending
         self._report_audio()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.errors import BacklogOverflow, StreamError
+from gateway.errors import BacklogOverflow, BudgetExhausted, StreamError
 from gateway.stream import protocol
 from gateway.stream.outcome import Outcome
 
@@ -48,6 +48,14 @@ SHUTDOWN = Ending("server_shutdown", 1001, termination="server_shutdown", timeou
 DISCONNECTED = Ending("disconnected", 1006, gone=True)
 #: The client stopped reading (its outbox is full or stalled): dropped like a vanished one.
 SLOW_CONSUMER = Ending("disconnected", 1008, gone=True)
+
+
+def outranks(new: Ending, current: Ending) -> bool:
+    """Whether ``new`` replaces an ending already chosen (the first ending wins otherwise):
+    a school out of budget is told so (4402, do not reconnect) even when the client, or a
+    shutdown, had already asked for a clean end — protocol.md: the session ends with 4402
+    once earlier windows are delivered."""
+    return isinstance(new.error, BudgetExhausted) and current.error is None and not current.gone
 
 
 def from_error(exc: StreamError) -> Ending:
