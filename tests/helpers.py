@@ -278,7 +278,11 @@ def gateway_env(fake: FakeWhisper, data_dir: Path, **overrides: str) -> dict[str
 async def spawn_gateway(
     fake: FakeWhisper, data_dir: Path, *, cwd: Path | None = None, **overrides: str
 ) -> GatewayProcess:
-    env = gateway_env(fake, data_dir, **overrides)
+    return await gateway_process(gateway_env(fake, data_dir, **overrides), cwd=cwd)
+
+
+async def gateway_process(env: dict[str, str], *, cwd: Path | None = None) -> GatewayProcess:
+    """``python -m gateway serve`` in ``env`` (its log on stderr, parsed)."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

@@ -20,7 +20,6 @@ import asyncio
 import os
 import re
 import signal
-import sys
 import wave
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.helpers import GatewayProcess, t
+from tests.helpers import gateway_process, t
 from tests.redis_server import free_port
 from tests.speech import sentence
 
@@ -116,16 +115,7 @@ async def local_gateway(
     data = tmp_path_factory.mktemp("docs-gateway-data")
     port = free_port()
     env = {**_environment(port), "DATA_DIR": str(data), "LOG_FORMAT": "json"}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "gateway",
-        "serve",
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    gateway = GatewayProcess(proc)
+    gateway = await gateway_process(env)
     try:
         await gateway.listening()
         async with aiohttp.ClientSession() as session:

@@ -16,9 +16,32 @@ from loadtest.soak import parse_sample, slope_per_hour
 from loadtest.verify import GroupResult, problems
 from tests.audio import tone
 from tests.conftest import GatewayFactory
-from tests.helpers import SECRET, eventually, t, token
+from tests.helpers import SECRET, GatewayServer, eventually, t, token
 
 pytestmark = pytest.mark.slow
+
+
+async def _classroom_cli(
+    server: GatewayServer, groups: str, duration: str, *extra: str
+) -> asyncio.subprocess.Process:
+    """``stt-loadtest classroom`` against ``server``, its output piped."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "loadtest",
+        "classroom",
+        "--url",
+        server.ws_url,
+        "--groups",
+        groups,
+        "--duration",
+        duration,
+        "--secret",
+        SECRET,
+        *extra,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
 
 
 def _config(url: str, **kwargs: object) -> ClassroomConfig:
@@ -31,27 +54,8 @@ async def test_cli_classroom_of_25_passes_against_a_local_gateway(
     server = await make_gateway(STT_WINDOW_SECONDS=2.0)
     server.fake.behaviour.latency_ms = 200
     out = tmp_path / "report.json"
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "loadtest",
-        "classroom",
-        "--url",
-        server.ws_url,
-        "--groups",
-        "25",
-        "--duration",
-        "6",
-        "--secret",
-        SECRET,
-        "--json",
-        str(out),
-        "--max-p95-ms",
-        "10000",
-        "--verify-text",
-        "always",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+    proc = await _classroom_cli(
+        server, "25", "6", "--json", str(out), "--max-p95-ms", "10000", "--verify-text", "always"
     )
     stdout, stderr = await proc.communicate()
     text = stdout.decode()
@@ -402,22 +406,7 @@ async def test_ctrl_c_prints_a_partial_report_without_a_traceback(
     make_gateway: GatewayFactory,
 ) -> None:
     server = await make_gateway()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "loadtest",
-        "classroom",
-        "--url",
-        server.ws_url,
-        "--groups",
-        "3",
-        "--duration",
-        "60",
-        "--secret",
-        SECRET,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    proc = await _classroom_cli(server, "3", "60")
     await eventually(lambda: server.fake.answered > 0, timeout=30)  # the classroom streams
     proc.send_signal(signal.SIGINT)
     stdout, stderr = await asyncio.wait_for(proc.communicate(), t(60))
