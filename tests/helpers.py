@@ -16,11 +16,12 @@ import aiohttp
 from aiohttp import web
 
 from gateway.auth.tokens import mint
+from gateway.runtime.gateway import Gateway
 from gateway.settings import load_settings
 from gateway.simulated.whisper import FakeWhisper
 from gateway.web.app import create_app
+from gateway.web.keys import GATEWAY
 from gateway.web.server import GatewayRunner
-from gateway.web.state import GATEWAY, Gateway
 
 SECRET = "test-secret-0123456789abcdef0123456789abcdef"
 #: Scale every test timeout (slow machines set TEST_TIMEOUT_SCALE=3).

@@ -9,8 +9,8 @@ import asyncio
 import random
 import sys
 
-from gateway.budget.connection import connect
 from gateway.budget.ledger import Ledger, ScopeDay
+from gateway.redis.connection import connect
 
 
 async def main(url: str, cycles: int, limit: int) -> None:

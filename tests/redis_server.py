@@ -9,7 +9,7 @@ from pathlib import Path
 
 import redis
 
-from gateway.budget.store import redis_server_binary
+from gateway.redis.embedded import redis_server_binary
 
 
 def free_port() -> int:

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.budget.policy import Policy, PolicyError, load_policy, problems
+from gateway.budget.policy import Policy, load_policy, problems
 from gateway.budget.pricing import Pricing
+from gateway.errors import PolicyError
 
 DEV = json.loads(Path("config/budget-policy.dev.json").read_text())
 

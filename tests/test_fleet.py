@@ -12,7 +12,7 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 
-from gateway.stream.fleet import CLAIM_SECONDS, Fleet
+from gateway.fleet.claims import CLAIM_SECONDS, Fleet
 from tests.audio import tone
 from tests.conftest import GatewayFactory
 from tests.helpers import GatewayServer, connect, eventually, token, write_policy

@@ -11,7 +11,8 @@ import pytest
 
 from gateway.auth.tokens import mint
 from gateway.budget.ledger import override_key
-from gateway.budget.policy import PolicyError, load_policy
+from gateway.budget.policy import load_policy
+from gateway.errors import PolicyError
 from tests.audio import tone
 from tests.conftest import GatewayFactory
 from tests.helpers import (

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from gateway.budget import connection
+from gateway.redis import connection
 from gateway.budget.ledger import Ledger, ScopeDay
 from gateway.budget.policy import load_policy
 from gateway.budget.service import BudgetService
@@ -186,7 +186,7 @@ async def test_a_lost_ledger_is_named_in_readiness_and_logged_once(
     import json
 
     from gateway.observability.logging import configure_logging
-    from gateway.stream import fleet
+    from gateway.fleet import claims as fleet
 
     monkeypatch.setattr(fleet, "LISTEN_RETRY_SECONDS", 0.05)
     monkeypatch.setattr(fleet, "LISTEN_RETRY_MAX_SECONDS", 0.2)

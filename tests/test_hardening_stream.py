@@ -44,7 +44,7 @@ async def test_a_session_that_fails_still_records_session_ended(
 ) -> None:
     """Before: an exception out of the session (or the handler being cancelled) skipped the
     session.ended record, leaving a session.started without its end."""
-    from gateway.web.stream_session import StreamSession
+    from gateway.web.listen.session import StreamSession
 
     async def broken(self: StreamSession) -> None:
         raise RuntimeError("boom")

@@ -225,7 +225,7 @@ def test_link_codes_in_memory_expire_on_an_injected_clock() -> None:
     from gateway.auth.link_codes import LinkCodes
 
     now = [0.0]
-    codes = LinkCodes(lambda: None, 600, clock=lambda: now[0])
+    codes = LinkCodes(None, 600, clock=lambda: now[0])
 
     async def run() -> None:
         first = await codes.issue("t1", "e")

@@ -12,10 +12,10 @@ import redis
 from redis.crc import key_slot
 from structlog.testing import capture_logs
 
-from gateway.budget.connection import close, connect, parse_sentinel_url, redis_target
 from gateway.budget.ledger import Ledger, NotReplicated, ScopeDay
+from gateway.fleet.presence import Presence
+from gateway.redis.connection import close, connect, parse_sentinel_url, redis_target
 from gateway.simulated.whisper import FakeWhisper
-from gateway.stream.presence import Presence
 from gateway.stt.rpm import RpmLimiter
 from tests.audio import tone
 from tests.conftest import GatewayFactory

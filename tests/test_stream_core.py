@@ -12,7 +12,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from gateway.auth.tokens import Claims
 from gateway.errors import Replaced
-from gateway.stream.core import SessionCore, Submission
+from gateway.stream.actions import Submission
+from gateway.stream.core import SessionCore
 from gateway.stream.ending import CLIENT_CLOSE, DISCONNECTED, SHUTDOWN, SLOW_CONSUMER, from_error
 from gateway.stream.limits import SessionLimits
 from gateway.stream.notices import RATE_LIMIT_WARNING_INTERVAL
@@ -57,29 +58,33 @@ class Harness:
             vocabulary="Omar, Priya",
             now=self.now,
             expires_in=expires_in,
-            window_seconds=lambda: self.window_seconds,
-            model_for=lambda: self.model,
+            window_seconds=self.window_seconds,
+            model=self.model,
         )
         self.take()
 
     def take(self) -> None:
-        core = self.core
-        for message, key in core.messages:
+        actions = self.core.take_actions()
+        for message, key in actions.messages:
             self.sent.append(message)
             self.keys.append(key)
-        core.messages.clear()
-        for job in core.submissions:
+        for job in actions.submissions:
             self.jobs[job.seq] = self.handed[job.seq] = job
-        core.submissions.clear()
-        self.cancelled += core.cancellations
-        for seq in core.cancellations:
+        self.cancelled += actions.cancellations
+        for seq in actions.cancellations:
             if self.jobs.pop(seq, None) is not None:
                 self.stopping.append(seq)
-        core.cancellations.clear()
+        assert (actions.ending is not None) == self.core.done
+        assert not self.core.take_actions().messages  # handed out once
+
+    def steer(self) -> None:
+        """Push in the model and window target, as the driver does before each input."""
+        self.core.steer(model=self.model, window_seconds=self.window_seconds)
 
     def audio(self, pcm: bytes, step: int = 3200) -> None:
         for i in range(0, len(pcm), step):
             self.now += (min(step, len(pcm) - i) / 2) / RATE
+            self.steer()
             self.core.receive_audio(pcm[i : i + step], self.now)
             self.take()
 
@@ -90,6 +95,7 @@ class Harness:
             self.text('{"type":"Finalize"}')
 
     def text(self, text: str) -> None:
+        self.steer()
         self.core.receive_text(text, self.now)
         self.take()
 

@@ -141,7 +141,7 @@ async def test_openapi_document(gateway: GatewayServer) -> None:
     }
     assert routes <= set(body["paths"]), routes - set(body["paths"])
     assert set(body["paths"]) <= routes, set(body["paths"]) - routes
-    from gateway.web.openapi import request_schemas
+    from gateway.web.api.openapi import request_schemas
 
     schemas = body["components"]["schemas"]
     for name, schema in request_schemas().items():

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from gateway.auth.tokens import verify
-from gateway.stream.presence import STALE_AFTER_SECONDS, fresh, sessions_key
+from gateway.fleet.presence import STALE_AFTER_SECONDS, fresh, sessions_key
 from gateway.web.links import page_link
 from tests.audio import tone
 from tests.conftest import GatewayFactory

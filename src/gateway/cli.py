@@ -18,8 +18,7 @@ from gateway import __version__, jsonstrict
 from gateway.auth.secret import resolve_audit_key, resolve_secret
 from gateway.auth.tokens import ROLES, mint
 from gateway.budget.policy import problems
-from gateway.errors import ConfigurationError
-from gateway.keyterms import BadKeyterms
+from gateway.errors import BadKeyterms, ConfigurationError
 from gateway.observability.audit_keys import derived_key, from_text
 from gateway.observability.audit_verify import verify as verify_audit
 from gateway.observability.logging import configure_logging, get_logger
@@ -220,10 +219,10 @@ async def _serve_until(
     settings: Settings, stop: asyncio.Event
 ) -> tuple[LocalTranscriber, float] | None:
     """Run until SIGTERM/SIGINT, then drain: not ready, no new sessions, finish, close."""
+    from gateway.runtime.upstream import announce
     from gateway.web.app import create_app
+    from gateway.web.keys import GATEWAY
     from gateway.web.server import GatewayRunner
-    from gateway.web.state import GATEWAY, UPSTREAM
-    from gateway.web.upstream import announce
 
     app = create_app(settings)
     runner = GatewayRunner(app, settings, shutdown_timeout=settings.SHUTDOWN_GRACE_SECONDS + 15)
@@ -243,7 +242,7 @@ async def _serve_until(
             f"cannot be used: {exc.strerror or exc}"
         ) from None
     gateway = app[GATEWAY]
-    announce(settings, app[UPSTREAM].url)
+    announce(settings, gateway.upstream.url)
     for address in runner.addresses:
         host, port = address[0], address[1]
         log.info(

@@ -117,6 +117,32 @@ class ConfigurationError(GatewayError):
     """Start-up configuration is invalid; the message is one line naming the variable."""
 
 
+class PolicyError(ConfigurationError):
+    """The budget policy file is missing, unreadable or invalid (each problem listed)."""
+
+    def __init__(self, path: str, found: list[str]) -> None:
+        super().__init__(f"invalid budget policy {path}: " + "; ".join(found))
+        self.path = path
+        self.problems = found
+
+
+class JsonError(ValueError):
+    """Not a JSON document we accept; the message says why (safe to show). A ValueError:
+    the standard library's JSON decoder raises it from the hooks it calls."""
+
+
+class BadKeyterms(ValueError):
+    """The terms break the limits; the message names the problem, never the terms. A
+    ValueError: the settings' validators (pydantic) turn it into a field error."""
+
+
+class LedgerUnavailable(GatewayError):
+    """The ledger's Redis is unreachable or failing
+    (:func:`gateway.redis.errors.map_redis_errors`)."""
+
+    code, http_status, retryable = "BUDGET_UNAVAILABLE", 503, True
+
+
 class StreamError(GatewayError):
     """Ends a streaming session with ``Error`` then a close code."""
 
@@ -254,3 +280,10 @@ class UpstreamConnectionError(UpstreamError):
 
 class CircuitOpen(UpstreamError):
     outcome, trips_breaker = "not_permitted", False
+
+
+class LocalModelFailed(UpstreamError):
+    """The model raised on this window: dropped at once (retrying would fail the same way);
+    consecutive failures open the circuit like a broken upstream."""
+
+    outcome, retryable, drop_reason = "server_error", False, "STT_UNAVAILABLE"

@@ -14,14 +14,12 @@ import math
 import re
 from typing import Any
 
+from gateway.errors import JsonError
+
 #: Deeper documents are refused before parsing (a budget setting is two levels deep).
 MAX_DEPTH = 64
 _STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
 _BRACKETS = re.compile(r"[\[\]{}]")
-
-
-class JsonError(ValueError):
-    """Not a document we accept; the message says why (safe to show)."""
 
 
 def _refuse_constant(name: str) -> Any:

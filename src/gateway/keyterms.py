@@ -12,16 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from gateway.errors import BadConfig
+from gateway.errors import BadConfig, BadKeyterms
 
 MAX_TERMS = 50
 MAX_TERM_CHARS = 50
 #: About 150 tokens: room is left for the previous text's tail.
 MAX_VOCABULARY_PROMPT_CHARS = 600
-
-
-class BadKeyterms(ValueError):
-    """The terms break the limits; the message names the problem, never the terms."""
 
 
 #: What a term may be, as JSON Schema says it (the OpenAPI document): not blank, and no

@@ -13,8 +13,8 @@ from typing import Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from gateway.budget.connection import parse_sentinel_url
 from gateway.errors import ConfigurationError
+from gateway.redis.connection import parse_sentinel_url
 from gateway.stt.local_transcriber import available as local_available
 
 AppEnv = Literal["dev", "staging", "prod"]

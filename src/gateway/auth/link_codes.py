@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
-from gateway.budget.connection import REDIS_ERRORS
-from gateway.budget.layout import PREFIX
+from gateway.redis.errors import REDIS_ERRORS
+from gateway.redis.layout import PREFIX
 
 #: Codes kept in memory at most (oldest dropped first).
 MEMORY_CODES = 10_000
@@ -40,7 +40,7 @@ def _key(code: str) -> str:
 class LinkCodes:
     def __init__(
         self,
-        redis: Callable[[], aioredis.Redis | None],
+        redis: aioredis.Redis | None,
         ttl_seconds: int,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -53,7 +53,7 @@ class LinkCodes:
         """A new code for ``token``."""
         code = secrets.token_urlsafe(24)
         value = json.dumps({"token": token, "expires_at": expires_at})
-        client = self._redis()
+        client = self._redis
         if client is not None:
             try:
                 await client.set(_key(code), value, ex=self.ttl_seconds)
@@ -69,7 +69,7 @@ class LinkCodes:
             return None
         key = _key(code)
         value = self._take(key)
-        client = self._redis()
+        client = self._redis
         if value is None and client is not None:
             try:
                 raw = await client.getdel(key)

@@ -11,9 +11,9 @@ from typing import Any
 
 import jwt
 
-from gateway.errors import InvalidToken
+from gateway.errors import BadKeyterms, InvalidToken
 from gateway.ids import check_id, valid_id
-from gateway.keyterms import BadKeyterms, check_terms
+from gateway.keyterms import check_terms
 
 ROLES = ("student", "teacher", "school_admin", "platform_admin")
 ALGORITHM = "HS256"

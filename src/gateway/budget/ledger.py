@@ -31,8 +31,10 @@ import redis.asyncio as aioredis
 import redis.exceptions
 
 from gateway import jsonstrict
-from gateway.budget.connection import text
-from gateway.budget.layout import (
+from gateway.errors import JsonError
+from gateway.observability.logging import get_logger
+from gateway.redis.connection import text
+from gateway.redis.layout import (
     COMMIT,
     DAY_TTL_SECONDS,
     FIRE,
@@ -47,7 +49,6 @@ from gateway.budget.layout import (
     hold_key,
     override_key,
 )
-from gateway.observability.logging import get_logger
 
 log = get_logger("gateway.ledger")
 
@@ -95,7 +96,7 @@ def read_overrides(school_id: str, raw: str | bytes | None) -> dict[str, Any]:
         return {}
     try:
         values = jsonstrict.loads(raw)
-    except (jsonstrict.JsonError, UnicodeDecodeError):
+    except (JsonError, UnicodeDecodeError):
         values = None
     if not isinstance(values, dict):
         log.error("budget.overrides_unreadable", school_id=school_id)

@@ -21,7 +21,7 @@ from jsonschema import Draft202012Validator
 
 from gateway import jsonstrict
 from gateway.budget.pricing import MICRO, Pricing
-from gateway.errors import ConfigurationError
+from gateway.errors import PolicyError
 
 #: Shipped in the package; in the source tree a link to ``config/budget-policy.schema.json``.
 SCHEMA_PATH = Path(__file__).with_name("budget-policy.schema.json")
@@ -215,13 +215,6 @@ class Policy:
             if percent_used >= at_percent and self.prices[step_model] <= self.prices[chosen]:
                 chosen = step_model
         return chosen
-
-
-class PolicyError(ConfigurationError):
-    def __init__(self, path: str, found: list[str]) -> None:
-        super().__init__(f"invalid budget policy {path}: " + "; ".join(found))
-        self.path = path
-        self.problems = found
 
 
 def load_policy(path: Path) -> Policy:

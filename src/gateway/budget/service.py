@@ -14,16 +14,17 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway.budget.alerting import AlertFired, AlertListener, ThresholdAlerts
+from gateway.budget.alerting import AlertEvents, AlertFired, AlertListener, ThresholdAlerts
 from gateway.budget.journal import CommitJournal
 from gateway.budget.ledger import Ledger, ReserveResult, ScopeDay, read_overrides
 from gateway.budget.policy import Policy, SchoolBudget
 from gateway.budget.pricing import usd
 from gateway.budget.scopes import day_in, percent, scopes_for
-from gateway.budget.settlement import LEDGER_ERRORS, Hold, Settlement, pending_commit
+from gateway.budget.settlement import Hold, Settlement, pending_commit
 from gateway.errors import BudgetRefused, BudgetUnavailable
 from gateway.observability.logging import get_logger
 from gateway.observability.metrics import Metrics
+from gateway.redis.errors import REDIS_ERRORS
 
 log = get_logger("gateway.budget")
 
@@ -43,6 +44,7 @@ class BudgetService:
         metrics: Metrics,
         lease_seconds: float,
         journal: CommitJournal | None = None,
+        events: AlertEvents | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.policy = policy
@@ -54,16 +56,14 @@ class BudgetService:
         #: school → (read at, stored settings as stored, as values)
         self._overrides: dict[str, tuple[float, str | None, dict[str, Any]]] = {}
         self._percent: dict[str, float] = {}
-        self.alerts = ThresholdAlerts(metrics, clock)
+        self.events = events or AlertEvents()
+        self.alerts = ThresholdAlerts(metrics, clock, self.events)
         self._background: set[asyncio.Task[Any]] = set()
         self.journal = journal
         self._replayer: asyncio.Task[None] | None = None
         self._settlement = Settlement(self._commit, self.school, metrics)
         #: Waits between attempts to release a hold whose reservation call failed.
         self.release_retry_delays: tuple[float, ...] = RELEASE_RETRY_DELAYS
-
-    def add_alert_listener(self, listener: AlertListener) -> None:
-        self.alerts.listeners.append(listener)
 
     @property
     def enabled(self) -> bool:
@@ -91,7 +91,7 @@ class BudgetService:
         assert self.ledger is not None
         try:
             raw = await self.ledger.stored_settings(school_id)
-        except LEDGER_ERRORS:
+        except REDIS_ERRORS:
             return cached[2] if cached else {}
         return self._remember(school_id, raw)
 
@@ -178,7 +178,7 @@ class BudgetService:
                 )
                 self._metrics.budget_reservations.labels(outcome="exceeded").inc()
                 result = await hold_on(scopes_for(self.policy, school, model, now, unlimited=True))
-        except LEDGER_ERRORS as exc:
+        except REDIS_ERRORS as exc:
             # Redis may still apply the reservation (it was paused, not gone): give it back
             # as soon as Redis answers, rather than when its lease runs out.
             self._spawn(self._release_failed(rid))
@@ -220,7 +220,7 @@ class BudgetService:
             return actual
         try:
             await self._commit(hold, actual, round(seconds * 1000))
-        except LEDGER_ERRORS:
+        except REDIS_ERRORS:
             self._defer(hold, actual, round(seconds * 1000))
         return actual
 
@@ -262,8 +262,10 @@ class BudgetService:
             self._overspent(hold, actual, result.overspend_micro)
         used = percent(result.school_spent, hold.school.daily_limit_micro)
         self._percent[hold.school.school_id] = used
-        await self._fire(
-            hold.school, hold.school_day, used, result.school_spent + result.school_reserved
+        self._spawn(
+            self._fire(
+                hold.school, hold.school_day, used, result.school_spent + result.school_reserved
+            )
         )
 
     def _overspent(self, hold: Hold, actual: int, overspend: int) -> None:
@@ -284,7 +286,7 @@ class BudgetService:
             return
         try:
             await self.ledger.release(hold.reservation_id)
-        except LEDGER_ERRORS:
+        except REDIS_ERRORS:
             pass  # the lease reclaims it
 
     async def _release_failed(self, rid: str) -> None:
@@ -295,7 +297,7 @@ class BudgetService:
             try:
                 await self.ledger.release(rid)
                 return
-            except LEDGER_ERRORS:
+            except REDIS_ERRORS:
                 await asyncio.sleep(delay)
 
     async def _fire(self, school: SchoolBudget, day: str, used: float, committed: int) -> None:
@@ -318,4 +320,4 @@ class BudgetService:
             await asyncio.gather(*self._background, return_exceptions=True)
 
 
-__all__ = ["LEDGER_ERRORS", "AlertFired", "AlertListener", "BudgetService", "Hold"]
+__all__ = ["AlertFired", "AlertListener", "BudgetService", "Hold"]

@@ -11,15 +11,14 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from gateway.budget.connection import REDIS_ERRORS
 from gateway.budget.journal import CommitJournal, PendingCommit
 from gateway.budget.policy import SchoolBudget
 from gateway.observability.logging import get_logger
 from gateway.observability.metrics import Metrics
+from gateway.redis.errors import REDIS_ERRORS
 
 log = get_logger("gateway.budget")
 
-LEDGER_ERRORS = REDIS_ERRORS
 COMMIT_RETRY_DELAYS = (0.5, 1, 2, 5, 10, 30, 60, 120)
 
 
@@ -76,7 +75,7 @@ class Settlement:
                 )
                 try:
                     await self._commit(hold, entry.actual_micro, entry.audio_ms)
-                except LEDGER_ERRORS:
+                except REDIS_ERRORS:
                     break
                 journal.done(entry.id)
                 log.info("budget.commit_recovered", school_id=entry.school_id)
@@ -92,6 +91,6 @@ class Settlement:
                 await self._commit(hold, actual, audio_ms)
                 log.info("budget.commit_recovered", school_id=hold.school.school_id)
                 return
-            except LEDGER_ERRORS:
+            except REDIS_ERRORS:
                 continue
         log.critical("budget.commit_lost", school_id=hold.school.school_id, actual_micro=actual)

@@ -20,10 +20,11 @@ import socket
 
 import redis.asyncio as aioredis
 
-from gateway.budget.connection import REDIS_ERRORS, text
-from gateway.budget.layout import PREFIX
 from gateway.observability.audit import AuditTrail
 from gateway.observability.logging import get_logger
+from gateway.redis.connection import text
+from gateway.redis.errors import REDIS_ERRORS
+from gateway.redis.layout import PREFIX
 
 log = get_logger("gateway.audit")
 

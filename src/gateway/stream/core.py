@@ -1,17 +1,17 @@
 """One streaming session's rules, without I/O (sans-I/O, like python-websockets' protocol).
 
-The driver (:mod:`gateway.web.stream_session`) feeds it what happened, each with the
-time ``now`` (monotonic seconds), and takes out what to do: :attr:`~SessionCore.messages`
-to send, :attr:`~SessionCore.submissions` to transcribe, :attr:`~SessionCore.cancellations`,
-the :attr:`~SessionCore.next_deadline` for :meth:`~SessionCore.tick`, and once
-:attr:`~SessionCore.done`, the :attr:`~SessionCore.ending`. Every window gets exactly one
-``Transcript`` (or, when the client is gone, is counted as dropped); a session ends once.
+The driver (:mod:`gateway.web.listen.session`) feeds it what happened, each with the
+time ``now`` (monotonic seconds), pushes in what the services decide (the model a window
+is sent to, the window target: :meth:`~SessionCore.steer`), and takes out what to do with
+:meth:`~SessionCore.take_actions` — messages to send, windows to transcribe, work to
+cancel, and once the session is over its ending — plus the
+:attr:`~SessionCore.next_deadline` for :meth:`~SessionCore.tick`. The core never calls
+out and keeps nothing the driver must clear. Every window gets exactly one ``Transcript``
+(or, when the client is gone, is counted as dropped); a session ends once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from gateway.auth.tokens import Claims
@@ -24,6 +24,7 @@ from gateway.errors import (
 )
 from gateway.keyterms import window_prompt
 from gateway.stream import protocol
+from gateway.stream.actions import Actions, Submission
 from gateway.stream.continuity import PreviousText
 from gateway.stream.deadlines import Deadlines
 from gateway.stream.ending import (
@@ -48,16 +49,6 @@ AHEAD_FACTOR = 2.0
 BAD_MESSAGE = "expected a JSON object with type KeepAlive, Finalize or CloseStream"
 
 
-@dataclass(frozen=True, slots=True)
-class Submission:
-    """A window to transcribe, with the model and prompt the session chose for it."""
-
-    seq: int
-    window: Window
-    model: str
-    prompt: str
-
-
 class SessionCore:
     def __init__(
         self,
@@ -70,12 +61,12 @@ class SessionCore:
         vocabulary: str,
         now: float,
         expires_in: float,
-        window_seconds: Callable[[], float],
-        model_for: Callable[[], str],
+        window_seconds: float,
+        model: str,
         observer: Observer | None = None,
     ) -> None:
-        """``expires_in``: seconds until the token expires; ``window_seconds``: the current
-        target (adaptive); ``model_for``: the model a window is sent to now (downgrades)."""
+        """``expires_in``: seconds until the token expires; ``window_seconds`` and ``model``:
+        the first window's target and model (later ones: :meth:`steer`)."""
         assert claims.school_id is not None and claims.group_id is not None
         self.session_id = session_id
         self.school_id = claims.school_id
@@ -83,12 +74,12 @@ class SessionCore:
         self.config = config
         self._limits = limits
         self._vocabulary = vocabulary
-        self._window_seconds = window_seconds
-        self._model_for = model_for
+        self._target = window_seconds
+        self._model = model
         self._observer: Observer = observer or NoObserver()
         self._windower = Windower(
             config.sample_rate,
-            window_seconds(),
+            window_seconds,
             limits.vad,
             max_seconds=limits.window_max_seconds,
             shorten_pauses=limits.shorten_pauses,
@@ -109,9 +100,8 @@ class SessionCore:
         self.ending: Ending | None = None
         #: The session is over: the last message is queued (or the client is gone).
         self.done = False
-        self.messages: list[tuple[dict[str, Any], str | None]] = []
-        self.submissions: list[Submission] = []
-        self.cancellations = self._queue.cancelled
+        self._messages: list[tuple[dict[str, Any], str | None]] = []
+        self._submissions: list[Submission] = []
         self._begin(claims, provider)
 
     def _begin(self, claims: Claims, provider: str) -> None:
@@ -149,7 +139,27 @@ class SessionCore:
 
     @property
     def has_output(self) -> bool:
-        return bool(self.messages or self.submissions or self.cancellations) or self.done
+        """Whether :meth:`take_actions` has anything to hand out."""
+        return bool(self._messages or self._submissions or self._queue.cancelled) or self.done
+
+    # -- output --------------------------------------------------------------
+
+    def take_actions(self) -> Actions:
+        """What the driver must do now, handed out once: the core forgets it."""
+        actions = Actions(
+            self._messages,
+            self._submissions,
+            self._queue.take_cancelled(),
+            self.ending if self.done else None,
+        )
+        self._messages, self._submissions = [], []
+        return actions
+
+    def steer(self, *, model: str, window_seconds: float) -> None:
+        """The model the next windows are sent to (a downgrade) and the target of the next
+        window (adaptive); a window already open keeps its length."""
+        self._model = model
+        self._target = window_seconds
 
     # -- input ---------------------------------------------------------------
 
@@ -194,7 +204,7 @@ class SessionCore:
         self._report_audio()
         for window in windows:
             self._add(window, now)
-        self._windower.window_seconds = self._window_seconds()
+        self._windower.window_seconds = self._target
         self._pump(now)
 
     def receive_text(self, text: str, now: float) -> None:
@@ -285,7 +295,7 @@ class SessionCore:
     # -- inside --------------------------------------------------------------
 
     def _add(self, window: Window, now: float, *, dropped: DropReason | None = None) -> None:
-        model = self._model_for()
+        model = self._model
         outcome: Outcome | None = None
         if dropped is not None:
             outcome = Outcome.dropped(dropped, model)
@@ -300,7 +310,7 @@ class SessionCore:
         if self.done:
             return
         for slot in self._queue.start_ready():
-            self.submissions.append(self._submission(slot))
+            self._submissions.append(self._submission(slot))
         for slot in self._queue.deliverable():
             self._deliver(slot, now)
         if self.ending is not None and not len(self._queue):
@@ -336,7 +346,7 @@ class SessionCore:
             lost = slot.outcome or Outcome.dropped(DropReason.DISCONNECTED, slot.model)
             self._count(lost, None)
             self._observer.pending_changed(-slot.window.duration)
-        self.messages.clear()
+        self._messages.clear()
         self.done = True
 
     def _report_audio(self) -> None:
@@ -347,7 +357,7 @@ class SessionCore:
 
     def _send(self, message: dict[str, Any]) -> None:
         if not self.done:
-            self.messages.append((message, None))
+            self._messages.append((message, None))
 
     def _notify(self, message: dict[str, Any] | None) -> None:
         """A notice: a ``Warning`` whose code is already waiting (or was just sent) is
@@ -356,4 +366,4 @@ class SessionCore:
             return
         key = f"Warning:{message['code']}" if message["type"] == "Warning" else None
         if not self.done:
-            self.messages.append((message, key))
+            self._messages.append((message, key))

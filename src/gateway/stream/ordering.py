@@ -66,6 +66,11 @@ class WindowQueue:
     def __len__(self) -> int:
         return len(self._undelivered)
 
+    def take_cancelled(self) -> list[int]:
+        """The seqs whose work should stop, handed out once."""
+        taken, self.cancelled = self.cancelled, []
+        return taken
+
     @property
     def in_flight(self) -> int:
         return len(self._working)

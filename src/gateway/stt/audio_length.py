@@ -14,7 +14,7 @@ whatever a header says. So the passthrough reserves from the bytes present:
   lowest; Ogg, WebM, MP4/M4A, FLAC and unknown containers).
 
 What is reserved is a bound, not a guess; the passthrough never settles more
-than it reserved (:mod:`gateway.web.passthrough`).
+than it reserved (:mod:`gateway.web.openai.transcriptions`).
 """
 
 from __future__ import annotations

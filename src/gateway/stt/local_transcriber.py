@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from gateway.errors import ConfigurationError, UpstreamError
+from gateway.errors import ConfigurationError, LocalModelFailed, UpstreamError
 from gateway.observability.logging import get_logger
 from gateway.stt.transcriber import Segment, TranscriptionRequest, TranscriptionResult
 
@@ -36,13 +36,6 @@ log = get_logger("gateway.local_whisper")
 #: Seed of the sampling Whisper falls back to when a greedy decode fails its own checks.
 SAMPLING_SEED = 1
 BUNDLED_MODEL = "tiny.en"
-
-
-class LocalModelFailed(UpstreamError):
-    """The model raised on this window: dropped at once (retrying would fail the same way);
-    consecutive failures open the circuit like a broken upstream."""
-
-    outcome, retryable, drop_reason = "server_error", False, "STT_UNAVAILABLE"
 
 
 def available() -> bool:

@@ -56,6 +56,7 @@ class SttService:
         config: UpstreamConfig,
         metrics: Metrics,
         *,
+        rpm: RpmLimiter | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -74,7 +75,7 @@ class SttService:
         self.adaptive = AdaptiveWindow(
             config.window_seconds, config.window_max_seconds, clock=clock
         )
-        self.rpm: RpmLimiter | None = None
+        self.rpm = rpm
         self.last_success_at: datetime | None = None
         self.last_error: str | None = None
         #: The upstream's last answer refused our credentials (cleared by the next success).

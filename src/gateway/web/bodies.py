@@ -17,7 +17,7 @@ from aiohttp import web
 
 from gateway.errors import BodyTimeout, ClientGone
 from gateway.observability.logging import get_logger
-from gateway.web.state import GATEWAY
+from gateway.web.keys import GATEWAY
 
 log = get_logger("gateway.http")
 

@@ -7,8 +7,12 @@ from aiohttp import web
 from gateway.auth.tokens import Claims, verify
 from gateway.errors import HttpError, InvalidToken, TooManyFailures
 from gateway.observability.audit import actor
-from gateway.web.denials import client_address
-from gateway.web.state import GATEWAY
+from gateway.web.keys import GATEWAY
+
+
+def client_address(request: web.Request) -> str:
+    return request.remote or "unknown"
+
 
 RANK = {"student": 0, "teacher": 1, "school_admin": 2, "platform_admin": 3}
 

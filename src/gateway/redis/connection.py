@@ -20,14 +20,9 @@ from typing import Any, Literal, cast
 from urllib.parse import unquote
 
 import redis.asyncio as aioredis
-import redis.exceptions
 from redis.asyncio.sentinel import Sentinel
 
 RedisMode = Literal["standalone", "cluster", "sentinel"]
-
-#: Redis unreachable or failing, as every caller of this client sees it (TimeoutError,
-#: ConnectionRefusedError and the like are OSErrors).
-REDIS_ERRORS = (redis.exceptions.RedisError, OSError)
 
 TIMEOUT_SECONDS = 2.0
 _SENTINELS = "_stt_sentinels"

@@ -11,7 +11,8 @@ from gateway.budget.ledger import Ledger
 from gateway.budget.policy import SchoolBudget
 from gateway.budget.pricing import usd
 from gateway.budget.scopes import day_in, percent
-from gateway.web.api_base import (
+from gateway.runtime.gateway import Gateway
+from gateway.web.api.base import (
     HISTORY_DAYS,
     ISO_DAY,
     api,
@@ -19,7 +20,7 @@ from gateway.web.api_base import (
     ledger_of,
 )
 from gateway.web.http_auth import require
-from gateway.web.state import GATEWAY, Gateway
+from gateway.web.keys import GATEWAY
 
 
 async def usage_document(gateway: Gateway, school: SchoolBudget, day: str) -> dict[str, Any]:

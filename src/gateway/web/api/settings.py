@@ -10,7 +10,8 @@ from gateway.auth.tokens import Claims
 from gateway.budget.policy import SchoolBudget, to_micro, valid_timezone
 from gateway.budget.pricing import usd
 from gateway.observability.audit import actor
-from gateway.web.api_base import (
+from gateway.runtime.gateway import Gateway
+from gateway.web.api.base import (
     api,
     ascending,
     budget_document,
@@ -20,7 +21,7 @@ from gateway.web.api_base import (
     save_overrides,
 )
 from gateway.web.http_auth import require
-from gateway.web.state import GATEWAY, Gateway
+from gateway.web.keys import GATEWAY
 
 THRESHOLDS_SCHEMA: dict[str, Any] = {
     "type": "array",

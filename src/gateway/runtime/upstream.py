@@ -1,30 +1,34 @@
 """Whisper as a service: the transcriber (OpenAI, local or simulated), its guard and
-retries, and the window processor — created in their own cleanup context, closed there,
-and able to say how they are (the readiness check)."""
+retries, and the window processor — started, stopped, and able to say how they are (the
+readiness check)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import redis.asyncio as aioredis
 from aiohttp import web
 
 from gateway import __version__
+from gateway.budget.service import BudgetService
 from gateway.errors import ConfigurationError
 from gateway.observability.logging import get_logger
+from gateway.observability.metrics import Metrics
+from gateway.runtime.background import cancelled
 from gateway.settings import Settings
 from gateway.simulated import whisper as simulated_whisper
-from gateway.stream.processor import WindowProcessor
 from gateway.stt.aiohttp_transcriber import AiohttpTranscriber
 from gateway.stt.local_transcriber import LocalTranscriber
 from gateway.stt.openai_transcriber import OpenAITranscriber
 from gateway.stt.rpm import RpmLimiter
 from gateway.stt.service import SttService, UpstreamConfig
 from gateway.stt.transcriber import Transcriber
-from gateway.web.state import GATEWAY, LEDGER, UPSTREAM
+from gateway.window.pipeline import WindowProcessor
 
 log = get_logger("gateway.upstream")
 
@@ -94,65 +98,73 @@ async def _load_local(transcriber: LocalTranscriber) -> None:
         log.error("local_whisper.load_failed", problem=str(exc))
 
 
-async def upstream_context(app: web.Application) -> AsyncIterator[None]:
+@asynccontextmanager
+async def open_upstream(
+    settings: Settings,
+    metrics: Metrics,
+    budget: BudgetService,
+    redis: aioredis.Redis | None,
+) -> AsyncIterator[Upstream]:
     """Start the transcriber (loading a local model in the background, or the simulated
-    Whisper), the service and the processor; at the end, stop them, awaiting the loader."""
-    gateway = app[GATEWAY]
-    settings = gateway.settings
-    runner: web.AppRunner | None = None
-    loader: asyncio.Task[None] | None = None
-    local: LocalTranscriber | None = None
-    transcriber: Transcriber
-    if settings.provider == "local":
-        url = f"local:{settings.LOCAL_WHISPER_MODEL}"
-        local = transcriber = local_transcriber(settings)
-        loader = asyncio.create_task(_load_local(local))
-    else:
-        api_key = settings.OPENAI_API_KEY or SIMULATED_API_KEY
-        url = settings.upstream_url
-        if settings.simulated_upstream:
-            runner, url = await simulated_whisper.start(
-                simulated_whisper.FakeWhisper(
-                    simulated_whisper.Behaviour(latency_ms=300, jitter_ms=100)
-                )
-            )
-            api_key = SIMULATED_API_KEY
-            log.warning(
-                "upstream.simulated",
-                upstream=url,
-                message="no OPENAI_API_KEY: using the simulated Whisper; transcripts are synthetic",
-            )
-        client = (
-            OpenAITranscriber if settings.UPSTREAM_CLIENT == "openai-sdk" else AiohttpTranscriber
+    Whisper), the service and the window processor; at the end, stop them, awaiting the
+    loader."""
+    async with contextlib.AsyncExitStack() as stack:
+        local: LocalTranscriber | None = None
+        transcriber: Transcriber
+        if settings.provider == "local":
+            url = f"local:{settings.LOCAL_WHISPER_MODEL}"
+            local = transcriber = local_transcriber(settings)
+            loader = asyncio.create_task(_load_local(local))
+            stack.push_async_callback(cancelled, loader)
+        else:
+            url = settings.upstream_url
+            if settings.simulated_upstream:
+                runner, url = await _start_simulated()
+                stack.push_async_callback(runner.cleanup)
+            transcriber = _remote(settings, url)
+        rpm = (
+            RpmLimiter(redis, settings.OPENAI_RPM_LIMIT)
+            if settings.OPENAI_RPM_LIMIT and redis is not None
+            else None
         )
-        transcriber = client(
-            api_key=api_key, base_url=url, timeout=settings.STT_REQUEST_TIMEOUT_SECONDS
+        service = _service(settings, transcriber, metrics, rpm)
+        stack.push_async_callback(service.close)
+        yield Upstream(
+            service=service,
+            processor=WindowProcessor(service, budget, metrics),
+            url=url,
+            provider=settings.provider,
+            simulated=settings.simulated_upstream,
+            local=local,
         )
-    service = _service(gateway.settings, transcriber, gateway.metrics)
-    redis = app[LEDGER].redis
-    if settings.OPENAI_RPM_LIMIT and redis is not None:
-        service.rpm = RpmLimiter(redis, settings.OPENAI_RPM_LIMIT)
-    app[UPSTREAM] = Upstream(
-        service=service,
-        processor=WindowProcessor(service, gateway.budget, gateway.metrics),
-        url=url,
-        provider=settings.provider,
-        simulated=settings.simulated_upstream,
-        local=local,
+
+
+async def _start_simulated() -> tuple[web.AppRunner, str]:
+    runner, url = await simulated_whisper.start(
+        simulated_whisper.FakeWhisper(simulated_whisper.Behaviour(latency_ms=300, jitter_ms=100))
     )
-    try:
-        yield
-    finally:
-        if loader is not None:
-            loader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await loader
-        await service.close()
-        if runner is not None:
-            await runner.cleanup()
+    log.warning(
+        "upstream.simulated",
+        upstream=url,
+        message="no OPENAI_API_KEY: using the simulated Whisper; transcripts are synthetic",
+    )
+    return runner, url
 
 
-def _service(settings: Settings, transcriber: Transcriber, metrics: Any) -> SttService:
+def _remote(settings: Settings, url: str) -> Transcriber:
+    """The OpenAI wire client (the lean one, or the official SDK) for ``url``."""
+    api_key = (
+        SIMULATED_API_KEY
+        if settings.simulated_upstream
+        else settings.OPENAI_API_KEY or SIMULATED_API_KEY
+    )
+    client = OpenAITranscriber if settings.UPSTREAM_CLIENT == "openai-sdk" else AiohttpTranscriber
+    return client(api_key=api_key, base_url=url, timeout=settings.STT_REQUEST_TIMEOUT_SECONDS)
+
+
+def _service(
+    settings: Settings, transcriber: Transcriber, metrics: Metrics, rpm: RpmLimiter | None
+) -> SttService:
     metrics.upstream_info.labels(
         provider=settings.provider, model=settings.upstream_model_label
     ).set(1)
@@ -167,6 +179,7 @@ def _service(settings: Settings, transcriber: Transcriber, metrics: Any) -> SttS
             window_max_seconds=settings.STT_WINDOW_MAX_SECONDS,
         ),
         metrics,
+        rpm=rpm,
     )
 
 

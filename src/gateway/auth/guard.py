@@ -11,18 +11,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from aiohttp import web
-
 from gateway.auth.failures import Denial, DenialAggregator, FailureLimiter
 from gateway.observability.audit import SYSTEM, AuditTrail
 from gateway.observability.logging import get_logger
 
 log = get_logger("gateway.auth")
 WINDOW_SECONDS = 60.0
-
-
-def client_address(request: web.Request) -> str:
-    return request.remote or "unknown"
 
 
 class AuthGuard:

@@ -1,30 +1,32 @@
-"""The budget ledger's Redis as a service: connected in its own cleanup context, closed
-there, and able to say how it is (the readiness check)."""
+"""The budget ledger's Redis as a service: connected, closed, and able to say how it is
+(the readiness check)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
-from aiohttp import web
 from redis.exceptions import ResponseError
 
-from gateway.budget import connection
 from gateway.budget.journal import CommitJournal
-from gateway.budget.layout import PREFIX
 from gateway.budget.ledger import Ledger
-from gateway.budget.service import LEDGER_ERRORS
-from gateway.budget.store import EmbeddedRedis
+from gateway.observability.audit import AuditTrail
 from gateway.observability.audit_anchor import AuditAnchor
 from gateway.observability.logging import get_logger
 from gateway.observability.metrics import Metrics
-from gateway.web.state import GATEWAY, LEDGER
+from gateway.redis import connection
+from gateway.redis.embedded import EmbeddedRedis
+from gateway.redis.errors import REDIS_ERRORS
+from gateway.redis.layout import PREFIX
+from gateway.settings import Settings
 
 log = get_logger("gateway.ledger")
 #: Written by each readiness check and metrics scrape: the ledger must take writes.
@@ -43,6 +45,8 @@ class LedgerLink:
     topology: str = "standalone"
     #: ``host:port`` of the Redis (or its sentinels), never its password.
     target: str | None = None
+    #: The budget's scripts on that Redis (None when disabled).
+    ledger: Ledger | None = None
 
     async def check(
         self, journal: CommitJournal | None, metrics: Metrics | None = None
@@ -56,7 +60,7 @@ class LedgerLink:
         try:
             async with asyncio.timeout(1.0):
                 await self.redis.set(PROBE_KEY, int(time.time() * 1000), px=PROBE_TTL_MS)
-        except LEDGER_ERRORS as exc:
+        except REDIS_ERRORS as exc:
             if metrics is not None:
                 metrics.ledger_writable.set(0)
             down: dict[str, Any] = {
@@ -85,13 +89,14 @@ class LedgerLink:
         return check
 
 
-async def ledger_context(app: web.Application) -> AsyncIterator[None]:
-    """Connect the ledger (``REDIS_URL``, else an embedded Redis in ``DATA_DIR``), replay
-    owed charges; at the end, close the budget service, the client and the embedded Redis."""
-    gateway = app[GATEWAY]
-    settings = gateway.settings
-    link = LedgerLink("disabled")
-    if settings.BUDGET_ENFORCEMENT_MODE != "disabled":
+@asynccontextmanager
+async def open_ledger(settings: Settings, audit: AuditTrail) -> AsyncIterator[LedgerLink]:
+    """Connect the ledger's Redis (``REDIS_URL``, else an embedded Redis in ``DATA_DIR``) and
+    check the audit trail's anchor there; at the end, close the client and the embedded Redis."""
+    if settings.BUDGET_ENFORCEMENT_MODE == "disabled":
+        yield LedgerLink("disabled")
+        return
+    async with contextlib.AsyncExitStack() as stack:
         embedded: EmbeddedRedis | None = None
         if settings.REDIS_URL:
             url, mode = settings.REDIS_URL, "external"
@@ -99,31 +104,21 @@ async def ledger_context(app: web.Application) -> AsyncIterator[None]:
         else:
             embedded = EmbeddedRedis(settings.data_dir)
             await embedded.start()
+            stack.push_async_callback(embedded.stop)
             url, mode = embedded.url, "embedded"
             client = connection.connect(url)
+        stack.push_async_callback(connection.close, client)
+        replicas = 1 if settings.REDIS_URL and settings.REDIS_MODE == "sentinel" else 0
         link = LedgerLink(
             mode,
             client,
             embedded,
             topology=settings.REDIS_MODE,
             target=connection.redis_target(url),
+            ledger=Ledger(client, replicas=replicas),
         )
-        assert link.redis is not None
-        replicas = 1 if settings.REDIS_URL and settings.REDIS_MODE == "sentinel" else 0
-        gateway.budget.ledger = Ledger(link.redis, replicas=replicas)
         log.info("ledger.connected", mode=mode, topology=link.topology, target=link.target)
-        gateway.budget.start_replay()
-    app[LEDGER] = link
-    anchor = None if link.redis is None else AuditAnchor(link.redis, gateway.audit)
-    if anchor is not None:
+        anchor = AuditAnchor(client, audit)
         await anchor.check()
-    try:
-        yield
-    finally:
-        if anchor is not None:
-            await anchor.close()
-        await gateway.budget.close()
-        if link.redis is not None:
-            await connection.close(link.redis)
-        if link.embedded is not None:
-            await link.embedded.stop()
+        stack.push_async_callback(anchor.close)
+        yield link

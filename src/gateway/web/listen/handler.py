@@ -11,7 +11,6 @@ import structlog
 from aiohttp import WSCloseCode, web
 
 from gateway.auth.tokens import Claims
-from gateway.budget.connection import REDIS_ERRORS
 from gateway.errors import (
     Forbidden,
     FrameTooLarge,
@@ -22,17 +21,18 @@ from gateway.errors import (
     TooManyFailures,
     Unauthorized,
 )
+from gateway.fleet.claims import Fleet
 from gateway.observability.audit import actor
 from gateway.observability.logging import get_logger
+from gateway.redis.errors import REDIS_ERRORS
+from gateway.runtime.gateway import Gateway
 from gateway.stream import protocol
-from gateway.stream.fleet import Fleet
 from gateway.stream.protocol import StreamConfig
 from gateway.web import cors
-from gateway.web.denials import client_address
 from gateway.web.errors import close_frame, error_response, json_error
-from gateway.web.http_auth import authenticate, bearer_token, route_of
-from gateway.web.state import FLEET, GATEWAY, Gateway
-from gateway.web.stream_session import StreamSession
+from gateway.web.http_auth import authenticate, bearer_token, client_address, route_of
+from gateway.web.keys import GATEWAY
+from gateway.web.listen.session import StreamSession
 
 log = get_logger("gateway.listen")
 SUBPROTOCOL = "token"
@@ -103,8 +103,8 @@ async def listen(request: web.Request) -> web.StreamResponse:
             raise Unauthorized(refusal)
         session_id = uuid.uuid4().hex
         config = _admit(gateway, request, claims)
-        await _claim(request.app[FLEET], gateway, claims, session_id)
-        _admit_again(request.app[FLEET], gateway, claims, session_id)
+        await _claim(gateway.fleet, gateway, claims, session_id)
+        _admit_again(gateway.fleet, gateway, claims, session_id)
     except StreamError as exc:
         await _reject(request, ws, exc, claims)
         return ws

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 from gateway.budget.pricing import usd
 from gateway.budget.scopes import day_in, percent
-from gateway.budget.service import LEDGER_ERRORS
-from gateway.web.state import Gateway
+from gateway.redis.errors import REDIS_ERRORS
+from gateway.runtime.gateway import Gateway
 
 SCRAPE_BUDGET_SECONDS = 2.0
 
@@ -45,7 +45,7 @@ async def refresh_budget_gauges(gateway: Gateway) -> None:
                 rows.append(
                     (percent(spent, school.daily_limit_micro) / 100, spent, school.school_id)
                 )
-    except LEDGER_ERRORS:
+    except REDIS_ERRORS:
         return
     rows.sort(reverse=True)
     metrics.school_used_ratio.clear()

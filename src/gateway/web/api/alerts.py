@@ -9,7 +9,7 @@ from aiohttp import web
 from gateway.budget.scopes import day_in
 from gateway.budget.webhooks import webhook_destination_problem
 from gateway.observability.audit import actor
-from gateway.web.api_base import (
+from gateway.web.api.base import (
     ALERT_HISTORY_DAYS,
     api,
     ascending,
@@ -18,9 +18,9 @@ from gateway.web.api_base import (
     reject_if,
     save_overrides,
 )
+from gateway.web.api.settings import THRESHOLDS_SCHEMA
 from gateway.web.http_auth import require
-from gateway.web.settings_api import THRESHOLDS_SCHEMA
-from gateway.web.state import GATEWAY
+from gateway.web.keys import GATEWAY
 
 ALERTS_SCHEMA = {
     "type": "object",

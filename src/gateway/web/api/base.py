@@ -17,11 +17,11 @@ from gateway import jsonstrict
 from gateway.budget.ledger import Ledger
 from gateway.budget.policy import SchoolBudget
 from gateway.budget.pricing import usd
-from gateway.budget.service import LEDGER_ERRORS
-from gateway.errors import GatewayError, HttpError
+from gateway.errors import GatewayError, HttpError, JsonError
+from gateway.redis.errors import REDIS_ERRORS
+from gateway.runtime.gateway import Gateway
 from gateway.web.bodies import body_deadline
 from gateway.web.errors import error_response, json_error
-from gateway.web.state import Gateway
 
 JSON_BODY_MAX = 1024 * 1024
 HISTORY_DAYS = 35
@@ -41,7 +41,7 @@ def api(handler: Handler) -> Handler:
             return await handler(request)
         except GatewayError as exc:
             return error_response(request, exc)
-        except LEDGER_ERRORS:
+        except REDIS_ERRORS:
             return json_error(
                 request,
                 503,
@@ -75,7 +75,7 @@ async def read_json(request: web.Request, schema: dict[str, Any]) -> dict[str, A
     raw = await read_body(request)
     try:
         body = jsonstrict.loads(raw or b"null")
-    except (jsonstrict.JsonError, UnicodeDecodeError) as exc:
+    except (JsonError, UnicodeDecodeError) as exc:
         raise invalid("(body)", str(exc), "body is not valid JSON") from None
     errors = sorted(Draft202012Validator(schema).iter_errors(body), key=lambda e: e.path)
     if errors:

@@ -18,16 +18,16 @@ from gateway import __version__
 
 @functools.cache
 def _data() -> dict[str, Any]:
-    text = resources.files("gateway.web").joinpath("openapi.json").read_text("utf-8")
+    text = resources.files("gateway.web.api").joinpath("openapi.json").read_text("utf-8")
     document: dict[str, Any] = json.loads(text)
     return document
 
 
 def request_schemas() -> dict[str, dict[str, Any]]:
     """The request bodies, as the handlers validate them."""
-    from gateway.web.alerts_api import ALERTS_SCHEMA
-    from gateway.web.settings_api import BUDGET_SCHEMA
-    from gateway.web.tokens_api import REDEEM_SCHEMA, TOKEN_SCHEMA
+    from gateway.web.api.alerts import ALERTS_SCHEMA
+    from gateway.web.api.settings import BUDGET_SCHEMA
+    from gateway.web.api.tokens import REDEEM_SCHEMA, TOKEN_SCHEMA
 
     return {
         "TokenRequest": TOKEN_SCHEMA,
@@ -41,7 +41,7 @@ def document() -> dict[str, Any]:
     doc = copy.deepcopy(_data())
     doc["info"]["version"] = __version__
     doc["components"]["schemas"].update(copy.deepcopy(request_schemas()))
-    from gateway.web.tokens_api import KEYTERM  # the listen query's terms, as the tokens'
+    from gateway.web.api.tokens import KEYTERM  # the listen query's terms, as the tokens'
 
     doc["components"]["schemas"]["Keyterm"] = copy.deepcopy(KEYTERM)
     return doc

@@ -20,10 +20,10 @@ from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 
-from gateway.budget.connection import REDIS_ERRORS
-from gateway.budget.layout import PREFIX
+from gateway.fleet.claims import Fleet
 from gateway.observability.logging import get_logger
-from gateway.stream.fleet import Fleet
+from gateway.redis.errors import REDIS_ERRORS
+from gateway.redis.layout import PREFIX
 
 log = get_logger("gateway.presence")
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import contextlib
 
-from gateway.budget.connection import REDIS_ERRORS
 from gateway.budget.service import AlertFired
 from gateway.observability.logging import get_logger
-from gateway.web.state import Gateway
+from gateway.redis.errors import REDIS_ERRORS
+from gateway.runtime.gateway import Gateway
 
 log = get_logger("gateway.alerts")
 

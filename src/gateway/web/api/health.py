@@ -8,9 +8,10 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from gateway import __version__
-from gateway.web import openapi
-from gateway.web.budget_gauges import refresh_budget_gauges
-from gateway.web.state import GATEWAY, LEDGER, UPSTREAM, Gateway
+from gateway.runtime.gateway import Gateway
+from gateway.web.api import openapi
+from gateway.web.api.budget_gauges import refresh_budget_gauges
+from gateway.web.keys import GATEWAY
 
 
 def _gateway(request: web.Request) -> Gateway:
@@ -59,18 +60,8 @@ async def health(request: web.Request) -> web.Response:
 async def ready(request: web.Request) -> web.Response:
     gateway = _gateway(request)
     settings = gateway.settings
-    upstream = request.app[UPSTREAM]
-    whisper = upstream.check(settings)
-    redis_state = await request.app[LEDGER].check(gateway.budget.journal, gateway.metrics)
-    checks: dict[str, Any] = {
-        "redis": redis_state,
-        "whisper": whisper,
-        "budget_policy": {
-            "status": "ok",
-            "path": gateway.policy.path,
-            "enforcement_mode": settings.BUDGET_ENFORCEMENT_MODE,
-        },
-    }
+    checks = await gateway.pings.check()
+    whisper, redis_state = checks["whisper"], checks["redis"]
     draining = gateway.registry.draining
     whisper_healthy = (
         whisper["status"] in ("ok", "simulated")
@@ -98,7 +89,7 @@ async def ready(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     gateway = _gateway(request)
-    await request.app[LEDGER].check(gateway.budget.journal, gateway.metrics)
+    await gateway.ledger.check(gateway.budget.journal, gateway.metrics)
     await refresh_budget_gauges(gateway)
     return web.Response(
         body=gateway.metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST}
@@ -107,3 +98,10 @@ async def metrics(request: web.Request) -> web.Response:
 
 async def openapi_document(_request: web.Request) -> web.Response:
     return web.json_response(openapi.document())
+
+
+def add_routes(router: web.UrlDispatcher) -> None:
+    router.add_get("/api/v1/health", health)
+    router.add_get("/api/v1/ready", ready)
+    router.add_get("/metrics", metrics)
+    router.add_get("/api/v1/openapi.json", openapi_document)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.web.api_base import api
+from gateway.web.api.base import api
 from gateway.web.http_auth import require
-from gateway.web.state import GATEWAY
+from gateway.web.keys import GATEWAY
 
 
 @api

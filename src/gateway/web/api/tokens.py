@@ -8,27 +8,20 @@ from datetime import UTC, datetime, timedelta
 from aiohttp import web
 
 from gateway.auth.tokens import mint
-from gateway.errors import HttpError, TooManyFailures
+from gateway.errors import BadKeyterms, HttpError, TooManyFailures
 from gateway.ids import ID_PATTERN
-from gateway.keyterms import (
-    KEYTERM_PATTERN,
-    MAX_TERM_CHARS,
-    MAX_TERMS,
-    BadKeyterms,
-    check_terms,
-)
+from gateway.keyterms import KEYTERM_PATTERN, MAX_TERM_CHARS, MAX_TERMS, check_terms
 from gateway.observability.audit import actor
-from gateway.web.api_base import (
+from gateway.web.api.base import (
     MAX_TOKEN_TTL,
     api,
     invalid,
     iso_utc,
     read_json,
 )
-from gateway.web.denials import client_address
-from gateway.web.http_auth import require, route_of
+from gateway.web.http_auth import client_address, require, route_of
+from gateway.web.keys import GATEWAY
 from gateway.web.links import code_link
-from gateway.web.state import GATEWAY
 
 ID = {"type": "string", "pattern": ID_PATTERN, "minLength": 1, "maxLength": 64}
 #: A class vocabulary term: not blank, no control characters (keyterms.check_terms).

@@ -20,19 +20,20 @@ from aiohttp import WSMsgType, web
 from gateway import keyterms
 from gateway.auth.tokens import Claims
 from gateway.errors import FrameTooLarge, InternalError
+from gateway.fleet.presence import iso as iso_seconds
 from gateway.keyterms import vocabulary_prompt
 from gateway.observability.logging import get_logger
 from gateway.observability.metrics import Metrics
-from gateway.stream.core import SessionCore, Submission
+from gateway.stream.actions import Submission
+from gateway.stream.core import SessionCore
 from gateway.stream.ending import SHUTDOWN, SLOW_CONSUMER, Ending
 from gateway.stream.limits import SessionLimits
 from gateway.stream.outbox import Outbox
 from gateway.stream.outcome import DropReason, Outcome
-from gateway.stream.presence import iso as iso_seconds
-from gateway.stream.processor import WindowProcessor
 from gateway.stream.protocol import StreamConfig
 from gateway.stream.session_metrics import SessionMetrics
 from gateway.web.errors import close_frame
+from gateway.window.pipeline import WindowProcessor
 
 log = get_logger("gateway.session")
 
@@ -60,7 +61,6 @@ class StreamSession:
         self.ws = ws
         self.claims = claims
         self._processor = processor
-        service, budget = processor.service, processor.budget
         self.core = SessionCore(
             session_id=session_id,
             claims=claims,
@@ -70,8 +70,8 @@ class StreamSession:
             vocabulary=vocabulary_prompt(keyterms.merge(claims.keyterms, config.keyterms)),
             now=time.monotonic(),
             expires_in=claims.exp - time.time(),
-            window_seconds=lambda: service.window_seconds,
-            model_for=lambda: budget.model_for(self.school_id, config.model),
+            window_seconds=processor.service.window_seconds,
+            model=processor.budget.model_for(claims.school_id or "", config.model),
             observer=SessionMetrics(metrics),
         )
         self.session_id = session_id
@@ -126,6 +126,7 @@ class StreamSession:
         self._flush()
 
     def budget_alert(self, *, percent_used: float, threshold: int, remaining_usd: float) -> None:
+        self._steer()
         self.core.budget_alert(
             percent_used=percent_used, threshold=threshold, remaining_usd=remaining_usd
         )
@@ -216,27 +217,33 @@ class StreamSession:
             outcome = Outcome.dropped(DropReason.STT_UNAVAILABLE, job.model)
         finally:
             self._work.pop(job.seq, None)
+        self._steer()
         self.core.window_resolved(job.seq, outcome, time.monotonic())
         self._flush()
+
+    def _steer(self) -> None:
+        """Push in what the services decide now: the school's model (a downgrade once its
+        spend passed a step) and the window target (longer while the upstream rate-limits).
+        Both move when a window settles, or when a budget alert arrives."""
+        processor = self._processor
+        self.core.steer(
+            model=processor.budget.model_for(self.school_id, self.config.model),
+            window_seconds=processor.service.window_seconds,
+        )
 
     def _flush(self) -> None:
         """Carry out what the core asks for."""
         core = self.core
-        if core.messages:
-            for message, key in core.messages:
-                self.outbox.put(message, key=key)
-            core.messages.clear()
-        if core.submissions:
-            for job in core.submissions:
-                self._work[job.seq] = asyncio.create_task(self._transcribe(job))
-            core.submissions.clear()
-        if core.cancellations:
-            for seq in core.cancellations:
-                task = self._work.get(seq)
-                if task is not None:
-                    task.cancel()
-            core.cancellations.clear()
-        if core.done:
+        actions = core.take_actions()
+        for message, key in actions.messages:
+            self.outbox.put(message, key=key)
+        for job in actions.submissions:
+            self._work[job.seq] = asyncio.create_task(self._transcribe(job))
+        for seq in actions.cancellations:
+            task = self._work.get(seq)
+            if task is not None:
+                task.cancel()
+        if actions.ending is not None:
             self._done.set()
         else:
             self._arm(core.next_deadline)

@@ -37,7 +37,7 @@ from gateway.stt.transcriber import TranscriptionRequest
 from gateway.web.bodies import body_deadline
 from gateway.web.errors import openai_error, openai_error_for
 from gateway.web.http_auth import authenticate
-from gateway.web.state import GATEWAY
+from gateway.web.keys import GATEWAY
 
 log = get_logger("gateway.passthrough")
 

@@ -1,0 +1,1 @@
+"""The fleet: one stream per group and the schools' caps across replicas, and who streams where."""

@@ -1,0 +1,1 @@
+"""The composition root and the lifecycles of the services it starts."""

@@ -1,0 +1,1 @@
+"""The stream edge: the WebSocket handshake and the driver of one session."""

@@ -1,0 +1,1 @@
+"""The OpenAI-compatible passthrough (``POST /v1/audio/transcriptions``)."""

@@ -1,0 +1,1 @@
+"""One window's way: reserve its cost, transcribe it, settle the charge."""
