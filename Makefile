@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint fmt bench screenshots clean dashboards monitor-up monitor-down monitor-logs monitor-reload
+.PHONY: run test test-fast lint fmt bench screenshots clean dashboards monitor-up monitor-down monitor-logs monitor-reload
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/pytest -q -p no:cacheprovider --cov --cov-report=term --cov-fail-under=90
 
+## The edit loop: unit tests and the app in-process (tests/unit, tests/app), no coverage.
+## The system and deploy tests (processes, browsers, clusters, load, manifests) run in `make test`.
+test-fast: $(STAMP)
+	$(BIN)/pytest -q -p no:cacheprovider tests/unit tests/app
+
 ## A short capacity benchmark (bare sink vs gateway); writes docs-ready output to bench.md.
 bench: $(STAMP)
 	$(BIN)/stt-loadtest capacity --steps 50,200 --step-seconds 10 --loaders 1 --markdown bench.md --json bench.json
@@ -30,7 +35,7 @@ bench: $(STAMP)
 
 ## Refresh the pages' screenshots in docs/pages/ from the browser tests (run into build/pages/).
 screenshots: $(STAMP)
-	$(BIN)/pytest -q -p no:cacheprovider tests/test_pages_browser.py
+	$(BIN)/pytest -q -p no:cacheprovider tests/system/test_pages_browser.py
 	cp build/pages/*.png docs/pages/
 
 lint: $(STAMP)

@@ -20,8 +20,8 @@ import pytest  # noqa: E402
 
 from gateway.observability.logging import configure_logging  # noqa: E402
 from gateway.simulated.whisper import FakeWhisper, start  # noqa: E402
-from tests.helpers import SECRET, GatewayServer, start_gateway  # noqa: E402
-from tests.redis_server import RedisServer  # noqa: E402
+from tests.support.helpers import SECRET, GatewayServer, start_gateway  # noqa: E402
+from tests.support.redis_server import RedisServer  # noqa: E402
 
 configure_logging("warning", "json")
 

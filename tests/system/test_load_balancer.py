@@ -1,0 +1,140 @@
+"""Two replicas behind a real nginx; one is stopped (SIGTERM) in the middle of a classroom.
+
+Every group whose replica drained gets its ``Termination`` (1001), reconnects through
+nginx and streams the rest of its audio on the other replica: every second of every
+group is accounted for once, over its sessions, and the school's ledger holds exactly
+what the ``Termination`` messages say was billed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from gateway.simulated.whisper import FakeWhisper
+from loadtest.classroom import ClassroomConfig, run_classroom
+from loadtest.report import Thresholds
+from tests.support.budget import teacher
+from tests.support.helpers import SECRET, GatewayServer, http_json, spawn_gateway
+from tests.support.redis_server import RedisServer, free_port
+from tests.support.tools import require_tool
+
+pytestmark = pytest.mark.slow
+
+
+def nginx_conf(prefix: Path, port: int, upstreams: list[int]) -> Path:
+    servers = "".join(
+        f"    server 127.0.0.1:{p} max_fails=1 fail_timeout=30s;\n" for p in upstreams
+    )
+    conf = prefix / "nginx.conf"
+    conf.write_text(
+        f"""
+user root;
+worker_processes 1;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  client_body_temp_path {prefix}/body;
+  proxy_temp_path {prefix}/proxy;
+  fastcgi_temp_path {prefix}/fastcgi;
+  uwsgi_temp_path {prefix}/uwsgi;
+  scgi_temp_path {prefix}/scgi;
+  upstream gateways {{
+{servers}  }}
+  map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{
+      proxy_pass http://gateways;
+      proxy_http_version 1.1;
+      proxy_set_header Upgrade $http_upgrade;
+      proxy_set_header Connection $connection_upgrade;
+      proxy_set_header Sec-WebSocket-Protocol $http_sec_websocket_protocol;
+      proxy_read_timeout 3600s;
+      proxy_next_upstream error timeout http_502;
+    }}
+  }}
+}}
+"""
+    )
+    return conf
+
+
+@pytest.fixture
+def nginx_binary() -> str:
+    debian = Path("/usr/sbin/nginx")  # not on every PATH
+    return str(debian) if debian.exists() else require_tool("nginx", "nginx")
+
+
+@pytest.fixture
+def balancer_prefix(tmp_path: Path) -> Path:
+    prefix = tmp_path / "nginx"
+    prefix.mkdir()
+    return prefix
+
+
+async def test_a_replica_stopped_mid_classroom_loses_no_second_and_bills_once(
+    redis_server: RedisServer,
+    fake_whisper: FakeWhisper,
+    nginx_binary: str,
+    balancer_prefix: Path,
+    tmp_path: Path,
+) -> None:
+    env = {"REDIS_URL": redis_server.url, "SHUTDOWN_GRACE_SECONDS": "10"}
+    replicas = [await spawn_gateway(fake_whisper, tmp_path / f"gw{i}", **env) for i in range(2)]
+    nginx: asyncio.subprocess.Process | None = None
+    try:
+        ports = [await r.listening() for r in replicas]
+        port = free_port()
+        conf = nginx_conf(balancer_prefix, port, ports)
+        nginx = await asyncio.create_subprocess_exec(
+            *(nginx_binary, "-p", str(balancer_prefix), "-c", str(conf), "-g", "daemon off;"),
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        for _ in range(100):
+            status, _ = await _status(f"http://127.0.0.1:{port}/api/v1/health")
+            if status == 200:
+                break
+            await asyncio.sleep(0.1)
+        config = ClassroomConfig(
+            url=f"ws://127.0.0.1:{port}/api/v1/listen",
+            groups=50,
+            duration=12.0,
+            secret=SECRET,
+            progress="off",
+            thresholds=Thresholds(max_p95_ms=60_000, max_error_ratio=0.0),
+        )
+        classroom = asyncio.create_task(run_classroom(config))
+        await asyncio.sleep(5.0)
+        replicas[0].proc.terminate()  # SIGTERM: drain, then exit
+        report = await classroom
+        assert report["verification_problems"] == [], report["verification_problems"][:5]
+        assert report["verdict"] == "pass", report["breaches"]
+        assert report["restarts"] >= 10  # the drained replica's groups came back
+        assert report["connect"]["ok"] == 50
+        assert await asyncio.wait_for(replicas[0].proc.wait(), 30) == 0
+        survivor = GatewayServer(None, None, ports[1], fake_whisper)  # type: ignore[arg-type]
+        status, usage = await http_json(
+            "GET", f"{survivor.http}/api/v1/schools/s-1/budget/usage", teacher("s-1")
+        )
+        assert status == 200
+        assert usage["spent_usd"] == pytest.approx(report["cost_usd"], abs=1e-9)
+        assert usage["reserved_usd"] == 0
+        assert report["cost_usd"] > 0
+    finally:
+        if nginx is not None:
+            nginx.terminate()
+            await asyncio.wait_for(nginx.wait(), 10)
+        for replica in replicas:
+            await replica.stop()
+
+
+async def _status(url: str) -> tuple[int, object]:
+    try:
+        return await http_json("GET", url)
+    except Exception:
+        return 0, None
