@@ -15,37 +15,20 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.auth.tokens import Claims
-from gateway.errors import (
-    BacklogOverflow,
-    BadAudio,
-    BudgetExhausted,
-    FrameTooLarge,
-    StreamError,
-)
-from gateway.keyterms import window_prompt
+from gateway.errors import BudgetExhausted, StreamError
 from gateway.stream import protocol
 from gateway.stream.actions import Actions, Submission
-from gateway.stream.continuity import PreviousText
 from gateway.stream.deadlines import Deadlines
-from gateway.stream.ending import (
-    CLIENT_CLOSE,
-    DISCONNECTED,
-    Counts,
-    Ending,
-    from_error,
-    outranks,
-)
+from gateway.stream.ending import CLIENT_CLOSE, DISCONNECTED, Ending, from_error, outranks
+from gateway.stream.flow import WindowFlow
+from gateway.stream.frames import AudioGate
 from gateway.stream.limits import SessionLimits
 from gateway.stream.notices import Notices
 from gateway.stream.observer import NoObserver, Observer
-from gateway.stream.ordering import Slot, WindowQueue
 from gateway.stream.outcome import DropReason, Outcome
 from gateway.stream.protocol import StreamConfig
-from gateway.stream.suspect import AudioCheck
 from gateway.stream.windowing import Window, Windower
 
-#: Audio may arrive ahead of real time by this many times the backlog bound before 4029.
-AHEAD_FACTOR = 2.0
 BAD_MESSAGE = "expected a JSON object with type KeepAlive, Finalize or CloseStream"
 
 
@@ -73,10 +56,11 @@ class SessionCore:
         self.group_id = claims.group_id
         self.config = config
         self._limits = limits
-        self._vocabulary = vocabulary
         self._target = window_seconds
         self._model = model
         self._observer: Observer = observer or NoObserver()
+        self._flow = WindowFlow(limits, self._observer, vocabulary)
+        self._queue = self._flow.queue
         self._windower = Windower(
             config.sample_rate,
             window_seconds,
@@ -84,27 +68,16 @@ class SessionCore:
             max_seconds=limits.window_max_seconds,
             shorten_pauses=limits.shorten_pauses,
         )
-        self._queue = WindowQueue(
-            max_in_flight=limits.max_in_flight, max_pending_seconds=limits.max_pending_seconds
-        )
-        self._started = now
-        self._sample_bytes = 2 * config.channels
-        self._sample_rate = config.sample_rate
-        self._ahead_limit = AHEAD_FACTOR * limits.max_pending_seconds
+        self._gate = AudioGate(config, limits, now)
         self._clock = Deadlines(limits.idle_timeout, now + expires_in, now)
         self._unreported_bytes = 0
-        self._suspect: AudioCheck | None = AudioCheck(config.sample_rate, self._sample_bytes)
         self._notices = Notices()
-        self._previous = PreviousText()
-        self.counts = Counts()
+        self.counts = self._flow.counts
         self.ending: Ending | None = None
         #: The session is over: the last message is queued (or the client is gone).
         self.done = False
         self._messages: list[tuple[dict[str, Any], str | None]] = []
         self._submissions: list[Submission] = []
-        self._begin(claims, provider)
-
-    def _begin(self, claims: Claims, provider: str) -> None:
         self._send(
             protocol.begin(
                 session_id=self.session_id,
@@ -167,43 +140,29 @@ class SessionCore:
         # The path of every audio frame: kept to plain arithmetic and one call.
         if self.ending is not None or not data:
             return
-        size = len(data)
-        if size > self._limits.max_frame_bytes or size % self._sample_bytes:
-            self._refuse_frame(size, now)
+        size, gate = len(data), self._gate
+        if size > gate.max_frame_bytes or size % gate.sample_bytes:
+            self.fail(gate.refusal(size), now)
             return
         self._clock.last_activity = now
         self._unreported_bytes += size
-        if self._suspect is not None:
-            self._check_audio(data, now)
+        if gate.suspect is not None:
+            suspect = gate.judge(data, now)
+            if suspect is not None:
+                self._notify(protocol.warning("SUSPECT_AUDIO", suspect))
         windows = self._windower.feed(data)
         if windows:
             self._closed(windows, now)
-        ahead = self._windower.received_samples / self._sample_rate - (now - self._started)
-        if ahead > self._ahead_limit:
-            message = f"audio is arriving much faster than real time ({ahead:.0f} s ahead)"
-            self.fail(BacklogOverflow(message), now)
-
-    def _check_audio(self, data: bytes, now: float) -> None:
-        assert self._suspect is not None
-        message = self._suspect.feed(data, now)
-        if message is not None:
-            self._notify(protocol.warning("SUSPECT_AUDIO", message))
-        if self._suspect.done:
-            self._suspect = None
-
-    def _refuse_frame(self, size: int, now: float) -> None:
-        most = self._limits.max_frame_bytes
-        if size > most:
-            self.fail(FrameTooLarge(f"frame of {size} bytes exceeds MAX_FRAME_BYTES ({most})"), now)
-        else:
-            self.fail(BadAudio("audio frames must hold whole 16-bit samples"), now)
+        too_far = gate.too_far_ahead(self._windower.received_samples, now)
+        if too_far is not None:
+            self.fail(too_far, now)
 
     def _closed(self, windows: list[Window], now: float) -> None:
         """Windows closed: queue them; the next window follows the current target (adaptive
         windows change between windows, never inside one)."""
         self._report_audio()
         for window in windows:
-            self._add(window, now)
+            self._flow.add(window, self._model, now, None)
         self._windower.window_seconds = self._target
         self._pump(now)
 
@@ -234,14 +193,13 @@ class SessionCore:
 
     def window_resolved(self, seq: int, outcome: Outcome | None, now: float) -> None:
         """The work on window ``seq`` ended with ``outcome`` (None: cancelled, no answer)."""
-        self._queue.resolve(seq, outcome)
+        self._flow.resolved(seq, outcome)
         if outcome is not None:
             if outcome.reason is DropReason.BUDGET_EXCEEDED:
                 exhausted = BudgetExhausted("the school's daily transcription budget is used up")
                 self.request_end(from_error(exhausted), now)
             if outcome.status == "ok":
                 self._notices.recovered()
-                self._previous.heard(seq, outcome.text)
         self._pump(now)
 
     def fail(self, error: StreamError, now: float) -> None:
@@ -267,7 +225,7 @@ class SessionCore:
             return
         drop = DropReason.BACKLOG if ending.drops_backlog else None
         for window in self._windower.close():
-            self._add(window, now, dropped=drop)
+            self._flow.add(window, self._model, now, drop)
         if drop is not None:
             self._queue.drop_unanswered(drop)
         self._clock.finish_by = now + self._limits.finish_timeout
@@ -275,14 +233,9 @@ class SessionCore:
 
     # -- upstream notices ----------------------------------------------------
 
-    def rate_limited(self, now: float) -> None:
-        self._notify(self._notices.rate_limited(now))
-
-    def held(self) -> None:
-        self._notify(self._notices.held())
-
-    def credentials_rejected(self) -> None:
-        self._notify(self._notices.credentials_rejected())
+    def upstream_notice(self, kind: str, now: float) -> None:
+        """``rate_limited``, ``held`` or ``credentials_rejected``: a Warning, coalesced."""
+        self._notify(self._notices.about(kind, now))
 
     def budget_alert(self, *, percent_used: float, threshold: int, remaining_usd: float) -> None:
         """The school crossed an alert threshold: tell this classroom."""
@@ -294,45 +247,15 @@ class SessionCore:
 
     # -- inside --------------------------------------------------------------
 
-    def _add(self, window: Window, now: float, *, dropped: DropReason | None = None) -> None:
-        model = self._model
-        outcome: Outcome | None = None
-        if dropped is not None:
-            outcome = Outcome.dropped(dropped, model)
-        elif not window.speech:
-            outcome = Outcome.silence(model)
-        self._observer.window_closed(window, to_send=dropped is None)
-        self._observer.pending_changed(window.duration)
-        self._queue.add(window, model, now, outcome)
-
     def _pump(self, now: float) -> None:
         """Hand out what may start; deliver what is ready, in order; finish when all is."""
         if self.done:
             return
-        for slot in self._queue.start_ready():
-            self._submissions.append(self._submission(slot))
-        for slot in self._queue.deliverable():
-            self._deliver(slot, now)
-        if self.ending is not None and not len(self._queue):
+        self._submissions += self._flow.startable()
+        for transcript in self._flow.deliverable(now):
+            self._send(transcript)
+        if self.ending is not None and not len(self._flow):
             self._finish()
-
-    def _submission(self, slot: Slot) -> Submission:
-        seq = slot.window.seq
-        previous = self._previous.for_window(seq) if self._limits.prompt_continuity else ""
-        return Submission(
-            seq, slot.window, slot.model, window_prompt(self._vocabulary, previous) or ""
-        )
-
-    def _deliver(self, slot: Slot, now: float) -> None:
-        assert slot.outcome is not None
-        latency = now - slot.closed_at
-        self._send(slot.transcript(latency))
-        self._count(slot.outcome, latency)
-        self._observer.pending_changed(-slot.window.duration)
-
-    def _count(self, outcome: Outcome, latency: float | None) -> None:
-        self.counts.add(outcome)
-        self._observer.window_delivered(outcome, latency)
 
     def _finish(self) -> None:
         assert self.ending is not None
@@ -342,10 +265,7 @@ class SessionCore:
     def _abandon(self, ending: Ending) -> None:
         """The client is gone: nothing more is sent; undelivered windows count as dropped."""
         self.ending = ending
-        for slot in self._queue.abandon():
-            lost = slot.outcome or Outcome.dropped(DropReason.DISCONNECTED, slot.model)
-            self._count(lost, None)
-            self._observer.pending_changed(-slot.window.duration)
+        self._flow.abandon()
         self._messages.clear()
         self.done = True
 

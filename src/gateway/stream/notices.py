@@ -46,6 +46,13 @@ class Notices:
             "an operator must fix its API key",
         )
 
+    def about(self, kind: str, now: float) -> dict[str, Any] | None:
+        """The notice for an upstream event ``kind`` (``rate_limited``, ``held``,
+        ``credentials_rejected``), or None when it was said already."""
+        if kind == "rate_limited":
+            return self.rate_limited(now)
+        return self.held() if kind == "held" else self.credentials_rejected()
+
     def recovered(self) -> None:
         """A window was transcribed: the next outage or refusal is worth saying again."""
         self.held_warned = self.credentials_warned = False

@@ -361,19 +361,19 @@ def test_a_budget_refusal_never_replaces_an_error_or_a_gone_client() -> None:
 
 def test_upstream_notices_are_said_once_until_things_recover() -> None:
     h = Harness()
-    h.core.held()
-    h.core.held()
-    h.core.credentials_rejected()
-    h.core.credentials_rejected()
-    h.core.rate_limited(1.0)
-    h.core.rate_limited(1.0 + RATE_LIMIT_WARNING_INTERVAL / 2)
-    h.core.rate_limited(1.0 + RATE_LIMIT_WARNING_INTERVAL)
+    h.core.upstream_notice("held", h.now)
+    h.core.upstream_notice("held", h.now)
+    h.core.upstream_notice("credentials_rejected", h.now)
+    h.core.upstream_notice("credentials_rejected", h.now)
+    h.core.upstream_notice("rate_limited", 1.0)
+    h.core.upstream_notice("rate_limited", 1.0 + RATE_LIMIT_WARNING_INTERVAL / 2)
+    h.core.upstream_notice("rate_limited", 1.0 + RATE_LIMIT_WARNING_INTERVAL)
     h.take()
     codes = [m["code"] for m in h.of("Warning")]
     assert codes == ["STT_UNAVAILABLE", "UPSTREAM_REJECTED", "RATE_LIMITED", "RATE_LIMITED"]
     h.windows(1)
     h.answer(0)  # an answer: the upstream is back
-    h.core.held()
+    h.core.upstream_notice("held", h.now)
     h.take()
     assert [m["code"] for m in h.of("Warning")][-1] == "STT_UNAVAILABLE"
 

@@ -134,15 +134,15 @@ class StreamSession:
 
     # UpstreamEvents, from a window's transcription
     def rate_limited(self) -> None:
-        self.core.rate_limited(time.monotonic())
+        self.core.upstream_notice("rate_limited", time.monotonic())
         self._flush()
 
     def held(self) -> None:
-        self.core.held()
+        self.core.upstream_notice("held", time.monotonic())
         self._flush()
 
     def credentials_rejected(self) -> None:
-        self.core.credentials_rejected()
+        self.core.upstream_notice("credentials_rejected", time.monotonic())
         self._flush()
 
     # -- running -----------------------------------------------------------
