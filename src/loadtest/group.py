@@ -8,7 +8,7 @@ import json
 import time
 from collections.abc import Callable
 
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from loadtest.audio import FRAME_SECONDS, frames
@@ -76,6 +76,25 @@ async def run_group(
     return result
 
 
+async def _send_audio(
+    ws: ClientConnection, reader: asyncio.Task[None], pcm: bytes, sample_rate: int, pace: float
+) -> None:
+    """Send the audio frame by frame at ``pace`` seconds a frame, until the gateway ends."""
+    next_at = time.monotonic()
+    for frame in frames(pcm, sample_rate):
+        if reader.done():
+            return
+        try:
+            await ws.send(frame)
+        except ConnectionClosed:
+            return  # the gateway ended the session: its last messages are read after
+        if pace:
+            next_at += pace
+            delay = next_at - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+
+
 async def _session(
     url: str,
     jwt: str,
@@ -115,19 +134,7 @@ async def _session(
                 result.connect_ms = (time.monotonic() - started) * 1000
             result.error = None
             reader = asyncio.create_task(_drain(ws, result, on_message, None))
-            next_at = time.monotonic()
-            for frame in frames(pcm, sample_rate):
-                if reader.done():
-                    break
-                try:
-                    await ws.send(frame)
-                except ConnectionClosed:
-                    break  # the gateway ended the session: its last messages are read below
-                if pace:
-                    next_at += pace
-                    delay = next_at - time.monotonic()
-                    if delay > 0:
-                        await asyncio.sleep(delay)
+            await _send_audio(ws, reader, pcm, sample_rate, pace)
             if not reader.done():
                 with contextlib.suppress(ConnectionClosed):
                     await ws.send(json.dumps({"type": "CloseStream"}))

@@ -12,15 +12,14 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 
-from gateway.budget.alerting import AlertEvents, AlertFired, AlertListener, ThresholdAlerts
+from gateway.budget.alerting import AlertEvents, ThresholdAlerts
 from gateway.budget.journal import CommitJournal
 from gateway.budget.ledger import Ledger, ReserveResult, ScopeDay, read_overrides
 from gateway.budget.policy import Policy, SchoolBudget
-from gateway.budget.pricing import usd
 from gateway.budget.scopes import day_in, percent, scopes_for
-from gateway.budget.settlement import Hold, Settlement, pending_commit
+from gateway.budget.settlement import Hold, Settlement, overspent, pending_commit
 from gateway.errors import BudgetRefused, BudgetUnavailable
 from gateway.observability.logging import get_logger
 from gateway.observability.metrics import Metrics
@@ -30,8 +29,6 @@ log = get_logger("gateway.budget")
 
 OVERRIDE_CACHE_SECONDS = 2.0
 RELEASE_RETRY_DELAYS = (0.5, 1, 2, 5, 10, 30, 60, 120)
-#: Schools with a reservation this recently may have spend "today" in some timezone.
-ACTIVE_SCHOOL_SECONDS = 2 * 86400
 
 
 class BudgetService:
@@ -125,17 +122,6 @@ class BudgetService:
             )
         return school
 
-    async def todays_schools(self, now: datetime) -> list[tuple[SchoolBudget, str, dict[str, int]]]:
-        """Recently active schools, each with its own today and that day's ledger counters."""
-        assert self.ledger is not None
-        since_ms = int((now.timestamp() - ACTIVE_SCHOOL_SECONDS) * 1000)
-        rows = []
-        for school_id in await self.ledger.active_schools(since_ms):
-            school = await self.school(school_id)
-            day = day_in(school.timezone, now)
-            rows.append((school, day, await self.ledger.day(f"school:{school_id}", day)))
-        return rows
-
     def model_for(self, school_id: str, requested: str) -> str:
         """The requested model, or a cheaper one once the school passed a downgrade step."""
         return self.policy.downgraded_model(requested, self._percent.get(school_id, 0.0))
@@ -179,19 +165,7 @@ class BudgetService:
                 self._metrics.budget_reservations.labels(outcome="exceeded").inc()
                 result = await hold_on(scopes_for(self.policy, school, model, now, unlimited=True))
         except REDIS_ERRORS as exc:
-            # Redis may still apply the reservation (it was paused, not gone): give it back
-            # as soon as Redis answers, rather than when its lease runs out.
-            self._spawn(self._release_failed(rid))
-            if self.mode == "strict":
-                self._metrics.budget_reservations.labels(outcome="error").inc()
-                log.error(
-                    "budget.ledger_unreachable",
-                    school_id=school.school_id,
-                    error=type(exc).__name__,
-                )
-                raise BudgetUnavailable("the budget ledger is unreachable") from None
-            self._metrics.budget_reservations.labels(outcome="bypassed").inc()
-            return Hold(None, school, school_day, model, amount)
+            return self._unreachable(exc, rid, Hold(None, school, school_day, model, amount))
         changed = self._settings_changed_since(school, result.settings)
         if changed is not None and not _retried:
             # Settings changed on another replica since this one read them: this
@@ -203,15 +177,30 @@ class BudgetService:
             result.school_spent + result.school_reserved, school.daily_limit_micro
         )
         if not result.ok:
-            self._metrics.budget_reservations.labels(outcome="exceeded").inc()
-            self._percent[school.school_id] = 100.0
-            log.warning("budget.exceeded", school_id=school.school_id, scope=result.refused_scope)
-            self._spawn(
-                self._fire(school, school_day, 100.0, result.school_spent + result.school_reserved)
-            )
-            raise BudgetRefused(result.refused_scope or "school")
+            self._refused(school, school_day, result)
         self._metrics.budget_reservations.labels(outcome="ok").inc()
         return Hold(result.reservation_id, school, school_day, model, amount, result.day_keys)
+
+    def _unreachable(self, exc: BaseException, rid: str, bypass: Hold) -> Hold:
+        """The reservation call failed: strict mode refuses, advisory goes on unmetered."""
+        # Redis may still apply the reservation (it was paused, not gone): give it back
+        # as soon as Redis answers, rather than when its lease runs out.
+        self._spawn(self._release_failed(rid))
+        if self.mode == "strict":
+            self._metrics.budget_reservations.labels(outcome="error").inc()
+            school_id = bypass.school.school_id
+            log.error("budget.ledger_unreachable", school_id=school_id, error=type(exc).__name__)
+            raise BudgetUnavailable("the budget ledger is unreachable") from None
+        self._metrics.budget_reservations.labels(outcome="bypassed").inc()
+        return bypass
+
+    def _refused(self, school: SchoolBudget, day: str, result: ReserveResult) -> NoReturn:
+        self._metrics.budget_reservations.labels(outcome="exceeded").inc()
+        self._percent[school.school_id] = 100.0
+        log.warning("budget.exceeded", school_id=school.school_id, scope=result.refused_scope)
+        committed = result.school_spent + result.school_reserved
+        self._spawn(self._fire(school, day, 100.0, committed))
+        raise BudgetRefused(result.refused_scope or "school")
 
     async def commit(self, hold: Hold, seconds: float) -> int:
         """Charge the billed ``seconds``; returns the cost in micro-dollars."""
@@ -259,27 +248,11 @@ class BudgetService:
         if result.status != 1:
             return
         if result.overspend_micro:
-            self._overspent(hold, actual, result.overspend_micro)
+            overspent(self._metrics, hold, actual, result.overspend_micro)
         used = percent(result.school_spent, hold.school.daily_limit_micro)
         self._percent[hold.school.school_id] = used
-        self._spawn(
-            self._fire(
-                hold.school, hold.school_day, used, result.school_spent + result.school_reserved
-            )
-        )
-
-    def _overspent(self, hold: Hold, actual: int, overspend: int) -> None:
-        """Always counted; logged when it is more than rounding (the upstream's usage
-        seconds are rounded, so a 1 µ$ difference is routine)."""
-        self._metrics.budget_overspend.inc(usd(overspend))
-        if overspend > max(1, hold.amount_micro // 100):
-            emit = log.critical if actual > 5 * hold.amount_micro else log.warning
-            emit(
-                "budget.overspend",
-                school_id=hold.school.school_id,
-                reserved_micro=hold.amount_micro,
-                actual_micro=actual,
-            )
+        committed = result.school_spent + result.school_reserved
+        self._spawn(self._fire(hold.school, hold.school_day, used, committed))
 
     async def release(self, hold: Hold) -> None:
         if hold.reservation_id is None or self.ledger is None:
@@ -318,6 +291,3 @@ class BudgetService:
             task.cancel()
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
-
-
-__all__ = ["AlertFired", "AlertListener", "BudgetService", "Hold"]

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from gateway.budget.journal import CommitJournal, PendingCommit
 from gateway.budget.policy import SchoolBudget
+from gateway.budget.pricing import usd
 from gateway.observability.logging import get_logger
 from gateway.observability.metrics import Metrics
 from gateway.redis.errors import REDIS_ERRORS
@@ -94,3 +95,17 @@ class Settlement:
             except REDIS_ERRORS:
                 continue
         log.critical("budget.commit_lost", school_id=hold.school.school_id, actual_micro=actual)
+
+
+def overspent(metrics: Metrics, hold: Hold, actual: int, overspend: int) -> None:
+    """Always counted; logged when it is more than rounding (the upstream's usage seconds
+    are rounded, so a 1 µ$ difference is routine)."""
+    metrics.budget_overspend.inc(usd(overspend))
+    if overspend > max(1, hold.amount_micro // 100):
+        emit = log.critical if actual > 5 * hold.amount_micro else log.warning
+        emit(
+            "budget.overspend",
+            school_id=hold.school.school_id,
+            reserved_micro=hold.amount_micro,
+            actual_micro=actual,
+        )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 
-from gateway.budget.service import AlertFired
+from gateway.budget.alerting import AlertFired
 from gateway.observability.logging import get_logger
 from gateway.redis.errors import REDIS_ERRORS
 from gateway.runtime.gateway import Gateway

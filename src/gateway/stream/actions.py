@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.stream.audio_window import Window
 from gateway.stream.ending import Ending
-from gateway.stream.windowing import Window
 
 
 @dataclass(frozen=True, slots=True)

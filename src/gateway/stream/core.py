@@ -18,6 +18,7 @@ from gateway.auth.tokens import Claims
 from gateway.errors import BudgetExhausted, StreamError
 from gateway.stream import protocol
 from gateway.stream.actions import Actions, Submission
+from gateway.stream.audio_window import Window
 from gateway.stream.deadlines import Deadlines
 from gateway.stream.ending import CLIENT_CLOSE, DISCONNECTED, Ending, from_error, outranks
 from gateway.stream.flow import WindowFlow
@@ -27,7 +28,7 @@ from gateway.stream.notices import Notices
 from gateway.stream.observer import NoObserver, Observer
 from gateway.stream.outcome import DropReason, Outcome
 from gateway.stream.protocol import StreamConfig
-from gateway.stream.windowing import Window, Windower
+from gateway.stream.windowing import Windower
 
 BAD_MESSAGE = "expected a JSON object with type KeepAlive, Finalize or CloseStream"
 

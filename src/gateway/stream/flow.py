@@ -12,13 +12,13 @@ from typing import Any
 
 from gateway.keyterms import window_prompt
 from gateway.stream.actions import Submission
+from gateway.stream.audio_window import Window
 from gateway.stream.continuity import PreviousText
 from gateway.stream.ending import Counts
 from gateway.stream.limits import SessionLimits
 from gateway.stream.observer import Observer
 from gateway.stream.ordering import Slot, WindowQueue
 from gateway.stream.outcome import DropReason, Outcome
-from gateway.stream.windowing import Window
 
 
 class WindowFlow:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from gateway.stream.audio_window import Window
 from gateway.stream.outcome import Outcome
-from gateway.stream.windowing import Window
 
 
 class Observer(Protocol):

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.stream import protocol
+from gateway.stream.audio_window import Window
 from gateway.stream.outcome import DropReason, Outcome
-from gateway.stream.windowing import Window
 
 
 @dataclass(eq=False, slots=True)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from gateway.observability.metrics import Metrics
+from gateway.stream.audio_window import Window
 from gateway.stream.outcome import Outcome
-from gateway.stream.windowing import Window
 
 
 class SessionMetrics:

@@ -12,11 +12,12 @@ long pauses shortened.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 import numpy.typing as npt
 
+from gateway.stream.audio_window import Window
 from gateway.stream.pauses import (
     OVERRUN_FRACTION,
     PAUSE_PAD_SECONDS,
@@ -33,42 +34,6 @@ from gateway.stream.vad import (
 )
 
 MIN_WINDOW_SECONDS = 0.1
-
-
-@dataclass(frozen=True, slots=True)
-class Window:
-    """One closed window of audio, ready for transcription.
-
-    ``pcm`` is what is sent upstream: the window's audio with long pauses
-    shortened, so it may be shorter than ``end - start``.
-    """
-
-    seq: int
-    start_sample: int
-    end_sample: int
-    sample_rate: int
-    pcm: bytes
-    from_finalize: bool
-    speech: bool
-    #: Seconds of voiced 20 ms frames in the window.
-    voiced_seconds: float = 0.0
-
-    @property
-    def start(self) -> float:
-        return self.start_sample / self.sample_rate
-
-    @property
-    def end(self) -> float:
-        return self.end_sample / self.sample_rate
-
-    @property
-    def duration(self) -> float:
-        return (self.end_sample - self.start_sample) / self.sample_rate
-
-    @property
-    def sent_seconds(self) -> float:
-        """Seconds of audio sent upstream (and billed, unless the upstream says otherwise)."""
-        return len(self.pcm) / 2 / self.sample_rate
 
 
 class Windower:

@@ -6,14 +6,15 @@ import asyncio
 
 from gateway.budget.policy import SchoolBudget
 from gateway.budget.pricing import usd
-from gateway.budget.service import BudgetService, Hold
+from gateway.budget.service import BudgetService
+from gateway.budget.settlement import Hold
 from gateway.errors import BudgetRefused, BudgetUnavailable, UpstreamError
 from gateway.observability import tracing
 from gateway.observability.logging import get_logger
 from gateway.observability.metrics import Metrics
+from gateway.stream.audio_window import Window
 from gateway.stream.outcome import DropReason, Outcome
 from gateway.stream.wav import wav_bytes
-from gateway.stream.windowing import Window
 from gateway.stt.service import SttService, UpstreamEvents
 from gateway.stt.suppression import filter_segments
 from gateway.stt.transcriber import TranscriptionRequest, TranscriptionResult

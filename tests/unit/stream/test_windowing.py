@@ -5,9 +5,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gateway.stream.audio_window import Window
 from gateway.stream.pauses import PAUSE_PAD_SECONDS, CutRule, choose_cut
 from gateway.stream.vad import FRAME_SECONDS, NoiseFloor, VadParams, frame_levels_dbfs, is_speech
-from gateway.stream.windowing import Window, Windower
+from gateway.stream.windowing import Windower
 from tests.support.audio import silence, tone
 from tests.support.speech import sentence
 

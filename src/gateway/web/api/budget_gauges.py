@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from gateway.budget.pricing import usd
 from gateway.budget.scopes import day_in, percent
+from gateway.budget.today import todays_schools
 from gateway.redis.errors import REDIS_ERRORS
 from gateway.runtime.gateway import Gateway
 
@@ -40,7 +41,7 @@ async def refresh_budget_gauges(gateway: Gateway) -> None:
                         percent(spent, district.daily_limit_micro) / 100
                     )
             rows = []
-            for school, _day, counters in await gateway.budget.todays_schools(now):
+            for school, _day, counters in await todays_schools(gateway.budget, now):
                 spent = counters.get("spent", 0)
                 rows.append(
                     (percent(spent, school.daily_limit_micro) / 100, spent, school.school_id)

@@ -11,6 +11,7 @@ from gateway.budget.ledger import Ledger
 from gateway.budget.policy import SchoolBudget
 from gateway.budget.pricing import usd
 from gateway.budget.scopes import day_in, percent
+from gateway.budget.today import todays_schools
 from gateway.runtime.gateway import Gateway
 from gateway.web.api.base import (
     HISTORY_DAYS,
@@ -94,7 +95,7 @@ async def global_usage(request: web.Request) -> web.Response:
     ledger = ledger_of(gateway)
     now = datetime.now(UTC)
     schools = []
-    for school, day, counters in await gateway.budget.todays_schools(now):
+    for school, day, counters in await todays_schools(gateway.budget, now):
         doc = usage_from_counters(gateway, school, day, counters)
         if doc["spent_usd"] or doc["reserved_usd"] or doc["audio_seconds"]:
             schools.append(doc)  # with audio today: a school on a free model spends $0
