@@ -112,8 +112,8 @@ def test_every_purposeful_exception_is_in_the_error_tree() -> None:
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ClassDef) and any(
-                isinstance(base, ast.Name) and base.id.endswith(("Error", "Exception"))
-                or isinstance(base, ast.Attribute) and base.attr.endswith(("Error", "Exception"))
+                (isinstance(base, ast.Name) and base.id.endswith(("Error", "Exception")))
+                or (isinstance(base, ast.Attribute) and base.attr.endswith(("Error", "Exception")))
                 for base in node.bases
             ):
                 elsewhere.add(f"{name}.{node.name}")
