@@ -4,6 +4,8 @@
 
     GatewayError                     code · HTTP status · close code
     ├── ConfigurationError           start-up: a bad environment variable or file
+    │   └── PolicyError              the budget policy file (each problem listed)
+    ├── LedgerUnavailable            the ledger's Redis failing (map_redis_errors), 503
     ├── HttpError                    an HTTP API refusal (status and code per instance)
     │   ├── TooManyFailures          429 TOO_MANY_REQUESTS (Retry-After)
     │   ├── BodyTimeout              408 REQUEST_TIMEOUT: the body was too slow; connection closed
@@ -34,7 +36,11 @@
         ├── ServerError              5xx or a malformed answer, retried, trips the breaker
         ├── UpstreamTimeout          retried, trips the breaker
         ├── UpstreamConnectionError  retried, trips the breaker
-        └── CircuitOpen              the breaker refused the call; the window is held
+        ├── CircuitOpen              the breaker refused the call; the window is held
+        └── LocalModelFailed         the in-process model raised on a window; not retried
+
+    JsonError, BadKeyterms           ValueErrors: the JSON decoder's hooks and the settings'
+                                     validators (pydantic) need that base
 
 Every error carries what the edge needs — ``code``, ``http_status``,
 ``close_code``, ``retryable``, ``retry_after`` — and one module,
