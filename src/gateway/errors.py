@@ -6,6 +6,7 @@
     ├── ConfigurationError           start-up: a bad environment variable or file
     │   └── PolicyError              the budget policy file (each problem listed)
     ├── LedgerUnavailable            the ledger's Redis failing (map_redis_errors), 503
+    │   └── LedgerNotReplicated      a charge no replica confirmed in time: kept owed
     ├── HttpError                    an HTTP API refusal (status and code per instance)
     │   ├── TooManyFailures          429 TOO_MANY_REQUESTS (Retry-After)
     │   ├── BodyTimeout              408 REQUEST_TIMEOUT: the body was too slow; connection closed
@@ -91,12 +92,8 @@ class TooManyFailures(HttpError):
 
     def __init__(self, retry_after: float) -> None:
         wait = max(1, math.ceil(retry_after))
-        super().__init__(
-            429,
-            "TOO_MANY_REQUESTS",
-            "too many failed authentications from this address",
-            headers={"Retry-After": str(wait)},
-        )
+        message = "too many failed authentications from this address"
+        super().__init__(429, "TOO_MANY_REQUESTS", message, headers={"Retry-After": str(wait)})
         self.retry_after = wait
 
 
@@ -104,12 +101,8 @@ class BodyTimeout(HttpError):
     """The request body did not arrive within ``HTTP_BODY_TIMEOUT_SECONDS``."""
 
     def __init__(self, seconds: float) -> None:
-        super().__init__(
-            408,
-            "REQUEST_TIMEOUT",
-            f"the request body did not arrive within {seconds:g} s",
-            headers={"Connection": "close"},
-        )
+        message = f"the request body did not arrive within {seconds:g} s"
+        super().__init__(408, "REQUEST_TIMEOUT", message, headers={"Connection": "close"})
 
 
 class ClientGone(HttpError):
@@ -143,10 +136,20 @@ class BadKeyterms(ValueError):
 
 
 class LedgerUnavailable(GatewayError):
-    """The ledger's Redis is unreachable or failing
-    (:func:`gateway.redis.errors.map_redis_errors`)."""
+    """The ledger's Redis failing (:func:`gateway.redis.errors.map_redis_errors`): ``error``
+    names the client's error, ``refused``: Redis answered and refused (out of memory…)."""
 
     code, http_status, retryable = "BUDGET_UNAVAILABLE", 503, True
+
+    def __init__(self, message: str, *, error: str = "", refused: bool = False) -> None:
+        super().__init__(message)
+        self.error = error or type(self).__name__
+        self.refused = refused
+
+
+class LedgerNotReplicated(LedgerUnavailable):
+    """A charge no connected replica confirmed in time: kept owed (journaled) and committed
+    again until one does (idempotent per reservation, so never twice)."""
 
 
 class StreamError(GatewayError):

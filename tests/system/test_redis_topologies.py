@@ -12,7 +12,8 @@ import redis
 from redis.crc import key_slot
 from structlog.testing import capture_logs
 
-from gateway.budget.ledger import Ledger, NotReplicated, ScopeDay
+from gateway.budget.ledger import Ledger, ScopeDay
+from gateway.errors import LedgerNotReplicated
 from gateway.fleet.presence import Presence
 from gateway.redis.connection import close, connect, parse_sentinel_url, redis_target
 from gateway.simulated.whisper import FakeWhisper
@@ -131,8 +132,7 @@ async def test_a_gateway_on_a_cluster_charges_its_windows(
     stream = await connect_stream(server, token())
     await stream.next()
     await stream.send_audio(tone(440, 2.0))
-    await stream.send_json({"type": "CloseStream"})
-    messages = await stream.collect()
+    messages = await stream.finish()
     await stream.close()
     ended = messages[-1]
     assert ended["type"] == "Termination" and ended["transcribed"] == 2
@@ -202,7 +202,7 @@ async def test_a_charge_no_connected_replica_confirms_stays_owed_and_counts_once
     replica = sentinel.procs[sentinel.replica_port]
     replica.send_signal(signal.SIGSTOP)
     try:
-        with pytest.raises(NotReplicated):
+        with pytest.raises(LedgerNotReplicated):
             await ledger.commit(hold.reservation_id, actual_micro=250, audio_ms=1, model="w")
     finally:
         replica.send_signal(signal.SIGCONT)
@@ -246,8 +246,7 @@ async def test_two_gateway_processes_on_a_cluster_act_as_one(
 
         async def speak(stream: Stream) -> None:
             await stream.send_audio(tone(440, 1.0))
-            await stream.send_json({"type": "CloseStream"})
-            await stream.collect()
+            await stream.finish()
 
         await asyncio.gather(*(speak(s) for s in admitted[:6]))  # 6 windows: past the limit
         moved_from = admitted[-1]  # sent no audio: its session is still open

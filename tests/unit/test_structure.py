@@ -12,8 +12,6 @@ MAX_MODULE_LINES = 300
 MAX_FUNCTION_LINES = 60
 #: Exceptions that subclass a library's own error, and why they must.
 OWN_BASES = {
-    # redis-py: a commit the replica did not confirm is a Redis failure to every caller.
-    "gateway.budget.ledger.NotReplicated",
     # aiohttp's resolver refuses a host by raising OSError.
     "gateway.budget.egress.ForbiddenDestination",
     # pydantic turns a ValueError from a validator into a field error.

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
-from gateway.redis.errors import REDIS_ERRORS
+from gateway.errors import LedgerUnavailable
+from gateway.redis.errors import map_redis_errors
 from gateway.redis.layout import PREFIX
 
 #: Codes kept in memory at most (oldest dropped first).
@@ -56,9 +57,10 @@ class LinkCodes:
         client = self._redis
         if client is not None:
             try:
-                await client.set(_key(code), value, ex=self.ttl_seconds)
+                with map_redis_errors():
+                    await client.set(_key(code), value, ex=self.ttl_seconds)
                 return code
-            except REDIS_ERRORS:
+            except LedgerUnavailable:
                 pass
         self._remember(_key(code), value)
         return code
@@ -72,8 +74,9 @@ class LinkCodes:
         client = self._redis
         if value is None and client is not None:
             try:
-                raw = await client.getdel(key)
-            except REDIS_ERRORS:
+                with map_redis_errors():
+                    raw = await client.getdel(key)
+            except LedgerUnavailable:
                 raw = None
             value = raw.decode() if isinstance(raw, bytes) else raw
         if value is None:

@@ -17,9 +17,9 @@ from datetime import datetime
 from gateway.budget.ledger import Ledger
 from gateway.budget.policy import SchoolBudget
 from gateway.budget.pricing import usd
+from gateway.errors import LedgerUnavailable
 from gateway.observability.logging import get_logger
 from gateway.observability.metrics import Metrics
-from gateway.redis.errors import REDIS_ERRORS
 
 log = get_logger("gateway.budget")
 
@@ -96,7 +96,7 @@ class ThresholdAlerts:
             fired = await ledger.fire_alerts(
                 school.school_id, day, due, {"fired_at": fired_at, "percent_used": round(used, 2)}
             )
-        except REDIS_ERRORS:
+        except LedgerUnavailable:
             return
         for t in due:
             self._seen.add((school.school_id, day, t))

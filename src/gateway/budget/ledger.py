@@ -28,12 +28,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
-import redis.exceptions
 
 from gateway import jsonstrict
-from gateway.errors import JsonError
+from gateway.errors import JsonError, LedgerNotReplicated
 from gateway.observability.logging import get_logger
 from gateway.redis.connection import text
+from gateway.redis.errors import translated
 from gateway.redis.layout import (
     COMMIT,
     DAY_TTL_SECONDS,
@@ -104,12 +104,6 @@ def read_overrides(school_id: str, raw: str | bytes | None) -> dict[str, Any]:
     return values
 
 
-class NotReplicated(redis.exceptions.RedisError):
-    """A charge the primary took but its connected replica did not confirm in time: kept
-    owed (journaled) and committed again until one does, or until the primary has no
-    replica left to wait for; the commit is idempotent per reservation, so never twice."""
-
-
 class Ledger:
     def __init__(self, client: aioredis.Redis, *, replicas: int = 0) -> None:
         """``replicas``: how many replicas must have a charge before it counts as taken
@@ -122,6 +116,7 @@ class Ledger:
         self._reclaim = client.register_script(RECLAIM)
         self._fire = client.register_script(FIRE)
 
+    @translated
     async def reserve(
         self,
         *,
@@ -158,6 +153,7 @@ class Ledger:
         refused = scopes[int(index) - 1].scope if int(index) > 0 else "released"
         return ReserveResult(False, None, (), refused, int(spent), int(reserved), settings)
 
+    @translated
     async def commit(
         self,
         rid: str,
@@ -189,7 +185,7 @@ class Ledger:
             pipe.execute_command("WAIT", self.replicas, REPLICA_WAIT_MS)
             (status, over, spent, reserved), acked = await pipe.execute()
         if int(acked) < self.replicas and await self._replicas_connected():
-            raise NotReplicated(f"{acked} of {self.replicas} replicas have the charge")
+            raise LedgerNotReplicated(f"{acked} of {self.replicas} replicas have the charge")
         return CommitResult(int(status), int(over), int(spent), int(reserved))
 
     async def _replicas_connected(self) -> bool:
@@ -198,12 +194,15 @@ class Ledger:
         info = await self.client.info("replication")
         return int(info.get("connected_slaves", 0)) > 0
 
+    @translated
     async def release(self, rid: str) -> bool:
         return bool(await self._release(keys=[LEASES, hold_key(rid)], args=[rid, HOLD_TTL_SECONDS]))
 
+    @translated
     async def reclaim(self, now_ms: int) -> int:
         return int(await self._reclaim(keys=[LEASES], args=[now_ms]))
 
+    @translated
     async def fire_alerts(
         self, school_id: str, day: str, thresholds: list[int], payload: dict[str, Any]
     ) -> list[int]:
@@ -216,33 +215,41 @@ class Ledger:
         )
         return [int(t) for t in fired]
 
+    @translated
     async def fired_alerts(self, school_id: str, day: str) -> dict[int, dict[str, Any]]:
         raw = await self.client.hgetall(alerts_key(school_id, day))
         return {int(k): json.loads(v) for k, v in raw.items()}
 
+    @translated
     async def day(self, scope: str, day: str) -> dict[str, int]:
         raw = await self.client.hgetall(day_key(scope, day))
         return {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in raw.items()}
 
+    @translated
     async def clear_refusals(self, scope: str, day: str) -> dict[str, int]:
         """Forget today's refusals of ``scope`` (its limit changed); its counters after."""
         await self.client.hdel(day_key(scope, day), "refused")
         return await self.day(scope, day)
 
+    @translated
     async def active_schools(self, since_ms: int) -> list[str]:
         members = await self.client.zrangebyscore(SCHOOLS, since_ms, "+inf")
         return [m.decode() if isinstance(m, bytes) else str(m) for m in members]
 
+    @translated
     async def overrides(self, school_id: str) -> dict[str, Any]:
         """The school's stored settings (see :func:`read_overrides`)."""
         return read_overrides(school_id, await self.stored_settings(school_id))
 
+    @translated
     async def stored_settings(self, school_id: str) -> str | None:
         """The school's stored settings as stored (None: none)."""
         return text(await self.client.get(override_key(school_id)))
 
+    @translated
     async def clear_overrides(self, school_id: str) -> None:
         await self.client.delete(override_key(school_id))
 
+    @translated
     async def set_overrides(self, school_id: str, values: dict[str, Any]) -> None:
         await self.client.set(override_key(school_id), json.dumps(values))

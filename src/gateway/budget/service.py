@@ -20,10 +20,9 @@ from gateway.budget.ledger import Ledger, ReserveResult, ScopeDay, read_override
 from gateway.budget.policy import Policy, SchoolBudget
 from gateway.budget.scopes import day_in, percent, scopes_for
 from gateway.budget.settlement import Hold, Settlement, overspent, pending_commit
-from gateway.errors import BudgetRefused, BudgetUnavailable
+from gateway.errors import BudgetRefused, BudgetUnavailable, LedgerUnavailable
 from gateway.observability.logging import get_logger
 from gateway.observability.metrics import Metrics
-from gateway.redis.errors import REDIS_ERRORS
 
 log = get_logger("gateway.budget")
 
@@ -88,7 +87,7 @@ class BudgetService:
         assert self.ledger is not None
         try:
             raw = await self.ledger.stored_settings(school_id)
-        except REDIS_ERRORS:
+        except LedgerUnavailable:
             return cached[2] if cached else {}
         return self._remember(school_id, raw)
 
@@ -164,7 +163,7 @@ class BudgetService:
                 )
                 self._metrics.budget_reservations.labels(outcome="exceeded").inc()
                 result = await hold_on(scopes_for(self.policy, school, model, now, unlimited=True))
-        except REDIS_ERRORS as exc:
+        except LedgerUnavailable as exc:
             return self._unreachable(exc, rid, Hold(None, school, school_day, model, amount))
         changed = self._settings_changed_since(school, result.settings)
         if changed is not None and not _retried:
@@ -181,7 +180,7 @@ class BudgetService:
         self._metrics.budget_reservations.labels(outcome="ok").inc()
         return Hold(result.reservation_id, school, school_day, model, amount, result.day_keys)
 
-    def _unreachable(self, exc: BaseException, rid: str, bypass: Hold) -> Hold:
+    def _unreachable(self, exc: LedgerUnavailable, rid: str, bypass: Hold) -> Hold:
         """The reservation call failed: strict mode refuses, advisory goes on unmetered."""
         # Redis may still apply the reservation (it was paused, not gone): give it back
         # as soon as Redis answers, rather than when its lease runs out.
@@ -189,7 +188,7 @@ class BudgetService:
         if self.mode == "strict":
             self._metrics.budget_reservations.labels(outcome="error").inc()
             school_id = bypass.school.school_id
-            log.error("budget.ledger_unreachable", school_id=school_id, error=type(exc).__name__)
+            log.error("budget.ledger_unreachable", school_id=school_id, error=exc.error)
             raise BudgetUnavailable("the budget ledger is unreachable") from None
         self._metrics.budget_reservations.labels(outcome="bypassed").inc()
         return bypass
@@ -209,7 +208,7 @@ class BudgetService:
             return actual
         try:
             await self._commit(hold, actual, round(seconds * 1000))
-        except REDIS_ERRORS:
+        except LedgerUnavailable:
             self._defer(hold, actual, round(seconds * 1000))
         return actual
 
@@ -259,7 +258,7 @@ class BudgetService:
             return
         try:
             await self.ledger.release(hold.reservation_id)
-        except REDIS_ERRORS:
+        except LedgerUnavailable:
             pass  # the lease reclaims it
 
     async def _release_failed(self, rid: str) -> None:
@@ -270,7 +269,7 @@ class BudgetService:
             try:
                 await self.ledger.release(rid)
                 return
-            except REDIS_ERRORS:
+            except LedgerUnavailable:
                 await asyncio.sleep(delay)
 
     async def _fire(self, school: SchoolBudget, day: str, used: float, committed: int) -> None:

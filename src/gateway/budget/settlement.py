@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from gateway.budget.journal import CommitJournal, PendingCommit
 from gateway.budget.policy import SchoolBudget
 from gateway.budget.pricing import usd
+from gateway.errors import LedgerUnavailable
 from gateway.observability.logging import get_logger
 from gateway.observability.metrics import Metrics
-from gateway.redis.errors import REDIS_ERRORS
 
 log = get_logger("gateway.budget")
 
@@ -76,7 +76,7 @@ class Settlement:
                 )
                 try:
                     await self._commit(hold, entry.actual_micro, entry.audio_ms)
-                except REDIS_ERRORS:
+                except LedgerUnavailable:
                     break
                 journal.done(entry.id)
                 log.info("budget.commit_recovered", school_id=entry.school_id)
@@ -92,7 +92,7 @@ class Settlement:
                 await self._commit(hold, actual, audio_ms)
                 log.info("budget.commit_recovered", school_id=hold.school.school_id)
                 return
-            except REDIS_ERRORS:
+            except LedgerUnavailable:
                 continue
         log.critical("budget.commit_lost", school_id=hold.school.school_id, actual_micro=actual)
 

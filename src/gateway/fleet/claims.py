@@ -28,9 +28,10 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from gateway.errors import LedgerUnavailable
 from gateway.observability.logging import get_logger
 from gateway.redis.connection import text
-from gateway.redis.errors import REDIS_ERRORS
+from gateway.redis.errors import map_redis_errors, translated
 from gateway.redis.layout import PREFIX
 
 log = get_logger("gateway.fleet")
@@ -112,6 +113,7 @@ class Fleet:
     def owner(self, session_id: str) -> str:
         return f"{self.replica}:{session_id}"
 
+    @translated
     async def claim(self, school_id: str, group_id: str, session_id: str, cap: int | None) -> Claim:
         """Claim ``group_id`` for a new session; tell the replica that owned it, if another."""
         now = self._clock()
@@ -133,12 +135,14 @@ class Fleet:
         return Claim(True, previous)
 
     async def release(self, school_id: str, group_id: str, session_id: str) -> None:
-        with contextlib.suppress(*REDIS_ERRORS):
+        """Give the group back (a claim not given back lapses by itself)."""
+        with contextlib.suppress(LedgerUnavailable), map_redis_errors():
             await self._release(
                 keys=[streams_key(school_id), owners_key(school_id)],
                 args=[group_id, self.owner(session_id)],
             )
 
+    @translated
     async def refresh(self, claims: Iterable[tuple[str, str]]) -> None:
         """Keep this replica's claims (school, group) from lapsing."""
         lapse = int((self._clock() + CLAIM_SECONDS) * 1000)
@@ -150,6 +154,7 @@ class Fleet:
             if count:
                 await pipe.execute()
 
+    @translated
     async def notify(self, notice: dict[str, Any]) -> None:
         """Hand a budget notice to the school's sessions on every replica (this one too)."""
         await self._redis.publish(NOTICES, json.dumps(notice, separators=(",", ":")))

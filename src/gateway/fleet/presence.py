@@ -20,9 +20,10 @@ from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 
+from gateway.errors import LedgerUnavailable
 from gateway.fleet.claims import Fleet
 from gateway.observability.logging import get_logger
-from gateway.redis.errors import REDIS_ERRORS
+from gateway.redis.errors import translated
 from gateway.redis.layout import PREFIX
 
 log = get_logger("gateway.presence")
@@ -99,9 +100,9 @@ class Presence:
     async def _quietly(self, work: Any) -> None:
         try:
             await work
-        except REDIS_ERRORS as exc:
+        except LedgerUnavailable as exc:
             # A stale record is dropped by readers after STALE_AFTER_SECONDS anyway.
-            log.warning("presence.write_failed", error=type(exc).__name__)
+            log.warning("presence.write_failed", error=exc.error)
 
     async def close(self) -> None:
         """Let pending writes finish (briefly), then give up on them."""
@@ -114,6 +115,7 @@ class Presence:
     def fleet_wide(self) -> bool:
         return self._redis is not None
 
+    @translated
     async def publish(self, sessions: Iterable[Visible]) -> None:
         if self._redis is None:
             return
@@ -129,10 +131,12 @@ class Presence:
             if schools:
                 await pipe.execute()
 
+    @translated
     async def withdraw(self, session: Visible) -> None:
         if self._redis is not None:
             await self._redis.hdel(sessions_key(session.school_id), session.session_id)
 
+    @translated
     async def school(self, school_id: str, local: Iterable[Visible]) -> list[dict[str, Any]]:
         """The school's open sessions on every replica (this one's only, without Redis)."""
         if self._redis is None:
@@ -156,8 +160,8 @@ class Presence:
                 await self.publish(live)
                 if fleet is not None:
                     await fleet.refresh((s.school_id, s.group_id) for s in live)
-            except REDIS_ERRORS as exc:
-                log.warning("presence.heartbeat_failed", error=type(exc).__name__)
+            except LedgerUnavailable as exc:
+                log.warning("presence.heartbeat_failed", error=exc.error)
 
 
 def _text(value: bytes | str) -> str:

@@ -20,10 +20,11 @@ import socket
 
 import redis.asyncio as aioredis
 
+from gateway.errors import LedgerUnavailable
 from gateway.observability.audit import AuditTrail
 from gateway.observability.logging import get_logger
 from gateway.redis.connection import text
-from gateway.redis.errors import REDIS_ERRORS
+from gateway.redis.errors import map_redis_errors
 from gateway.redis.layout import PREFIX
 
 log = get_logger("gateway.audit")
@@ -46,9 +47,10 @@ class AuditAnchor:
         """Compare the trail with its anchor (a trail cut or replaced is recorded), then
         follow the trail's records."""
         try:
-            stored = await self._redis.hgetall(self.key)
-        except REDIS_ERRORS as exc:
-            log.warning("audit.anchor_unreadable", error=type(exc).__name__)
+            with map_redis_errors():
+                stored = await self._redis.hgetall(self.key)
+        except LedgerUnavailable as exc:
+            log.warning("audit.anchor_unreadable", error=exc.error)
             stored = {}
         anchored = {str(text(k)): str(text(v)) for k, v in stored.items()}
         problem = self._problem(anchored)
@@ -84,8 +86,11 @@ class AuditAnchor:
             written = self._latest
             assert written is not None
             try:
-                await self._redis.hset(self.key, mapping={"seq": written[0], "hash": written[1]})
-            except REDIS_ERRORS:
+                with map_redis_errors():
+                    await self._redis.hset(
+                        self.key, mapping={"seq": written[0], "hash": written[1]}
+                    )
+            except LedgerUnavailable:
                 return  # the next record tries again
 
     async def close(self) -> None:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import contextlib
 
 from gateway.budget.alerting import AlertFired
+from gateway.errors import LedgerUnavailable
 from gateway.observability.logging import get_logger
-from gateway.redis.errors import REDIS_ERRORS
 from gateway.runtime.gateway import Gateway
 
 log = get_logger("gateway.alerts")
@@ -42,7 +42,7 @@ class AlertDispatcher:
         fleet = gateway.fleet
         published = False
         if fleet is not None:
-            with contextlib.suppress(*REDIS_ERRORS):
+            with contextlib.suppress(LedgerUnavailable):
                 await fleet.notify(notice)  # every replica's sessions, this one's included
                 published = True
         if not published:

@@ -13,10 +13,10 @@ import redis.asyncio as aioredis
 
 from gateway.auth.guard import AuthGuard
 from gateway.budget.service import BudgetService
+from gateway.errors import LedgerUnavailable
 from gateway.fleet.claims import Fleet
 from gateway.fleet.presence import Presence
 from gateway.observability.logging import get_logger
-from gateway.redis.errors import REDIS_ERRORS
 from gateway.stream.registry import SessionRegistry
 
 log = get_logger("gateway.background")
@@ -45,7 +45,7 @@ async def _sweep(budget: BudgetService, auth_guard: AuthGuard) -> None:
             continue
         try:
             reclaimed = await ledger.reclaim(int(time.time() * 1000))
-        except REDIS_ERRORS:
+        except LedgerUnavailable:
             continue
         if reclaimed:
             log.warning("budget.leases_reclaimed", holds=reclaimed)

@@ -14,17 +14,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import ResponseError
 
 from gateway.budget.journal import CommitJournal
 from gateway.budget.ledger import Ledger
+from gateway.errors import LedgerUnavailable
 from gateway.observability.audit import AuditTrail
 from gateway.observability.audit_anchor import AuditAnchor
 from gateway.observability.logging import get_logger
 from gateway.observability.metrics import Metrics
 from gateway.redis import connection
 from gateway.redis.embedded import EmbeddedRedis
-from gateway.redis.errors import REDIS_ERRORS
+from gateway.redis.errors import map_redis_errors
 from gateway.redis.layout import PREFIX
 from gateway.settings import Settings
 
@@ -58,9 +58,10 @@ class LedgerLink:
             return {"status": "disabled", "mode": self.mode, "latency_ms": None}
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(1.0):
-                await self.redis.set(PROBE_KEY, int(time.time() * 1000), px=PROBE_TTL_MS)
-        except REDIS_ERRORS as exc:
+            with map_redis_errors():
+                async with asyncio.timeout(1.0):
+                    await self.redis.set(PROBE_KEY, int(time.time() * 1000), px=PROBE_TTL_MS)
+        except LedgerUnavailable as exc:
             if metrics is not None:
                 metrics.ledger_writable.set(0)
             down: dict[str, Any] = {
@@ -68,10 +69,10 @@ class LedgerLink:
                 "mode": self.mode,
                 "latency_ms": None,
                 "target": self.target,
-                "error": type(exc).__name__,
+                "error": exc.error,
             }
-            if isinstance(exc, ResponseError):  # Redis answered, and refused the write
-                down["reason"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+            if exc.refused:  # Redis answered, and refused the write
+                down["reason"] = exc.message
             return down
         if metrics is not None:
             metrics.ledger_writable.set(1)

@@ -13,7 +13,9 @@ import time
 from collections.abc import Callable
 
 import redis.asyncio as aioredis
-import redis.exceptions
+
+from gateway.errors import LedgerUnavailable
+from gateway.redis.errors import map_redis_errors
 
 RPM = """
 local n = redis.call('INCR', KEYS[1])
@@ -36,9 +38,10 @@ class RpmLimiter:
             now = self._clock()
             minute = int(now // 60)
             try:
-                count = int(await self._script(keys=[f"{{stt}}:rpm:{minute}"]))
-            except (redis.exceptions.RedisError, OSError):
-                return
+                with map_redis_errors():
+                    count = int(await self._script(keys=[f"{{stt}}:rpm:{minute}"]))
+            except LedgerUnavailable:
+                return  # no shared count: the upstream's own 429s still pace us
             if count <= self.limit:
                 return
             self.waited += 1

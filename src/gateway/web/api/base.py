@@ -17,8 +17,7 @@ from gateway import jsonstrict
 from gateway.budget.ledger import Ledger
 from gateway.budget.policy import SchoolBudget
 from gateway.budget.pricing import usd
-from gateway.errors import GatewayError, HttpError, JsonError
-from gateway.redis.errors import REDIS_ERRORS
+from gateway.errors import GatewayError, HttpError, JsonError, LedgerUnavailable
 from gateway.runtime.gateway import Gateway
 from gateway.web.bodies import body_deadline
 from gateway.web.errors import error_response, json_error
@@ -39,15 +38,15 @@ def api(handler: Handler) -> Handler:
     async def wrapped(request: web.Request) -> web.StreamResponse:
         try:
             return await handler(request)
-        except GatewayError as exc:
-            return error_response(request, exc)
-        except REDIS_ERRORS:
+        except LedgerUnavailable:
             return json_error(
                 request,
                 503,
                 "LEDGER_UNAVAILABLE",
                 "the budget ledger is unreachable; try again shortly",
             )
+        except GatewayError as exc:
+            return error_response(request, exc)
 
     return wrapped
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from gateway.budget.pricing import usd
 from gateway.budget.scopes import day_in, percent
 from gateway.budget.today import todays_schools
-from gateway.redis.errors import REDIS_ERRORS
+from gateway.errors import LedgerUnavailable
 from gateway.runtime.gateway import Gateway
 
 SCRAPE_BUDGET_SECONDS = 2.0
@@ -46,7 +46,7 @@ async def refresh_budget_gauges(gateway: Gateway) -> None:
                 rows.append(
                     (percent(spent, school.daily_limit_micro) / 100, spent, school.school_id)
                 )
-    except REDIS_ERRORS:
+    except LedgerUnavailable:
         return
     rows.sort(reverse=True)
     metrics.school_used_ratio.clear()

@@ -16,6 +16,7 @@ from gateway.errors import (
     FrameTooLarge,
     InvalidToken,
     LedgerDown,
+    LedgerUnavailable,
     Overloaded,
     StreamError,
     TooManyFailures,
@@ -24,7 +25,6 @@ from gateway.errors import (
 from gateway.fleet.claims import Fleet
 from gateway.observability.audit import actor
 from gateway.observability.logging import get_logger
-from gateway.redis.errors import REDIS_ERRORS
 from gateway.runtime.gateway import Gateway
 from gateway.stream import protocol
 from gateway.stream.protocol import StreamConfig
@@ -156,8 +156,8 @@ async def _claim(fleet: Fleet | None, gateway: Gateway, claims: Claims, session_
     cap = _cap(gateway, claims)
     try:
         claim = await fleet.claim(claims.school_id, claims.group_id, session_id, cap)
-    except REDIS_ERRORS as exc:
-        log.warning("fleet.claim_failed", error=type(exc).__name__)
+    except LedgerUnavailable as exc:
+        log.warning("fleet.claim_failed", error=exc.error)
         if gateway.settings.BUDGET_ENFORCEMENT_MODE == "strict":
             raise LedgerDown(
                 "the budget ledger is unreachable; retry shortly",
