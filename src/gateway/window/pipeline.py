@@ -1,14 +1,24 @@
-"""Turns one window into an outcome: budget hold, WAV, upstream call, commit."""
+"""One window's way, for the stream and the passthrough alike: the caller's school, the
+model it may use, the budget hold, the upstream call, the charge.
+
+:meth:`WindowProcessor.process` takes a stream's window (never raises: every
+failure is a dropped :class:`Outcome`); :meth:`WindowProcessor.upload` takes
+a file posted to ``/v1/audio/transcriptions`` (raises, for the OpenAI-shaped
+answer). Both go through :meth:`WindowProcessor.transcribe`: reserve →
+transcribe → settle.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
+from gateway.auth.tokens import Claims
 from gateway.budget.policy import SchoolBudget
 from gateway.budget.pricing import usd
 from gateway.budget.service import BudgetService
 from gateway.budget.settlement import Hold
-from gateway.errors import BudgetRefused, BudgetUnavailable, UpstreamError
+from gateway.errors import BudgetRefused, BudgetUnavailable, LedgerUnavailable, UpstreamError
 from gateway.observability import tracing
 from gateway.observability.logging import get_logger
 from gateway.observability.metrics import Metrics
@@ -22,22 +32,60 @@ from gateway.stt.transcriber import TranscriptionRequest, TranscriptionResult
 log = get_logger("gateway.budget")
 
 
+class _NoEvents:
+    """A request with nobody to tell while it waits (the passthrough answers once)."""
+
+    def rate_limited(self) -> None:
+        pass
+
+    def held(self) -> None:
+        pass
+
+    def credentials_rejected(self) -> None:
+        pass
+
+
+_NO_EVENTS = _NoEvents()
+
+
 class WindowProcessor:
     def __init__(self, service: SttService, budget: BudgetService, metrics: Metrics) -> None:
         self.service = service
         self.budget = budget
         self._metrics = metrics
 
+    async def school_of(self, claims: Claims) -> SchoolBudget:
+        """The caller's school as its audio is billed (its stored settings: a reservation
+        follows, which says if they changed)."""
+        assert claims.school_id is not None
+        return await self.budget.school(claims.school_id, claims.district_id, for_window=True)
+
+    async def upload(
+        self, claims: Claims, request: TranscriptionRequest, *, at_most_seconds: float
+    ) -> Outcome:
+        """A whole file: the model the school may use now, at most ``at_most_seconds``
+        reserved and billed. Raises like :meth:`transcribe`."""
+        school = await self.school_of(claims)
+        model = self.budget.model_for(school.school_id, request.model)
+        request = replace(request, model=model)
+        return await self.transcribe(school, request, _NO_EVENTS, at_most_seconds=at_most_seconds)
+
     async def process(
         self,
         window: Window,
         model: str,
         *,
-        school: SchoolBudget,
+        claims: Claims,
         language: str | None,
         prompt: str | None,
         events: UpstreamEvents,
     ) -> Outcome:
+        """A stream's window, sent to ``model`` (the session chose it when the window
+        closed); a refusal or an upstream failure is a dropped outcome."""
+        try:
+            school = await self.school_of(claims)
+        except LedgerUnavailable:
+            return Outcome.dropped(DropReason.BUDGET_UNAVAILABLE, model)
         with tracing.span(
             "stt.window",
             {

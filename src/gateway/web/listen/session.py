@@ -199,13 +199,11 @@ class StreamSession:
 
     async def _transcribe(self, job: Submission) -> None:
         outcome: Outcome | None = None
-        budget = self._processor.budget
         try:
-            school = await budget.school(self.school_id, self.claims.district_id, for_window=True)
             outcome = await self._processor.process(
                 job.window,
                 job.model,
-                school=school,
+                claims=self.claims,
                 language=self.config.language,
                 prompt=job.prompt,
                 events=self,

@@ -42,17 +42,6 @@ from gateway.web.keys import GATEWAY
 log = get_logger("gateway.passthrough")
 
 
-class _NoEvents:
-    def rate_limited(self) -> None:
-        pass
-
-    def credentials_rejected(self) -> None:
-        pass
-
-    def held(self) -> None:
-        pass
-
-
 class _Answer(Exception):
     """A request that is answered before it reaches the upstream (with this response)."""
 
@@ -89,14 +78,10 @@ async def _transcriptions(request: web.Request) -> web.Response:
     gateway = request.app[GATEWAY]
     claims = _caller(request)
     upload = await _upload(request)
-    assert claims.school_id is not None
-    budget = gateway.budget
-    school = await budget.school(claims.school_id, claims.district_id, for_window=True)
-    model = budget.model_for(school.school_id, upload.model)
     length = _length(upload.data)
     upstream_request = TranscriptionRequest(
         wav=upload.data,
-        model=model,
+        model=upload.model,
         duration=length.seconds,
         language=upload.language,
         prompt=upload.prompt,
@@ -105,8 +90,8 @@ async def _transcriptions(request: web.Request) -> web.Response:
     )
     try:
         async with asyncio.timeout(gateway.settings.STT_REQUEST_TIMEOUT_SECONDS * 2):
-            outcome = await gateway.processor.transcribe(
-                school, upstream_request, _NoEvents(), at_most_seconds=length.reserve_seconds
+            outcome = await gateway.processor.upload(
+                claims, upstream_request, at_most_seconds=length.reserve_seconds
             )
     except BudgetRefused as exc:
         gateway.metrics.windows_dropped.labels(reason="BUDGET_EXCEEDED").inc()
@@ -124,10 +109,10 @@ async def _transcriptions(request: web.Request) -> web.Response:
     gateway.audit.record(
         "transcription.passthrough",
         who=actor(claims.sub, claims.role),
-        school_id=school.school_id,
+        school_id=claims.school_id,
         audio_seconds=round(outcome.billed_seconds, 3),
         cost_usd=outcome.cost_usd,
-        model=model,
+        model=outcome.model,
     )
     if upload.response_format == "text":
         return web.Response(text=outcome.text)
