@@ -15,7 +15,14 @@ from gateway.budget.ledger import Ledger, ScopeDay, day_key, hold_key
 from tests.conftest import GatewayFactory
 from tests.support.audio import tone
 from tests.support.budget import WINDOW_MICRO, teacher, usage
-from tests.support.helpers import GatewayServer, connect, eventually, http_json, t, token
+from tests.support.helpers import (
+    GatewayServer,
+    eventually,
+    http_json,
+    open_stream,
+    t,
+    token,
+)
 from tests.support.redis_server import RedisServer
 
 
@@ -73,8 +80,7 @@ async def _windows_in_flight_while_redis_dies(
     """Stream ``windows`` one-second windows; kill the ledger while they are being transcribed
     (reserved, not yet committed); return the Termination."""
     server.fake.behaviour.latency_ms = 1500
-    stream = await connect(server, token("s-1", "crash"))
-    await stream.next()
+    stream = await open_stream(server, token("s-1", "crash"))
     for _ in range(windows):
         await stream.send_audio(tone(440, 1.0))
         await stream.send_json({"type": "Finalize"})

@@ -13,9 +13,9 @@ from tests.support.budget import WINDOW_MICRO, usage
 from tests.support.helpers import (
     GatewayServer,
     assert_tiling,
-    connect,
     eventually,
     http_json,
+    open_stream,
     stream_and_close,
     token,
     write_policy,
@@ -26,8 +26,7 @@ CAP_SCHOOL = "cap-school"
 
 
 async def _stream_until_refused(server: GatewayServer, index: int) -> list[dict[str, object]]:
-    stream = await connect(server, token(CAP_SCHOOL, f"class-{index}"))
-    await stream.next()
+    stream = await open_stream(server, token(CAP_SCHOOL, f"class-{index}"))
     for _ in range(12):
         if stream.ws.closed:
             break
@@ -83,8 +82,7 @@ async def test_downgrade_switches_to_the_cheaper_model(
         downgrade=[{"at_percent": 50, "model": "gpt-4o-mini-transcribe"}],
     )
     server = await make_gateway(BUDGET_POLICY_PATH=policy, STT_MAX_IN_FLIGHT_PER_SESSION=1)
-    stream = await connect(server, token("dg", "g"))
-    await stream.next()
+    stream = await open_stream(server, token("dg", "g"))
     models = [(await _one_window(stream))["model"] for _ in range(3)]
     assert models[0] == "whisper-1"
     assert models[-1] == "gpt-4o-mini-transcribe"
@@ -120,8 +118,7 @@ async def test_redis_down_strict_drops_with_budget_unavailable_and_recovers(
     make_gateway: GatewayFactory, redis_server: RedisServer
 ) -> None:
     server = await make_gateway(REDIS_URL=redis_server.url, BUDGET_ENFORCEMENT_MODE="strict")
-    stream = await connect(server, token())
-    await stream.next()
+    stream = await open_stream(server, token())
     assert (await _one_window(stream))["status"] == "ok"
     redis_server.kill()
     down = await _one_window(stream)
@@ -140,8 +137,7 @@ async def test_redis_down_strict_drops_with_budget_unavailable_and_recovers(
     assert recovered is not None and recovered["status"] == "ok"
     status, ready = await http_json("GET", f"{server.http}/api/v1/ready")
     assert status == 200 and ready["checks"]["redis"]["status"] == "ok"
-    await stream.send_json({"type": "CloseStream"})
-    await stream.collect()
+    await stream.finish()
     transcripts = stream.of_type("Transcript")
     assert_tiling(transcripts, len(transcripts) * 1.0)
     assert server.state.metrics.budget_reservations.labels(outcome="error")._value.get() >= 1
@@ -152,16 +148,14 @@ async def test_redis_down_advisory_never_refuses(
     make_gateway: GatewayFactory, redis_server: RedisServer
 ) -> None:
     server = await make_gateway(REDIS_URL=redis_server.url, BUDGET_ENFORCEMENT_MODE="advisory")
-    stream = await connect(server, token())
-    await stream.next()
+    stream = await open_stream(server, token())
     assert (await _one_window(stream))["status"] == "ok"
     redis_server.kill()
     assert (await _one_window(stream))["status"] == "ok"
     status, ready = await http_json("GET", f"{server.http}/api/v1/ready")
     assert status == 200 and ready["status"] != "not_ready"
     redis_server.start()
-    await stream.send_json({"type": "CloseStream"})
-    await stream.collect()
+    await stream.finish()
     assert stream.close_code == 1000
     assert server.state.metrics.budget_reservations.labels(outcome="bypassed")._value.get() >= 1
     await stream.close()
@@ -204,11 +198,9 @@ async def test_a_budget_refusal_after_close_stream_still_ends_4402(
     )
     server = await make_gateway(BUDGET_POLICY_PATH=policy)
     server.fake.behaviour.latency_ms = 300  # both windows are pending at CloseStream
-    stream = await connect(server, token("one-window", "g"))
-    await stream.next()
+    stream = await open_stream(server, token("one-window", "g"))
     await stream.send_audio(tone(440, 2.0))
-    await stream.send_json({"type": "CloseStream"})
-    messages = await stream.collect()
+    messages = await stream.finish()
     await stream.close()
     reasons = [m.get("reason") for m in messages if m["type"] == "Transcript"]
     assert "BUDGET_EXCEEDED" in reasons, messages

@@ -15,7 +15,14 @@ import redis.asyncio as aioredis
 from gateway.fleet.claims import CLAIM_SECONDS, Fleet
 from tests.conftest import GatewayFactory
 from tests.support.audio import tone
-from tests.support.helpers import GatewayServer, connect, eventually, token, write_policy
+from tests.support.helpers import (
+    GatewayServer,
+    connect,
+    eventually,
+    open_stream,
+    token,
+    write_policy,
+)
 from tests.support.redis_server import RedisServer
 
 
@@ -34,8 +41,7 @@ async def test_a_group_moving_to_another_replica_replaces_its_old_session(
     redis_server: RedisServer, make_gateway: GatewayFactory, tmp_path: Path
 ) -> None:
     a, b = await _replicas(make_gateway, redis_server, tmp_path, cap=None)
-    old = await connect(a, token(group="g-1"))
-    await old.next()
+    old = await open_stream(a, token(group="g-1"))
     await old.send_audio(tone(500, 1.5))
     new = await connect(b, token(group="g-1"))
     assert (await new.next())["type"] == "Begin"
@@ -44,8 +50,7 @@ async def test_a_group_moving_to_another_replica_replaces_its_old_session(
     assert old.close_code == 4009
     assert [m["status"] for m in messages if m["type"] == "Transcript"] == ["ok", "ok"]
     await eventually(lambda: a.state.metrics.stream_restarts._value.get() == 1)
-    await new.send_json({"type": "CloseStream"})
-    await new.collect()
+    await new.finish()
     assert new.close_code == 1000
     await old.close()
     await new.close()
@@ -126,11 +131,9 @@ async def test_budget_notices_reach_the_schools_sessions_on_every_replica(
     a, b = await make_gateway(**env), await make_gateway(**env)
     listener = await connect(b, token(group="g-quiet"))
     assert (await listener.next())["type"] == "Begin"
-    speaker = await connect(a, token(group="g-loud"))
-    await speaker.next()
+    speaker = await open_stream(a, token(group="g-loud"))
     await speaker.send_audio(tone(500, 4.0))
-    await speaker.send_json({"type": "CloseStream"})
-    await speaker.collect()
+    await speaker.finish()
     heard: list[int] = []
 
     async def hear() -> None:

@@ -18,8 +18,8 @@ from tests.support.audio import tone
 from tests.support.helpers import (
     SECRET,
     GatewayServer,
-    connect,
     http_json,
+    open_stream,
     t,
     token,
     write_policy,
@@ -85,11 +85,9 @@ async def test_a_poisoned_stored_setting_does_not_break_the_school(
     assert status == 200 and doc["source"] == "policy"
     status, doc = await http_json("PUT", url, jwt("school_admin"), {"daily_limit_usd": 3})
     assert status == 200 and doc["daily_limit_usd"] == 3
-    stream = await connect(gateway, token())
-    await stream.next()
+    stream = await open_stream(gateway, token())
     await stream.send_audio(tone(440, 1.0))
-    await stream.send_json({"type": "CloseStream"})
-    messages = await stream.collect()
+    messages = await stream.finish()
     await stream.close()
     assert [m["status"] for m in messages if m["type"] == "Transcript"] == ["ok"]
 
@@ -184,8 +182,7 @@ async def test_delete_returns_a_school_to_its_policy(gateway: GatewayServer) -> 
 
 
 async def _windows(server: GatewayServer, school: str, group: str, n: int) -> list[dict]:  # type: ignore[type-arg]
-    stream = await connect(server, token(school, group))
-    await stream.next()
+    stream = await open_stream(server, token(school, group))
     for _ in range(n):
         await stream.send_audio(tone(440, 1.0))
     await stream.send_json({"type": "CloseStream"})

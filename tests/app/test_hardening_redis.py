@@ -169,8 +169,7 @@ async def test_with_the_ledger_down_strict_mode_refuses_at_the_handshake(
         assert stream.close_code == 1013
     else:
         assert first["type"] == "Begin"
-        await stream.send_json({"type": "CloseStream"})
-        await stream.collect()
+        await stream.finish()
         assert stream.close_code == 1000
     await stream.close()
 

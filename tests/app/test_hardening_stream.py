@@ -6,12 +6,11 @@ import asyncio
 
 import pytest
 
-from tests.support.helpers import GatewayServer, connect, eventually, t, token
+from tests.support.helpers import GatewayServer, connect, eventually, open_stream, t, token
 
 
 async def test_a_frame_far_over_the_limit_gets_error_before_1009(gateway: GatewayServer) -> None:
-    stream = await connect(gateway, token())
-    await stream.next()
+    stream = await open_stream(gateway, token())
     # A binary frame declaring 1 GiB: refused from its header, before any payload is buffered.
     header = b"\x82\xff" + (1 << 30).to_bytes(8, "big") + b"\x01\x02\x03\x04"
     transport = stream.ws._response.connection.transport  # type: ignore[union-attr]
@@ -25,8 +24,7 @@ async def test_a_frame_far_over_the_limit_gets_error_before_1009(gateway: Gatewa
 
 async def test_ping_flood_then_tcp_abort_still_ends_the_session(gateway: GatewayServer) -> None:
     audit = gateway.state.audit.path
-    stream = await connect(gateway, token())
-    await stream.next()
+    stream = await open_stream(gateway, token())
     for _ in range(2000):
         await stream.ws.ping(b"x" * 100)
     transport = stream.ws._response.connection.transport  # type: ignore[union-attr]

@@ -179,8 +179,7 @@ async def test_a_year_10000_token_gets_begin_with_the_bounded_expiry(
     begin = await stream.next()
     assert begin["type"] == "Begin"
     assert begin["expires_at"] < "2100"
-    await stream.send_json({"type": "CloseStream"})
-    await stream.collect()
+    await stream.finish()
     assert stream.close_code == 1000
     await stream.close()
 

@@ -75,8 +75,7 @@ async def _two_windows(server: GatewayServer, jwt: str, query: list[tuple[str, s
     await stream.send_json({"type": "Finalize"})
     assert (await stream.next())["status"] == "ok"
     await stream.send_audio(tone(660, 1.0))
-    await stream.send_json({"type": "CloseStream"})
-    await stream.collect()
+    await stream.finish()
     await stream.close()
 
 

@@ -12,7 +12,7 @@ from gateway.auth.tokens import mint
 from gateway.observability.logging import REDACTED, configure_logging, redact
 from tests.conftest import GatewayFactory
 from tests.support.audio import tone
-from tests.support.helpers import connect, token
+from tests.support.helpers import connect, open_stream, token
 
 JWT = mint("s" * 32, school_id="s-1", group_id="g-1")
 
@@ -47,11 +47,9 @@ async def test_no_text_or_token_in_gateway_logs(
     try:
         server = await make_gateway()
         jwt = token()
-        stream = await connect(server, jwt, via="query")
-        await stream.next()
+        stream = await open_stream(server, jwt, via="query")
         await stream.send_audio(tone(440, 1.0))
-        await stream.send_json({"type": "CloseStream"})
-        await stream.collect()
+        await stream.finish()
         await stream.close()
         bad = await connect(server, jwt + "x")
         await bad.collect()

@@ -8,7 +8,7 @@ import pytest
 
 from tests.conftest import GatewayFactory
 from tests.support.audio import tone
-from tests.support.helpers import assert_tiling, connect, token
+from tests.support.helpers import assert_tiling, connect, eventually, open_stream, token
 
 
 async def test_429_retry_after_is_honoured(make_gateway: GatewayFactory) -> None:
@@ -16,8 +16,7 @@ async def test_429_retry_after_is_honoured(make_gateway: GatewayFactory) -> None
     fake = server.fake
     fake.behaviour.mode = "429"
     fake.behaviour.retry_after = 0.4
-    stream = await connect(server, token())
-    await stream.next()
+    stream = await open_stream(server, token())
     await stream.send_audio(tone(440, 1.0))
     await stream.send_json({"type": "Finalize"})
     warning = await stream.next()
@@ -41,11 +40,9 @@ async def test_429_retries_exhausted_drops_window(make_gateway: GatewayFactory) 
     server = await make_gateway(STT_MAX_RETRIES=1)
     server.fake.behaviour.mode = "429"
     server.fake.behaviour.retry_after = 0.05
-    stream = await connect(server, token())
-    await stream.next()
+    stream = await open_stream(server, token())
     await stream.send_audio(tone(440, 1.0))
-    await stream.send_json({"type": "CloseStream"})
-    await stream.collect()
+    await stream.finish()
     [transcript] = stream.of_type("Transcript")
     assert transcript["status"] == "dropped" and transcript["reason"] == "STT_UNAVAILABLE"
     assert len(server.fake.log) == 2
@@ -63,11 +60,9 @@ async def test_non_retryable_answers_are_dropped_at_once(
 ) -> None:
     server = await make_gateway()
     server.fake.behaviour.mode = mode
-    stream = await connect(server, token())
-    await stream.next()
+    stream = await open_stream(server, token())
     await stream.send_audio(tone(440, 1.0))
-    await stream.send_json({"type": "CloseStream"})
-    await stream.collect()
+    await stream.finish()
     [transcript] = stream.of_type("Transcript")
     assert transcript["status"] == "dropped" and transcript["reason"] == reason
     assert len(server.fake.log) == requests
@@ -77,14 +72,12 @@ async def test_non_retryable_answers_are_dropped_at_once(
 async def test_garbage_answers_are_retried(make_gateway: GatewayFactory) -> None:
     server = await make_gateway(STT_MAX_RETRIES=3)
     server.fake.behaviour.mode = "garbage"
-    stream = await connect(server, token())
-    await stream.next()
+    stream = await open_stream(server, token())
     await stream.send_audio(tone(440, 1.0))
     await stream.send_json({"type": "Finalize"})
-    await asyncio.sleep(0.3)
+    await eventually(lambda: len(server.fake.log) >= 2)  # answered with garbage, retried
     server.fake.behaviour.mode = "normal"
-    await stream.send_json({"type": "CloseStream"})
-    await stream.collect()
+    await stream.finish()
     [transcript] = stream.of_type("Transcript")
     assert transcript["status"] == "ok"
     kinds = [kind for _, kind in server.fake.log]
@@ -113,7 +106,7 @@ async def test_breaker_opens_holds_audio_and_drains_in_order(
     warnings = [await s.next() for s in streams]
     assert {w["code"] for w in warnings} <= {"STT_UNAVAILABLE", "RATE_LIMITED"}
     assert any(w["code"] == "STT_UNAVAILABLE" for w in warnings)
-    await asyncio.sleep(1.0)  # several probes fail while it is down
+    await asyncio.sleep(1.0)  # several probes fail while it is down (a rate, so real time)
     probes_while_down = len(fake.log)
     fake.behaviour.mode = "normal"
     for s in streams:
@@ -140,12 +133,10 @@ async def test_slow_jittery_upstream_keeps_seq_order(make_gateway: GatewayFactor
     server.fake.behaviour.latency_ms = 300
     server.fake.behaviour.jitter_ms = 290
     server.fake.behaviour.seed = 7
-    stream = await connect(server, token())
-    await stream.next()
+    stream = await open_stream(server, token())
     pcm = b"".join(tone(200 + 50 * i, 0.5) for i in range(8))
     await stream.send_audio(pcm)
-    await stream.send_json({"type": "CloseStream"})
-    await stream.collect()
+    await stream.finish()
     transcripts = stream.of_type("Transcript")
     assert_tiling(transcripts, 4.0)
     assert all(m["status"] == "ok" for m in transcripts)
@@ -163,11 +154,9 @@ async def test_upstream_down_connection_refused_is_held_then_dropped_at_close(
         STT_MAX_RETRIES=1,
         SHUTDOWN_GRACE_SECONDS=1.0,
     )
-    stream = await connect(server, token())
-    await stream.next()
+    stream = await open_stream(server, token())
     await stream.send_audio(tone(440, 1.0))
-    await stream.send_json({"type": "CloseStream"})
-    messages = await stream.collect()
+    messages = await stream.finish()
     [transcript] = stream.of_type("Transcript")
     assert transcript["status"] == "dropped" and transcript["reason"] == "STT_UNAVAILABLE"
     assert messages[-1]["type"] == "Termination" and messages[-1]["dropped"] == 1
@@ -197,13 +186,11 @@ async def test_a_refused_api_key_is_visible_everywhere(make_gateway: GatewayFact
 
     server = await make_gateway()
     server.fake.behaviour.mode = "unauthorized"
-    stream = await connect(server, token())
-    await stream.next()
+    stream = await open_stream(server, token())
     with capture_logs() as logs:
         for _ in range(3):
             await stream.send_audio(tone(440, 1.0))
-        await stream.send_json({"type": "CloseStream"})
-        await stream.collect()
+        await stream.finish()
     await stream.close()
     transcripts = stream.of_type("Transcript")
     assert [t["reason"] for t in transcripts] == ["UPSTREAM_REJECTED"] * 3
@@ -218,11 +205,9 @@ async def test_a_refused_api_key_is_visible_everywhere(make_gateway: GatewayFact
     assert server.state.metrics.upstream_auth_failures._value.get() == 3
 
     server.fake.behaviour.mode = "normal"
-    stream = await connect(server, token())
-    await stream.next()
+    stream = await open_stream(server, token())
     await stream.send_audio(tone(440, 1.0))
-    await stream.send_json({"type": "CloseStream"})
-    await stream.collect()
+    await stream.finish()
     await stream.close()
     status, body = await http_json("GET", f"{server.http}/api/v1/ready")
     assert body["status"] == "ready" and body["checks"]["whisper"]["status"] == "ok"

@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import GatewayFactory
 from tests.support.audio import tone
-from tests.support.helpers import GatewayServer, connect, stream_and_close, token
+from tests.support.helpers import GatewayServer, connect, open_stream, stream_and_close, token
 
 
 async def _get(server: GatewayServer, path: str) -> tuple[int, Any, str]:
@@ -42,8 +42,7 @@ async def test_ready_degraded_when_circuit_open(
         BREAKER_FAIL_MAX=1, BREAKER_RESET_SECONDS=30, READY_REQUIRES_WHISPER=str(requires).lower()
     )
     server.fake.behaviour.mode = "500"
-    stream = await connect(server, token())
-    await stream.next()
+    stream = await open_stream(server, token())
     await stream.send_audio(tone(440, 1.0))
     await stream.send_json({"type": "Finalize"})
     service = server.state.service

@@ -11,7 +11,15 @@ import pytest
 from gateway.auth.tokens import mint
 from tests.conftest import GatewayFactory
 from tests.support.audio import silence, tone
-from tests.support.helpers import SECRET, GatewayServer, assert_tiling, connect, eventually, token
+from tests.support.helpers import (
+    SECRET,
+    GatewayServer,
+    assert_tiling,
+    connect,
+    eventually,
+    open_stream,
+    token,
+)
 
 
 @pytest.mark.parametrize("via", ["subprotocol", "header", "query"])
@@ -41,8 +49,7 @@ async def test_begin_transcript_termination(gateway: GatewayServer) -> None:
         "provider": "openai",
     }
     await stream.send_audio(tone(440, 2.0) + silence(1.0) + tone(440, 0.5))
-    await stream.send_json({"type": "CloseStream"})
-    messages = await stream.collect()
+    messages = await stream.finish()
     transcripts = stream.of_type("Transcript")
     assert_tiling(transcripts, 3.5)
     for m in transcripts:
@@ -81,15 +88,13 @@ async def test_begin_transcript_termination(gateway: GatewayServer) -> None:
 
 async def test_prompt_continuity_when_turned_on(make_gateway: GatewayFactory) -> None:
     gateway = await make_gateway(STT_PROMPT_CONTINUITY=True)
-    stream = await connect(gateway, token())
-    await stream.next()
+    stream = await open_stream(gateway, token())
     await stream.send_audio(tone(440, 1.0))
     await stream.send_json({"type": "Finalize"})
     first = await stream.next()
     assert first["status"] == "ok"
     await stream.send_audio(tone(660, 1.0))
-    await stream.send_json({"type": "CloseStream"})
-    await stream.collect()
+    await stream.finish()
     prompts = [r.prompt for r in gateway.fake.received]
     assert prompts[0] is None
     assert prompts[1] == first["text"]
@@ -169,8 +174,7 @@ async def test_bad_query_parameter_is_4000(gateway: GatewayServer, query: dict[s
 
 async def test_capacity_is_1013_with_retry_after(make_gateway: GatewayFactory) -> None:
     server = await make_gateway(MAX_SESSIONS=1)
-    first = await connect(server, token(group="g-1"))
-    await first.next()
+    first = await open_stream(server, token(group="g-1"))
     second = await connect(server, token(group="g-2"))
     error = await second.next()
     assert error["code"] == "OVERLOADED" and error["retryable"] is True
@@ -182,8 +186,7 @@ async def test_capacity_is_1013_with_retry_after(make_gateway: GatewayFactory) -
 
 
 async def test_second_connection_replaces_the_first_4009(gateway: GatewayServer) -> None:
-    old = await connect(gateway, token(group="g-1"))
-    await old.next()
+    old = await open_stream(gateway, token(group="g-1"))
     await old.send_audio(tone(500, 1.5))
     new = await connect(gateway, token(group="g-1"))
     assert (await new.next())["type"] == "Begin"
@@ -192,8 +195,7 @@ async def test_second_connection_replaces_the_first_4009(gateway: GatewayServer)
     assert_tiling(transcripts, 1.5)  # pending windows finished first
     assert messages[-1]["type"] == "Error" and messages[-1]["code"] == "REPLACED"
     assert old.close_code == 4009
-    await new.send_json({"type": "CloseStream"})
-    await new.collect()
+    await new.finish()
     assert new.close_code == 1000
     metrics = gateway.state.metrics
     assert metrics.stream_restarts._value.get() == 1
@@ -203,8 +205,7 @@ async def test_second_connection_replaces_the_first_4009(gateway: GatewayServer)
 
 async def test_idle_timeout_4031_and_keepalive_resets_it(make_gateway: GatewayFactory) -> None:
     server = await make_gateway(IDLE_TIMEOUT_SECONDS=0.6)
-    stream = await connect(server, token())
-    await stream.next()
+    stream = await open_stream(server, token())
     for _ in range(4):  # 1.2 s of KeepAlive keeps it open
         await asyncio.sleep(0.3)
         await stream.send_json({"type": "KeepAlive"})
@@ -216,36 +217,31 @@ async def test_idle_timeout_4031_and_keepalive_resets_it(make_gateway: GatewayFa
 
 
 async def test_finalize_closes_a_short_window(gateway: GatewayServer) -> None:
-    stream = await connect(gateway, token())
-    await stream.next()
+    stream = await open_stream(gateway, token())
     await stream.send_audio(tone(300, 0.4))
     await stream.send_json({"type": "Finalize"})
     m = await stream.next()
     assert m["type"] == "Transcript" and m["from_finalize"] is True
     assert m["end"] == pytest.approx(0.4)
-    await stream.send_json({"type": "CloseStream"})
-    await stream.collect()
+    await stream.finish()
     assert stream.of_type("Termination")[0]["windows"] == 1
     await stream.close()
 
 
 @pytest.mark.parametrize("bad", ["not json", "[1,2]", '{"type":"Bogus"}', '{"no":"type"}'])
 async def test_bad_text_message_is_a_warning(gateway: GatewayServer, bad: str) -> None:
-    stream = await connect(gateway, token())
-    await stream.next()
+    stream = await open_stream(gateway, token())
     await stream.ws.send_str(bad)
     warning = await stream.next()
     assert warning == {"type": "Warning", "code": "BAD_MESSAGE", "message": warning["message"]}
     await stream.send_audio(tone(440, 0.5))
-    await stream.send_json({"type": "CloseStream"})
-    await stream.collect()
+    await stream.finish()
     assert stream.close_code == 1000
     await stream.close()
 
 
 async def test_odd_frame_is_bad_audio_1007(gateway: GatewayServer) -> None:
-    stream = await connect(gateway, token())
-    await stream.next()
+    stream = await open_stream(gateway, token())
     await stream.send_audio(tone(440, 1.2))
     await stream.ws.send_bytes(b"\x00\x01\x02")
     messages = await stream.collect()
@@ -256,20 +252,17 @@ async def test_odd_frame_is_bad_audio_1007(gateway: GatewayServer) -> None:
 
 
 async def test_empty_frames_are_ignored(gateway: GatewayServer) -> None:
-    stream = await connect(gateway, token())
-    await stream.next()
+    stream = await open_stream(gateway, token())
     await stream.ws.send_bytes(b"")
     await stream.send_audio(tone(440, 0.3))
-    await stream.send_json({"type": "CloseStream"})
-    await stream.collect()
+    await stream.finish()
     assert stream.close_code == 1000
     await stream.close()
 
 
 async def test_frame_over_max_is_1009(make_gateway: GatewayFactory) -> None:
     server = await make_gateway(MAX_FRAME_BYTES=4096)
-    stream = await connect(server, token())
-    await stream.next()
+    stream = await open_stream(server, token())
     await stream.ws.send_bytes(bytes(4098))
     messages = await stream.collect()
     assert messages[-1]["type"] == "Error"
@@ -279,8 +272,7 @@ async def test_frame_over_max_is_1009(make_gateway: GatewayFactory) -> None:
 
 async def test_token_expiry_mid_session_is_4008(gateway: GatewayServer) -> None:
     jwt = mint(SECRET, school_id="s-1", group_id="g-1", ttl_seconds=2, now=time.time() - 0.5)
-    stream = await connect(gateway, jwt)
-    await stream.next()
+    stream = await open_stream(gateway, jwt)
     await stream.send_audio(tone(440, 0.5))
     messages = await stream.collect(timeout=10)
     assert [m["type"] for m in messages][-2:] == ["Transcript", "Error"]
@@ -291,8 +283,7 @@ async def test_token_expiry_mid_session_is_4008(gateway: GatewayServer) -> None:
 
 async def test_audio_far_ahead_of_real_time_is_4029(make_gateway: GatewayFactory) -> None:
     server = await make_gateway(MAX_PENDING_AUDIO_SECONDS=1.0)
-    stream = await connect(server, token())
-    await stream.next()
+    stream = await open_stream(server, token())
     await stream.send_audio(tone(440, 6.0))
     messages = await stream.collect()
     transcripts = [m for m in messages if m["type"] == "Transcript"]
@@ -308,11 +299,9 @@ async def test_audio_far_ahead_of_real_time_is_4029(make_gateway: GatewayFactory
 async def test_backlog_drops_oldest_pending_windows(make_gateway: GatewayFactory) -> None:
     server = await make_gateway(MAX_PENDING_AUDIO_SECONDS=2.0, STT_WINDOW_SECONDS=0.5)
     server.fake.behaviour.latency_ms = 1500
-    stream = await connect(server, token())
-    await stream.next()
+    stream = await open_stream(server, token())
     await stream.send_audio(tone(440, 3.5))
-    await stream.send_json({"type": "CloseStream"})
-    messages = await stream.collect()
+    messages = await stream.finish()
     transcripts = stream.of_type("Transcript")
     assert_tiling(transcripts, 3.5)
     reasons = [m.get("reason") for m in transcripts if m["status"] == "dropped"]
@@ -334,16 +323,13 @@ async def test_unknown_route_404_envelope(gateway: GatewayServer) -> None:
 
 async def test_client_that_vanishes_does_not_disturb_others(gateway: GatewayServer) -> None:
     gateway.fake.behaviour.latency_ms = 300
-    steady = await connect(gateway, token(group="steady"))
-    await steady.next()
-    vanisher = await connect(gateway, token(group="vanisher"))
-    await vanisher.next()
+    steady = await open_stream(gateway, token(group="steady"))
+    vanisher = await open_stream(gateway, token(group="vanisher"))
     await vanisher.send_audio(tone(700, 1.5))
     await steady.send_audio(tone(300, 1.5))
     await vanisher.session.close()  # mid-window, transcripts pending: gone without a close
     await steady.send_audio(tone(300, 1.5))
-    await steady.send_json({"type": "CloseStream"})
-    messages = await steady.collect()
+    messages = await steady.finish()
     assert_tiling(steady.of_type("Transcript"), 3.0)
     assert all("300 Hz" in m["text"] for m in steady.of_type("Transcript"))
     assert messages[-1]["type"] == "Termination"
@@ -366,10 +352,8 @@ async def test_internal_error_is_1011_and_other_sessions_continue(
         original(self, text, now)
 
     monkeypatch.setattr(SessionCore, "receive_text", explode)
-    healthy = await connect(gateway, token(group="healthy"))
-    await healthy.next()
-    broken = await connect(gateway, token(group="broken"))
-    await broken.next()
+    healthy = await open_stream(gateway, token(group="healthy"))
+    broken = await open_stream(gateway, token(group="broken"))
     await broken.send_audio(tone(440, 1.0))
     await broken.ws.send_str("boom")
     messages = await broken.collect()
@@ -377,8 +361,7 @@ async def test_internal_error_is_1011_and_other_sessions_continue(
     assert_tiling(broken.of_type("Transcript"), 1.0)
     assert broken.close_code == 1011
     await healthy.send_audio(tone(300, 1.0))
-    await healthy.send_json({"type": "CloseStream"})
-    await healthy.collect()
+    await healthy.finish()
     assert healthy.close_code == 1000
     await broken.close()
     await healthy.close()
@@ -397,8 +380,7 @@ async def test_a_48_khz_microphone_declared_as_16_khz_is_warned(gateway: Gateway
     stream = await connect(gateway, token())  # sample_rate defaults to 16000
     await stream.next()
     await stream.send_audio(pcm, frame_seconds=0.1, rate=48000, pace=0.1)
-    await stream.send_json({"type": "CloseStream"})
-    messages = await stream.collect()
+    messages = await stream.finish()
     await stream.close()
     warnings = [m for m in messages if m["type"] == "Warning"]
     assert [w["code"] for w in warnings] == ["SUSPECT_AUDIO"], warnings
@@ -414,11 +396,9 @@ async def test_float_samples_sent_as_pcm_s16le_are_warned(gateway: GatewayServer
 
     speech = np.frombuffer(sentence("Can you tell me what seven times eight is?"), dtype="<i2")
     floats = (speech.astype("<f4") / 32768).tobytes()  # twice the bytes: 2 samples each
-    stream = await connect(gateway, token())
-    await stream.next()
+    stream = await open_stream(gateway, token())
     await stream.send_audio(floats)
-    await stream.send_json({"type": "CloseStream"})
-    messages = await stream.collect()
+    messages = await stream.finish()
     await stream.close()
     warnings = [m for m in messages if m["type"] == "Warning"]
     assert [w["code"] for w in warnings] == ["SUSPECT_AUDIO"], warnings

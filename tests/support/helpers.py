@@ -130,6 +130,11 @@ class Stream:
                     break
         return self.messages
 
+    async def finish(self, timeout: float = 30.0) -> list[dict[str, Any]]:
+        """``CloseStream``, then read until the server closes; every message received."""
+        await self.send_json({"type": "CloseStream"})
+        return await self.collect(timeout)
+
     def of_type(self, kind: str) -> list[dict[str, Any]]:
         return [m for m in self.messages if m["type"] == kind]
 
@@ -169,6 +174,13 @@ async def connect(
     return Stream(session, ws)
 
 
+async def open_stream(server: GatewayServer, jwt: str | None = None, **kwargs: Any) -> Stream:
+    """Connect and read the first message (``Begin``, or the refusal), kept in ``messages``."""
+    stream = await connect(server, jwt, **kwargs)
+    await stream.next()
+    return stream
+
+
 def assert_tiling(transcripts: list[dict[str, Any]], total_seconds: float) -> None:
     """Windows are contiguous from 0 to the total audio, seq 0.. without gaps."""
     assert [m["seq"] for m in transcripts] == list(range(len(transcripts)))
@@ -191,11 +203,9 @@ async def eventually(predicate: Any, timeout: float = 5.0) -> None:
 
 async def stream_and_close(server: GatewayServer, pcm: bytes, **connect_kwargs: Any) -> Stream:
     """Connect, stream ``pcm``, CloseStream, read to the end, and wait for server bookkeeping."""
-    stream = await connect(server, connect_kwargs.pop("jwt", None) or token(), **connect_kwargs)
-    await stream.next()
+    stream = await open_stream(server, connect_kwargs.pop("jwt", None) or token(), **connect_kwargs)
     await stream.send_audio(pcm)
-    await stream.send_json({"type": "CloseStream"})
-    await stream.collect()
+    await stream.finish()
     await stream.close()
     await eventually(lambda: len(server.state.registry) == 0)
     return stream

@@ -16,9 +16,9 @@ from tests.support.audio import tone
 from tests.support.helpers import (
     SECRET,
     GatewayServer,
-    connect,
     eventually,
     http_json,
+    open_stream,
     spawn_gateway,
     token,
     write_policy,
@@ -59,8 +59,7 @@ async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
 
 
 async def _classroom(server: GatewayServer, group: str) -> list[dict[str, Any]]:
-    stream = await connect(server, token(SCHOOL, group))
-    await stream.next()
+    stream = await open_stream(server, token(SCHOOL, group))
     for _ in range(8):
         if stream.ws.closed:
             break

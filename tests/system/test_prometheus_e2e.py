@@ -19,7 +19,14 @@ import yaml
 
 from tests.conftest import GatewayFactory
 from tests.support.audio import tone
-from tests.support.helpers import GatewayServer, connect, eventually, http_json, t, token
+from tests.support.helpers import (
+    GatewayServer,
+    eventually,
+    http_json,
+    open_stream,
+    t,
+    token,
+)
 from tests.support.monitoring import RULES, grafana_to_promql, panel_queries
 from tests.support.redis_server import free_port
 from tests.support.tools import require_tool
@@ -106,8 +113,7 @@ async def prometheus_for(tmp_path: Path) -> AsyncIterator[Any]:
 
 
 async def _classroom(server: GatewayServer, group: str, freq: int) -> None:
-    stream = await connect(server, token("s-1", group))
-    await stream.next()
+    stream = await open_stream(server, token("s-1", group))
     await stream.send_audio(tone(freq, 3.0), pace=0.05)
     await stream.send_json({"type": "CloseStream"})
     await stream.collect(timeout=30)
@@ -151,8 +157,7 @@ async def test_dashboards_and_alerts_against_real_prometheus(
 
     # A failing upstream opens the circuit; Prometheus sees SttUpstreamCircuitOpen.
     server.fake.behaviour.mode = "500"
-    stream = await connect(server, token("s-1", "faulty"))
-    await stream.next()
+    stream = await open_stream(server, token("s-1", "faulty"))
     await stream.send_audio(tone(440, 2.0))
     assert server.state.service is not None
     await eventually(lambda: server.state.service.guard.state == "open", timeout=15)

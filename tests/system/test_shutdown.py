@@ -11,7 +11,15 @@ import pytest
 
 from gateway.simulated.whisper import FakeWhisper
 from tests.support.audio import tone
-from tests.support.helpers import GatewayServer, assert_tiling, connect, spawn_gateway, t, token
+from tests.support.helpers import (
+    GatewayServer,
+    assert_tiling,
+    connect,
+    open_stream,
+    spawn_gateway,
+    t,
+    token,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -22,8 +30,7 @@ async def test_sigterm_drains_live_session(fake_whisper: FakeWhisper, tmp_path: 
     try:
         port = await gw.listening()
         server = GatewayServer(None, None, port, fake_whisper)  # type: ignore[arg-type]
-        stream = await connect(server, token())
-        await stream.next()
+        stream = await open_stream(server, token())
         await stream.send_audio(tone(440, 2.5))
         await asyncio.sleep(0.2)
         gw.proc.send_signal(signal.SIGTERM)

@@ -14,7 +14,15 @@ from gateway.stt.local_transcriber import LocalTranscriber
 from gateway.stt.transcriber import TranscriptionRequest
 from tests.conftest import GatewayFactory
 from tests.support.audio import silence
-from tests.support.helpers import connect, eventually, http_json, spawn_gateway, t, token
+from tests.support.helpers import (
+    connect,
+    eventually,
+    http_json,
+    open_stream,
+    spawn_gateway,
+    t,
+    token,
+)
 from tests.support.speech import sentence
 
 pytestmark = pytest.mark.slow
@@ -23,8 +31,7 @@ LOCAL = {"STT_PROVIDER": "local", "STT_WINDOW_SECONDS": "5"}
 
 
 async def _stream(server: Any, pcm: bytes) -> list[dict[str, Any]]:
-    stream = await connect(server, token("s-1", "local"))
-    await stream.next()
+    stream = await open_stream(server, token("s-1", "local"))
     await stream.send_audio(pcm)
     await stream.send_json({"type": "CloseStream"})
     messages = await stream.collect(timeout=120)
@@ -173,8 +180,7 @@ async def test_the_worker_pool_bound_holds(
 
 
 async def _stream_group(server: Any, pcm: bytes, group: str) -> list[dict[str, Any]]:
-    stream = await connect(server, token("s-1", group))
-    await stream.next()
+    stream = await open_stream(server, token("s-1", group))
     await stream.send_audio(pcm)
     await stream.send_json({"type": "CloseStream"})
     messages = await stream.collect(timeout=180)
