@@ -23,10 +23,12 @@ from gateway.stream.deadlines import Deadlines
 from gateway.stream.ending import CLIENT_CLOSE, DISCONNECTED, Ending, from_error, outranks
 from gateway.stream.flow import WindowFlow
 from gateway.stream.frames import AudioGate
+from gateway.stream.interims import InterimRequest, InterimSchedule
 from gateway.stream.limits import SessionLimits
 from gateway.stream.notices import Notices
 from gateway.stream.observer import NoObserver, Observer
 from gateway.stream.outcome import DropReason, Outcome
+from gateway.stream.outgoing import Outgoing
 from gateway.stream.protocol import StreamConfig
 from gateway.stream.windowing import Windower
 
@@ -48,9 +50,11 @@ class SessionCore:
         window_seconds: float,
         model: str,
         observer: Observer | None = None,
+        interim_interval: float | None = None,
     ) -> None:
         """``expires_in``: seconds until the token expires; ``window_seconds`` and ``model``:
-        the first window's target and model (later ones: :meth:`steer`)."""
+        the first window's target and model (later ones: :meth:`steer`);
+        ``interim_interval``: live words every so often (None: no ``Interim``)."""
         assert claims.school_id is not None and claims.group_id is not None
         self.session_id = session_id
         self.school_id = claims.school_id
@@ -77,9 +81,11 @@ class SessionCore:
         self.ending: Ending | None = None
         #: The session is over: the last message is queued (or the client is gone).
         self.done = False
-        self._messages: list[tuple[dict[str, Any], str | None]] = []
+        self._out = Outgoing()
         self._submissions: list[Submission] = []
-        self._send(
+        self._interims = InterimSchedule(interim_interval, now) if interim_interval else None
+        self._interim_asks: list[InterimRequest] = []
+        self._out.send(
             protocol.begin(
                 session_id=self.session_id,
                 school_id=self.school_id,
@@ -88,6 +94,7 @@ class SessionCore:
                 config=self.config,
                 window_seconds=self._windower.window_seconds,
                 provider=provider,
+                interim_results=self._interims is not None,
             )
         )
 
@@ -114,19 +121,21 @@ class SessionCore:
     @property
     def has_output(self) -> bool:
         """Whether :meth:`take_actions` has anything to hand out."""
-        return bool(self._messages or self._submissions or self._queue.cancelled) or self.done
+        waiting = self._out or self._submissions or self._interim_asks
+        return bool(waiting or self._queue.cancelled) or self.done
 
     # -- output --------------------------------------------------------------
 
     def take_actions(self) -> Actions:
         """What the driver must do now, handed out once: the core forgets it."""
         actions = Actions(
-            self._messages,
+            self._out.take(),
             self._submissions,
             self._queue.take_cancelled(),
             self.ending if self.done else None,
+            self._interim_asks,
         )
-        self._messages, self._submissions = [], []
+        self._submissions, self._interim_asks = [], []
         return actions
 
     def steer(self, *, model: str, window_seconds: float) -> None:
@@ -150,13 +159,32 @@ class SessionCore:
         if gate.suspect is not None:
             suspect = gate.judge(data, now)
             if suspect is not None:
-                self._notify(protocol.warning("SUSPECT_AUDIO", suspect))
+                self._out.notify(protocol.warning("SUSPECT_AUDIO", suspect))
         windows = self._windower.feed(data)
         if windows:
             self._closed(windows, now)
         too_far = gate.too_far_ahead(self._windower.received_samples, now)
         if too_far is not None:
             self.fail(too_far, now)
+        elif self._interims is not None and now >= self._interims.next_due:
+            self._ask_interim(now)
+
+    def _ask_interim(self, now: float) -> None:
+        assert self._interims is not None
+        if self._interims.due(now):
+            prompt = self._flow.prompt_for(self._windower.open_seq)
+            request = self._interims.consider(self._windower, prompt, now)
+            if request is not None:
+                self._interim_asks.append(request)
+
+    def interim_resolved(
+        self, request: InterimRequest, text: str | None, now: float, *, busy: bool = False
+    ) -> None:
+        """The interim decode of ``request`` ended: its text, or None (``busy``: skipped)."""
+        assert self._interims is not None
+        message = self._interims.resolved(request, text, now, busy=busy)
+        if message is not None and self.ending is None:
+            self._out.send(message)
 
     def _closed(self, windows: list[Window], now: float) -> None:
         """Windows closed: queue them; the next window follows the current target (adaptive
@@ -164,6 +192,8 @@ class SessionCore:
         self._report_audio()
         for window in windows:
             self._flow.add(window, self._model, now, None)
+            if self._interims is not None:
+                self._interims.window_closed(window.seq)
         self._windower.window_seconds = self._target
         self._pump(now)
 
@@ -180,7 +210,7 @@ class SessionCore:
         elif kind == "CloseStream":
             self.request_end(CLIENT_CLOSE, now)
         else:
-            self._notify(protocol.warning("BAD_MESSAGE", BAD_MESSAGE))
+            self._out.notify(protocol.warning("BAD_MESSAGE", BAD_MESSAGE))
 
     def tick(self, now: float) -> None:
         """Deadlines: the token's expiry, idleness, and the bound on finishing."""
@@ -236,15 +266,12 @@ class SessionCore:
 
     def upstream_notice(self, kind: str, now: float) -> None:
         """``rate_limited``, ``held`` or ``credentials_rejected``: a Warning, coalesced."""
-        self._notify(self._notices.about(kind, now))
+        self._out.notify(self._notices.about(kind, now))
 
-    def budget_alert(self, *, percent_used: float, threshold: int, remaining_usd: float) -> None:
-        """The school crossed an alert threshold: tell this classroom."""
-        self._notify(
-            protocol.budget(
-                percent_used=percent_used, threshold=threshold, remaining_usd=remaining_usd
-            )
-        )
+    def budget_alert(self, **alert: Any) -> None:
+        """The school crossed an alert threshold (``percent_used``, ``threshold``,
+        ``remaining_usd``): tell this classroom."""
+        self._out.notify(protocol.budget(**alert))
 
     # -- inside --------------------------------------------------------------
 
@@ -254,20 +281,16 @@ class SessionCore:
             return
         self._submissions += self._flow.startable()
         for transcript in self._flow.deliverable(now):
-            self._send(transcript)
-        if self.ending is not None and not len(self._flow):
-            self._finish()
-
-    def _finish(self) -> None:
-        assert self.ending is not None
-        self._send(self.ending.last_message(self.audio_seconds, self.counts))
-        self.done = True
+            self._out.send(transcript)
+        if self.ending is not None and not len(self._flow):  # all delivered: the last message
+            self._out.send(self.ending.last_message(self.audio_seconds, self.counts))
+            self._out.closed = self.done = True
 
     def _abandon(self, ending: Ending) -> None:
         """The client is gone: nothing more is sent; undelivered windows count as dropped."""
         self.ending = ending
         self._flow.abandon()
-        self._messages.clear()
+        self._out.drop()
         self.done = True
 
     def _report_audio(self) -> None:
@@ -275,16 +298,3 @@ class SessionCore:
         if self._unreported_bytes:
             self._observer.audio_received(self._unreported_bytes / 2 / self.config.sample_rate)
             self._unreported_bytes = 0
-
-    def _send(self, message: dict[str, Any]) -> None:
-        if not self.done:
-            self._messages.append((message, None))
-
-    def _notify(self, message: dict[str, Any] | None) -> None:
-        """A notice: a ``Warning`` whose code is already waiting (or was just sent) is
-        coalesced by the outbox, so no sequence of client frames can grow it."""
-        if message is None:
-            return
-        key = f"Warning:{message['code']}" if message["type"] == "Warning" else None
-        if not self.done:
-            self._messages.append((message, key))

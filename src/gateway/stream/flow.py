@@ -73,11 +73,14 @@ class WindowFlow:
             self._count(lost, None)
             self._observer.pending_changed(-slot.window.duration)
 
+    def prompt_for(self, seq: int) -> str:
+        """Window ``seq``'s prompt: the class vocabulary, then the text heard before it."""
+        previous = self._previous.for_window(seq) if self._continuity else ""
+        return window_prompt(self._vocabulary, previous) or ""
+
     def _submission(self, slot: Slot) -> Submission:
         seq = slot.window.seq
-        previous = self._previous.for_window(seq) if self._continuity else ""
-        prompt = window_prompt(self._vocabulary, previous) or ""
-        return Submission(seq, slot.window, slot.model, prompt)
+        return Submission(seq, slot.window, slot.model, self.prompt_for(seq))
 
     def _count(self, outcome: Outcome, latency: float | None) -> None:
         self.counts.add(outcome)

@@ -18,7 +18,16 @@ from gateway.keyterms import query_terms
 CONTROL_TYPES = ("KeepAlive", "Finalize", "CloseStream")
 _LANGUAGE = re.compile(r"^[a-z]{2}$")
 _KNOWN_PARAMS = frozenset(
-    {"encoding", "sample_rate", "channels", "language", "model", "keyterm", "access_token"}
+    {
+        "encoding",
+        "sample_rate",
+        "channels",
+        "language",
+        "model",
+        "keyterm",
+        "access_token",
+        "interim_results",
+    }
 )
 
 
@@ -31,6 +40,8 @@ class StreamConfig:
     model: str
     #: The ``keyterm`` parameters (the token's own terms are added by the session).
     keyterms: tuple[str, ...] = ()
+    #: ``interim_results=true``: the client asked for ``Interim`` messages.
+    interim_results: bool = False
 
 
 def parse_query(
@@ -61,8 +72,17 @@ def parse_query(
     model = query.get("model") or default_model
     if model not in allowed_models:
         raise BadConfig(f"model: not allowed here (allowed: {', '.join(sorted(allowed_models))})")
+    interim = query.get("interim_results", "false").lower()
+    if interim not in ("true", "false"):
+        raise BadConfig("interim_results: must be true or false")
     return StreamConfig(
-        encoding, sample_rate, channels, language, model, keyterms=query_terms(keyterms)
+        encoding,
+        sample_rate,
+        channels,
+        language,
+        model,
+        keyterms=query_terms(keyterms),
+        interim_results=interim == "true",
     )
 
 
@@ -101,7 +121,10 @@ def begin(
     config: StreamConfig,
     window_seconds: float,
     provider: str,
+    interim_results: bool = False,
 ) -> dict[str, Any]:
+    """``interim_results``: whether ``Interim`` messages will come (asked for, and the
+    gateway has an interim transcriber)."""
     message: dict[str, Any] = {
         "type": "Begin",
         "session_id": session_id,
@@ -116,6 +139,7 @@ def begin(
             "model": config.model,
             "window_seconds": window_seconds,
             "provider": provider,
+            "interim_results": interim_results,
         },
     }
     if provider == "simulated":
@@ -152,6 +176,17 @@ def transcript(
     if reason is not None:
         message["reason"] = reason
     return message
+
+
+def interim(*, seq: int, start: float, end: float, text: str, stable_text: str) -> dict[str, Any]:
+    return {
+        "type": "Interim",
+        "seq": seq,
+        "start": round(start, 6),
+        "end": round(end, 6),
+        "text": text,
+        "stable_text": stable_text,
+    }
 
 
 def warning(code: str, message: str) -> dict[str, Any]:

@@ -86,6 +86,26 @@ class Windower:
         return self._fill // 2
 
     @property
+    def open_seq(self) -> int:
+        """The seq of the window still open (the next one to close)."""
+        return self._next_seq
+
+    @property
+    def open_start_sample(self) -> int:
+        return self._start_sample
+
+    def open_audio(self) -> bytes:
+        """A copy of the open window's audio so far."""
+        return bytes(self._buffer[: self._fill])
+
+    def voiced_since(self, sample: int) -> bool:
+        """Whether the open window has a voiced 20 ms frame from stream ``sample`` on (the
+        levels are the ones the cut needs anyway, computed once each)."""
+        levels = self._whole_frame_levels()
+        first = max(0, (sample - self._start_sample) // self._frame)
+        return bool(levels.size > first and (levels[first:] > self._adapted.threshold_dbfs).any())
+
+    @property
     def window_seconds(self) -> float:
         """The target length; the session sets it before each message (adaptive windows)."""
         return self._window_seconds

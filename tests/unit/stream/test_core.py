@@ -14,6 +14,7 @@ from gateway.auth.tokens import Claims
 from gateway.errors import Replaced
 from gateway.stream.actions import Submission
 from gateway.stream.core import SessionCore
+from gateway.stream.interims import InterimRequest
 from gateway.stream.ending import CLIENT_CLOSE, DISCONNECTED, SHUTDOWN, SLOW_CONSUMER, from_error
 from gateway.stream.limits import SessionLimits
 from gateway.stream.notices import RATE_LIMIT_WARNING_INTERVAL
@@ -38,7 +39,14 @@ CONFIG = StreamConfig("pcm_s16le", RATE, 1, None, "whisper-1")
 class Harness:
     """A core and everything it asked for, taken out as a driver would."""
 
-    def __init__(self, limits: SessionLimits = LIMITS, *, expires_in: float = 3600.0) -> None:
+    def __init__(
+        self,
+        limits: SessionLimits = LIMITS,
+        *,
+        expires_in: float = 3600.0,
+        interim_interval: float | None = None,
+        window_seconds: float = 1.0,
+    ) -> None:
         self.now = 0.0
         self.sent: list[dict[str, Any]] = []
         self.keys: list[str | None] = []
@@ -48,7 +56,8 @@ class Harness:
         self.stopping: list[int] = []
         self.cancelled: list[int] = []
         self.model = "whisper-1"
-        self.window_seconds = 1.0
+        self.window_seconds = window_seconds
+        self.interim_asks: list[InterimRequest] = []
         self.core = SessionCore(
             session_id="sess",
             claims=Claims("t", "student", "s-1", "g-1", None, 2_000_000_000),
@@ -60,6 +69,7 @@ class Harness:
             expires_in=expires_in,
             window_seconds=self.window_seconds,
             model=self.model,
+            interim_interval=interim_interval,
         )
         self.take()
 
@@ -70,6 +80,7 @@ class Harness:
             self.keys.append(key)
         for job in actions.submissions:
             self.jobs[job.seq] = self.handed[job.seq] = job
+        self.interim_asks += actions.interims
         self.cancelled += actions.cancellations
         for seq in actions.cancellations:
             if self.jobs.pop(seq, None) is not None:
