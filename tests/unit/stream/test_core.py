@@ -14,8 +14,8 @@ from gateway.auth.tokens import Claims
 from gateway.errors import Replaced
 from gateway.stream.actions import Submission
 from gateway.stream.core import SessionCore
-from gateway.stream.interims import InterimRequest
 from gateway.stream.ending import CLIENT_CLOSE, DISCONNECTED, SHUTDOWN, SLOW_CONSUMER, from_error
+from gateway.stream.interims import InterimRequest
 from gateway.stream.limits import SessionLimits
 from gateway.stream.notices import RATE_LIMIT_WARNING_INTERVAL
 from gateway.stream.outcome import DropReason, Outcome
