@@ -62,6 +62,7 @@ async def make_gateway(fake_whisper: FakeWhisper, tmp_path: Path) -> AsyncIterat
             "STT_WINDOW_SECONDS": 1.0,
             "SHUTDOWN_GRACE_SECONDS": 10.0,
             "BREAKER_RESET_SECONDS": 0.5,
+            "INTERIM_PROVIDER": "off",  # the interim tests turn it on
             **overrides,
         }
         server = await start_gateway(env, fake_whisper, **(app_kwargs or {}))

@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateway.errors import ConfigurationError
 from gateway.redis.connection import parse_sentinel_url
+from gateway.settings_checks import FieldProblem, prod_problems
 from gateway.stt.local_transcriber import available as local_available
 
 AppEnv = Literal["dev", "staging", "prod"]
@@ -47,6 +48,11 @@ class Settings(BaseSettings):
     LOCAL_WHISPER_COMPUTE_TYPE: str = Field("auto", min_length=1)
     LOCAL_WHISPER_WORKERS: int = Field(1, ge=1, le=64)
     STT_MODEL: str = "whisper-1"
+    INTERIM_PROVIDER: Literal["auto", "local", "openai", "off"] = "auto"
+    INTERIM_MODEL: str = Field("tiny.en", min_length=1)
+    INTERIM_BASE_URL: str | None = None
+    INTERIM_API_KEY: str | None = None
+    INTERIM_INTERVAL_SECONDS: float = Field(0.5, ge=0.1, le=10)
     STT_WINDOW_SECONDS: float = Field(5.0, ge=0.5, le=60)
     STT_WINDOW_MAX_SECONDS: float = Field(15.0, ge=0.5, le=120)
     STT_MAX_CONCURRENCY: int = Field(32, ge=1, le=10_000)
@@ -102,6 +108,7 @@ class Settings(BaseSettings):
         "UPSTREAM_CLIENT",
         "REDIS_MODE",
         "LOCAL_WHISPER_DEVICE",
+        "INTERIM_PROVIDER",
         mode="before",
     )
     @classmethod
@@ -118,6 +125,8 @@ class Settings(BaseSettings):
         "PUBLIC_BASE_URL",
         "BUDGET_POLICY_PATH",
         "AUDIT_LOG_PATH",
+        "INTERIM_BASE_URL",
+        "INTERIM_API_KEY",
         mode="before",
     )
     @classmethod
@@ -131,7 +140,7 @@ class Settings(BaseSettings):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value
 
-    @field_validator("OPENAI_BASE_URL")
+    @field_validator("OPENAI_BASE_URL", "INTERIM_BASE_URL")
     @classmethod
     def _base_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):
@@ -141,51 +150,35 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _cross_checks(self) -> Settings:
         if self.STT_PROVIDER == "local" and not local_available():
-            raise _FieldProblem(
+            raise FieldProblem(
                 "STT_PROVIDER", "local needs the local extra: pip install 'stt-gateway[local]'"
             )
+        if self.INTERIM_PROVIDER == "local" and not local_available():
+            raise FieldProblem(
+                "INTERIM_PROVIDER", "local needs the local extra: pip install 'stt-gateway[local]'"
+            )
+        if self.INTERIM_PROVIDER == "openai" and self.INTERIM_BASE_URL is None:
+            raise FieldProblem("INTERIM_BASE_URL", "must be set with INTERIM_PROVIDER=openai")
         if self.STT_WINDOW_MAX_SECONDS < self.STT_WINDOW_SECONDS:
-            raise _FieldProblem("STT_WINDOW_MAX_SECONDS", "must be ≥ STT_WINDOW_SECONDS")
+            raise FieldProblem("STT_WINDOW_MAX_SECONDS", "must be ≥ STT_WINDOW_SECONDS")
         if self.REDIS_MODE != "standalone":
             if self.REDIS_URL is None:
-                raise _FieldProblem("REDIS_URL", f"must be set with REDIS_MODE={self.REDIS_MODE}")
+                raise FieldProblem("REDIS_URL", f"must be set with REDIS_MODE={self.REDIS_MODE}")
             if self.REDIS_URL.startswith("unix://"):
-                raise _FieldProblem("REDIS_URL", f"REDIS_MODE={self.REDIS_MODE} needs host:port")
+                raise FieldProblem("REDIS_URL", f"REDIS_MODE={self.REDIS_MODE} needs host:port")
         if self.REDIS_MODE == "sentinel" and self.REDIS_URL is not None:
             try:
                 parse_sentinel_url(self.REDIS_URL)
             except ValueError as exc:
-                raise _FieldProblem("REDIS_URL", str(exc)) from None
+                raise FieldProblem("REDIS_URL", str(exc)) from None
         if self.APP_ENV == "prod":
-            problems = self._prod_problems()
+            problems = prod_problems(self)
             if len(problems) == 1:
                 raise problems[0]
             if problems:
                 needs = "; ".join(f"{p.field} {p.problem}" for p in problems)
-                raise _FieldProblem("APP_ENV=prod", f"needs {len(problems)} changes: {needs}")
+                raise FieldProblem("APP_ENV=prod", f"needs {len(problems)} changes: {needs}")
         return self
-
-    def _prod_problems(self) -> list[_FieldProblem]:
-        """Everything prod lacks, listed at once (one start-up to fix them all)."""
-        found: list[_FieldProblem] = []
-        if self.AUTH_JWT_SECRET is None or len(self.AUTH_JWT_SECRET.encode()) < 32:
-            found.append(_FieldProblem("AUTH_JWT_SECRET", "must be set to at least 32 bytes"))
-        elif _placeholder(self.AUTH_JWT_SECRET):
-            found.append(_FieldProblem("AUTH_JWT_SECRET", "is the example's placeholder"))
-        if self.OPENAI_API_KEY is None and self.STT_PROVIDER in ("auto", "openai"):
-            # auto never falls back to a local model in prod: that is chosen explicitly.
-            found.append(_FieldProblem("OPENAI_API_KEY", "must be set"))
-        if self.provider == "simulated":
-            found.append(_FieldProblem("STT_PROVIDER", "the simulated Whisper is not for prod"))
-        if self.REDIS_URL is None:
-            found.append(_FieldProblem("REDIS_URL", "must be set"))
-        if self.ALLOWED_ORIGINS is None or self.ALLOWED_ORIGINS.strip() == "*":
-            found.append(_FieldProblem("ALLOWED_ORIGINS", "must list explicit origins"))
-        if self.AUDIT_HMAC_KEY is None or len(self.AUDIT_HMAC_KEY.encode()) < 32:
-            found.append(_FieldProblem("AUDIT_HMAC_KEY", "must be set to at least 32 bytes"))
-        elif _placeholder(self.AUDIT_HMAC_KEY):
-            found.append(_FieldProblem("AUDIT_HMAC_KEY", "is the example's placeholder"))
-        return found
 
     # Derived values -------------------------------------------------------
 
@@ -198,6 +191,14 @@ class Settings(BaseSettings):
         if self.OPENAI_API_KEY is not None or self.OPENAI_BASE_URL is not None:
             return "openai"
         return "local" if local_available() else "simulated"
+
+    @property
+    def interim_provider(self) -> str:
+        """``INTERIM_PROVIDER``, with ``auto`` resolved: ``local`` when its extra is
+        installed, else ``off``."""
+        if self.INTERIM_PROVIDER != "auto":
+            return self.INTERIM_PROVIDER
+        return "local" if local_available() else "off"
 
     @property
     def simulated_upstream(self) -> bool:
@@ -253,18 +254,6 @@ class Settings(BaseSettings):
         return Path(f"config/budget-policy.{self.APP_ENV}.json")
 
 
-def _placeholder(value: str) -> bool:
-    """A value copied from an example (``change-me…``): public, so no secret."""
-    return value.strip().lower().startswith("change-me")
-
-
-class _FieldProblem(ValueError):
-    def __init__(self, field: str, problem: str) -> None:
-        super().__init__(f"{field}: {problem}")
-        self.field = field
-        self.problem = problem
-
-
 def load_settings(environ: dict[str, str] | None = None, **overrides: object) -> Settings:
     """Read settings from ``environ`` (default: the process environment).
 
@@ -284,7 +273,7 @@ def _one_line(exc: ValidationError) -> str:
     loc = ".".join(str(p) for p in first.get("loc", ()))
     ctx = first.get("ctx") or {}
     inner = ctx.get("error")
-    if isinstance(inner, _FieldProblem):
+    if isinstance(inner, FieldProblem):
         return f"invalid configuration: {inner.field} {inner.problem}"
     message = first.get("msg", "invalid value").removeprefix("Value error, ")
     value = first.get("input")

@@ -47,6 +47,7 @@ async def test_begin_transcript_termination(gateway: GatewayServer) -> None:
         "model": "whisper-1",
         "window_seconds": 1.0,
         "provider": "openai",
+        "interim_results": False,
     }
     await stream.send_audio(tone(440, 2.0) + silence(1.0) + tone(440, 0.5))
     messages = await stream.finish()

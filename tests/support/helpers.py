@@ -282,6 +282,7 @@ def gateway_env(fake: FakeWhisper, data_dir: Path, **overrides: str) -> dict[str
         "GATEWAY_PORT": "0",
         "STT_WINDOW_SECONDS": "1",
         "LOG_FORMAT": "json",
+        "INTERIM_PROVIDER": "off",
         **overrides,
     }
 

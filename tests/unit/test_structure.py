@@ -15,7 +15,7 @@ OWN_BASES = {
     # aiohttp's resolver refuses a host by raising OSError.
     "gateway.budget.egress.ForbiddenDestination",
     # pydantic turns a ValueError from a validator into a field error.
-    "gateway.settings._FieldProblem",
+    "gateway.settings_checks.FieldProblem",
     # Control flow inside the passthrough: an answer made before the upstream is called.
     "gateway.web.openai.transcriptions._Answer",
     # The harness's own, outside the gateway.

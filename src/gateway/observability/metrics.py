@@ -42,6 +42,7 @@ WINDOW_STATUSES = ("ok", "silence", "dropped")
 #: Why audio was not sent upstream: a window without speech, a long pause's middle.
 NOT_SENT_REASONS = ("silence", "pause")
 SUPPRESSION_REASONS = ("no_speech", "looping")
+INTERIM_OUTCOMES = ("sent", "skipped_busy", "failed")
 
 _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 8, 13, 21, 34, 60, 120)
 _UPSTREAM_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128)
@@ -123,6 +124,18 @@ class Metrics:
             "stt_window_length_seconds",
             "Length of each closed window (where the pauses fell).",
             buckets=(0.5, 1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 15, 20, 30),
+            registry=r,
+        )
+        self.interims = Counter(
+            "stt_interims",
+            "Interim decodes of open windows, by outcome (sent, skipped_busy, failed).",
+            ["outcome"],
+            registry=r,
+        )
+        self.interim_duration = Histogram(
+            "stt_interim_duration_seconds",
+            "One interim decode.",
+            buckets=_UPSTREAM_BUCKETS,
             registry=r,
         )
         self.segments_suppressed = Counter(
@@ -256,6 +269,8 @@ class Metrics:
             self.audio_not_sent.labels(reason=reason)
         for reason in SUPPRESSION_REASONS:
             self.segments_suppressed.labels(reason=reason)
+        for outcome in INTERIM_OUTCOMES:
+            self.interims.labels(outcome=outcome)
 
     def set_circuit_state(self, state: str) -> None:
         for s in CIRCUIT_STATES:

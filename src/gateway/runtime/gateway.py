@@ -29,6 +29,7 @@ from gateway.stream.limits import SessionLimits
 from gateway.stream.registry import SessionRegistry
 from gateway.stt.local_transcriber import LocalTranscriber
 from gateway.stt.service import SttService
+from gateway.window.interim import InterimDecoder
 from gateway.window.pipeline import WindowProcessor
 
 
@@ -49,6 +50,8 @@ class Gateway:
     link_codes: LinkCodes
     ledger: LedgerLink
     upstream: Upstream
+    #: Live words for open windows (None: ``INTERIM_PROVIDER=off``).
+    interims: InterimDecoder | None
     presence: Presence
     #: One stream per group and the schools' caps across replicas (None without Redis).
     fleet: Fleet | None

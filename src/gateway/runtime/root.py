@@ -7,8 +7,8 @@ here, each one's close registered as it starts, and yields the frozen
 :class:`~gateway.runtime.gateway.Gateway`; leaving it closes them in reverse::
 
     DATA_DIR lock → ledger (Redis, audit anchor) → budget (replay owed charges)
-    → upstream (Whisper, window processor) → fleet and presence → alerts and
-    webhooks → lease sweeper
+    → upstream (Whisper, window processor) → interims → fleet and presence →
+    alerts and webhooks → lease sweeper
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from gateway.observability.metrics import Metrics
 from gateway.runtime.alerts import AlertDispatcher
 from gateway.runtime.background import open_fleet, sweeping
 from gateway.runtime.gateway import Gateway
+from gateway.runtime.interims import open_interims
 from gateway.runtime.ledger import LedgerLink, open_ledger
 from gateway.runtime.pings import Pings
 from gateway.runtime.upstream import Upstream, open_upstream
@@ -64,6 +65,7 @@ def prepare(settings: Settings, *, span_exporter: Any = None) -> Foundation:
     secret = resolve_secret(settings)
     policy = load_policy(settings.budget_policy_path)
     check_default_model_priced(settings, policy)
+    check_interim_model_priced(settings, policy)
     audit = AuditTrail(
         settings.audit_log_path, resolve_audit_key(settings), older_keys=[derived_key(secret)]
     )
@@ -89,6 +91,9 @@ async def open_gateway(base: Foundation) -> AsyncIterator[Gateway]:
         upstream = await stack.enter_async_context(
             open_upstream(settings, metrics, budget, ledger.redis)
         )
+        interims = await stack.enter_async_context(
+            open_interims(settings, metrics, budget, upstream)
+        )
         registry = SessionRegistry(settings.MAX_SESSIONS, metrics)
         fleet, presence = await stack.enter_async_context(open_fleet(ledger.redis, registry))
         webhooks = WebhookSender(guarded=settings.APP_ENV != "dev")
@@ -110,6 +115,7 @@ async def open_gateway(base: Foundation) -> AsyncIterator[Gateway]:
             link_codes=LinkCodes(ledger.redis, settings.LINK_CODE_TTL_SECONDS),
             ledger=ledger,
             upstream=upstream,
+            interims=interims,
             presence=presence,
             fleet=fleet,
             pings=_pings(settings, ledger, upstream, budget, metrics),
@@ -201,4 +207,15 @@ def check_default_model_priced(settings: Settings, policy: Policy) -> None:
     raise ConfigurationError(
         f"STT_MODEL {settings.STT_MODEL!r} has no price in the budget policy {policy.path} "
         f"(priced: {priced}): choose one of those or add it to pricing_usd_per_minute"
+    )
+
+
+def check_interim_model_priced(settings: Settings, policy: Policy) -> None:
+    """Interim decodes are metered like windows: with interims on, their model is priced."""
+    if settings.interim_provider == "off" or settings.INTERIM_MODEL in policy.pricing.models:
+        return
+    raise ConfigurationError(
+        f"INTERIM_MODEL {settings.INTERIM_MODEL!r} has no price in the budget policy "
+        f"{policy.path}: add it to pricing_usd_per_minute (0 for on-premise compute) or set "
+        "INTERIM_PROVIDER=off"
     )

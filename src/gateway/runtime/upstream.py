@@ -78,9 +78,10 @@ class Upstream:
         return check
 
 
-def local_transcriber(settings: Settings) -> LocalTranscriber:
+def local_transcriber(settings: Settings, model: str | None = None) -> LocalTranscriber:
+    """The in-process model ``model`` (default ``LOCAL_WHISPER_MODEL``), not yet loaded."""
     transcriber = LocalTranscriber(
-        model=settings.LOCAL_WHISPER_MODEL,
+        model=model or settings.LOCAL_WHISPER_MODEL,
         device=settings.LOCAL_WHISPER_DEVICE,
         compute_type=settings.LOCAL_WHISPER_COMPUTE_TYPE,
         workers=settings.LOCAL_WHISPER_WORKERS,
@@ -91,7 +92,7 @@ def local_transcriber(settings: Settings) -> LocalTranscriber:
     return transcriber
 
 
-async def _load_local(transcriber: LocalTranscriber) -> None:
+async def load_local(transcriber: LocalTranscriber) -> None:
     try:
         await transcriber.load()
     except ConfigurationError as exc:
@@ -114,7 +115,7 @@ async def open_upstream(
         if settings.provider == "local":
             url = f"local:{settings.LOCAL_WHISPER_MODEL}"
             local = transcriber = local_transcriber(settings)
-            loader = asyncio.create_task(_load_local(local))
+            loader = asyncio.create_task(load_local(local))
             stack.push_async_callback(cancelled, loader)
         else:
             url = settings.upstream_url

@@ -87,12 +87,10 @@ class SessionCore:
         self._interim_asks: list[InterimRequest] = []
         self._out.send(
             protocol.begin(
-                session_id=self.session_id,
-                school_id=self.school_id,
-                group_id=self.group_id,
-                expires_at=claims.expires_at,
-                config=self.config,
-                window_seconds=self._windower.window_seconds,
+                session_id,
+                claims,
+                config,
+                window_seconds=window_seconds,
                 provider=provider,
                 interim_results=self._interims is not None,
             )

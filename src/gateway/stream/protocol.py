@@ -9,9 +9,9 @@ import json
 import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
+from gateway.auth.tokens import Claims
 from gateway.errors import BadConfig, StreamError
 from gateway.keyterms import query_terms
 
@@ -113,12 +113,10 @@ def encode(message: Mapping[str, Any]) -> str:
 
 
 def begin(
-    *,
     session_id: str,
-    school_id: str,
-    group_id: str,
-    expires_at: datetime,
+    claims: Claims,
     config: StreamConfig,
+    *,
     window_seconds: float,
     provider: str,
     interim_results: bool = False,
@@ -128,9 +126,9 @@ def begin(
     message: dict[str, Any] = {
         "type": "Begin",
         "session_id": session_id,
-        "school_id": school_id,
-        "group_id": group_id,
-        "expires_at": expires_at.isoformat().replace("+00:00", "Z"),
+        "school_id": claims.school_id,
+        "group_id": claims.group_id,
+        "expires_at": claims.expires_at.isoformat().replace("+00:00", "Z"),
         "config": {
             "encoding": config.encoding,
             "sample_rate": config.sample_rate,

@@ -83,6 +83,8 @@ class LocalTranscriber:
         self.load_seconds: float | None = None
         self._running = 0
         self._idle = threading.Condition()
+        #: Decodes asked for and not yet done (queued or running), counted on the loop.
+        self.pending = 0
 
     def model_problem(self) -> str | None:
         """Why the configured model cannot be used, known before loading it (or None)."""
@@ -141,15 +143,24 @@ class LocalTranscriber:
             num_workers=self.workers,
         )
 
+    @property
+    def busy(self) -> bool:
+        """Every worker has a decode (running or queued): an interim would wait behind, or
+        hold up, a window's final decode."""
+        return self.pending >= self.workers or not self.loaded.is_set()
+
     async def transcribe(self, request: TranscriptionRequest) -> TranscriptionResult:
-        await self.loaded.wait()
-        loop = asyncio.get_running_loop()
+        self.pending += 1
         try:
+            await self.loaded.wait()
+            loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self._pool, self._transcribe_blocking, request)
         except UpstreamError:
             raise
         except Exception as exc:
             raise LocalModelFailed(f"the local model failed: {type(exc).__name__}") from exc
+        finally:
+            self.pending -= 1
 
     def _transcribe_blocking(self, request: TranscriptionRequest) -> TranscriptionResult:
         with self._idle:

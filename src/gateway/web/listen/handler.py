@@ -118,6 +118,8 @@ async def listen(request: web.Request) -> web.StreamResponse:
         metrics=metrics,
         provider=gateway.provider,
         abort=_aborter(request),
+        interims=gateway.interims,
+        interim_interval=gateway.settings.INTERIM_INTERVAL_SECONDS,
     )
     await _live(gateway, session, claims)
     return ws

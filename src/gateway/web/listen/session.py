@@ -1,11 +1,8 @@
-"""The driver of one stream: reads the socket, feeds the :class:`SessionCore`, runs each
-window's transcription, writes what the core says.
-
-Every decision is the core's (:mod:`gateway.stream.core`); this module only
-moves bytes and time: client frames in, the core's messages out through the
-bounded :class:`Outbox`, one task per window the core hands out (cancelled
-when the core says so), one timer for the core's next deadline, and the close.
-"""
+"""The driver of one stream: reads the socket, feeds the :class:`SessionCore`, runs what it
+hands out, writes what it says. Every decision is the core's (:mod:`gateway.stream.core`);
+this moves bytes and time: client frames in, messages out through the bounded
+:class:`Outbox`, a task per window and per interim (cancelled when the core says so), one
+timer for the core's next deadline, and the close."""
 
 from __future__ import annotations
 
@@ -27,12 +24,15 @@ from gateway.observability.metrics import Metrics
 from gateway.stream.actions import Submission
 from gateway.stream.core import SessionCore
 from gateway.stream.ending import SHUTDOWN, SLOW_CONSUMER, Ending
+from gateway.stream.interims import InterimRequest
 from gateway.stream.limits import SessionLimits
 from gateway.stream.outbox import Outbox
 from gateway.stream.outcome import DropReason, Outcome
 from gateway.stream.protocol import StreamConfig
 from gateway.stream.session_metrics import SessionMetrics
 from gateway.web.errors import close_frame
+from gateway.web.listen.wakeup import Wakeup
+from gateway.window.interim import FAILED, InterimDecoder
 from gateway.window.pipeline import WindowProcessor
 
 log = get_logger("gateway.session")
@@ -56,8 +56,11 @@ class StreamSession:
         metrics: Metrics,
         provider: str,
         abort: Callable[[], None] = lambda: None,
+        interims: InterimDecoder | None = None,
+        interim_interval: float = 0.5,
     ) -> None:
-        """``abort`` drops the connection at once (a client that stopped reading)."""
+        """``abort`` drops the connection at once (a client that stopped reading);
+        ``interims``: live words for a client that asked for them."""
         self.ws = ws
         self.claims = claims
         self._processor = processor
@@ -73,7 +76,10 @@ class StreamSession:
             window_seconds=processor.service.window_seconds,
             model=processor.budget.model_for(claims.school_id or "", config.model),
             observer=SessionMetrics(metrics),
+            interim_interval=interim_interval if interims and config.interim_results else None,
         )
+        self._interims = interims
+        self._interim_work: set[asyncio.Task[None]] = set()
         self.session_id = session_id
         self.school_id = self.core.school_id
         self.group_id = self.core.group_id
@@ -83,8 +89,7 @@ class StreamSession:
         self.outbox = Outbox(ws.send_str, self._stuck)
         self._work: dict[int, asyncio.Task[None]] = {}
         self._reader: asyncio.Task[None] | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at: float | None = None
+        self._wakeup = Wakeup(self._tick)
         self._done = asyncio.Event()
         self.finished = asyncio.Event()
 
@@ -125,11 +130,10 @@ class StreamSession:
         self.core.request_end(ending, time.monotonic())
         self._flush()
 
-    def budget_alert(self, *, percent_used: float, threshold: int, remaining_usd: float) -> None:
+    def budget_alert(self, **alert: Any) -> None:
+        """The school crossed a threshold (``percent_used``, ``threshold``, ``remaining_usd``)."""
         self._steer()
-        self.core.budget_alert(
-            percent_used=percent_used, threshold=threshold, remaining_usd=remaining_usd
-        )
+        self.core.budget_alert(**alert)
         self._flush()
 
     # UpstreamEvents, from a window's transcription
@@ -165,10 +169,11 @@ class StreamSession:
             await self._close(ending)
             return ending
         finally:
-            for task in (self._reader, *self._work.values()):
+            for task in (*self._work.values(), *self._interim_work):
                 task.cancel()
-            if self._timer is not None:
-                self._timer.cancel()
+            if self._reader is not None:
+                self._reader.cancel()
+            self._wakeup.cancel()
             writer.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await writer
@@ -219,6 +224,17 @@ class StreamSession:
         self.core.window_resolved(job.seq, outcome, time.monotonic())
         self._flush()
 
+    async def _interim(self, request: InterimRequest) -> None:
+        """Decode the open window's audio so far; the core decides what the answer becomes."""
+        assert self._interims is not None
+        try:
+            decoded = await self._interims.decode(request, self.claims, self.config.language)
+        except Exception:
+            log.exception("session.interim_failed")
+            decoded = FAILED
+        self.core.interim_resolved(request, decoded.text, time.monotonic(), busy=decoded.busy)
+        self._flush()
+
     def _steer(self) -> None:
         """Push in what the services decide now: the school's model (a downgrade once its
         spend passed a step) and the window target (longer while the upstream rate-limits).
@@ -237,28 +253,19 @@ class StreamSession:
             self.outbox.put(message, key=key)
         for job in actions.submissions:
             self._work[job.seq] = asyncio.create_task(self._transcribe(job))
+        for request in actions.interims:
+            decoding = asyncio.create_task(self._interim(request))
+            self._interim_work.add(decoding)
+            decoding.add_done_callback(self._interim_work.discard)
         for seq in actions.cancellations:
-            task = self._work.get(seq)
-            if task is not None:
+            if (task := self._work.get(seq)) is not None:
                 task.cancel()
         if actions.ending is not None:
             self._done.set()
         else:
-            self._arm(core.next_deadline)
+            self._wakeup.arm(core.next_deadline)
 
-    def _arm(self, deadline: float | None) -> None:
-        """One timer per session, for the core's next deadline (never a timer per frame: a
-        later deadline waits for the timer to fire and be re-armed)."""
-        if deadline is None or (self._timer_at is not None and self._timer_at <= deadline):
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer_at = deadline
-        delay = max(0.0, deadline - time.monotonic()) + 0.01
-        self._timer = asyncio.get_running_loop().call_later(delay, self._fire)
-
-    def _fire(self) -> None:
-        self._timer = self._timer_at = None
+    def _tick(self) -> None:
         self.core.tick(time.monotonic())
         self._flush()
 
