@@ -56,6 +56,34 @@ async def test_the_classroom_transcribes_spoken_words_with_local_whisper(
         assert watch.errors == []
 
 
+async def test_the_classroom_shows_words_while_they_are_spoken(
+    make_gateway: GatewayFactory, tmp_path: Path
+) -> None:
+    """Now hearing shows the open window's words (settled ones apart from the tentative tail)
+    before its Transcript; the log holds finals only, one line per window."""
+    server = await make_gateway(
+        STT_PROVIDER="local", STT_WINDOW_SECONDS=5.0, INTERIM_PROVIDER="local"
+    )
+    async with chromium(_lesson_wav(tmp_path)) as browser:
+        page, watch = await _open(browser, f"{server.http}/classroom#token={token('s-1', 't-2')}")
+        await page.get_by_role("button", name="Start").click()
+        hearing = page.get_by_role("status", name="Now hearing")
+        log = page.get_by_role("log", name="Transcript")
+        await hearing.filter(has_text=re.compile(r"[a-z]{3}", re.I)).wait_for(timeout=60_000)
+        assert await log.inner_text() == ""  # the words showed before any window's final
+        await log.filter(has_text=re.compile("plants|sunlight|leaf|food", re.I)).wait_for(
+            timeout=60_000
+        )
+        await screenshot(page, "classroom-live")
+        await page.get_by_role("button", name="Stop").click()
+        await page.locator("#status").filter(has_text="Stopped").wait_for(timeout=30_000)
+        seqs = await log.locator("p").evaluate_all("ps => ps.map(p => p.dataset.seq)")
+        assert len(seqs) == len(set(seqs))  # one line per window: no interim in the log
+        assert await hearing.locator(".tentative").count() == 1
+        assert server.state.metrics.interims.labels(outcome="sent")._value.get() > 0
+        assert watch.errors == []
+
+
 async def test_a_school_out_of_budget_is_told_in_plain_words(
     make_gateway: GatewayFactory, tmp_path: Path
 ) -> None:

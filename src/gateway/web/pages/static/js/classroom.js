@@ -33,6 +33,10 @@ export const WARNINGS = {
 const main = document.querySelector("main");
 const statusNode = document.getElementById("status");
 const log = document.getElementById("transcript");
+const hearing = document.getElementById("hearing");
+const hearingStable = hearing.querySelector(".stable");
+const hearingTentative = hearing.querySelector(".tentative");
+let hearingSeq = -1; // the window the Now hearing line is about
 const startButton = document.getElementById("start");
 const stopButton = document.getElementById("stop");
 const muteButton = document.getElementById("mute");
@@ -50,7 +54,25 @@ function say(text, tone = "info") {
   setStatus(statusNode, text, tone);
 }
 
+// Live words of the window still open: settled words solid, the tail tentative. An Interim
+// replaces the previous one; its window's Transcript replaces it in the log.
+function showInterim(message) {
+  if (message.seq < hearingSeq) return;
+  hearingSeq = message.seq;
+  const stable = message.stable_text || "";
+  hearingStable.textContent = stable;
+  hearingTentative.textContent = message.text.slice(stable.length).trim();
+}
+
+function clearHearing(seq) {
+  if (seq < hearingSeq) return;
+  hearingSeq = seq + 1;
+  hearingStable.textContent = "";
+  hearingTentative.textContent = "";
+}
+
 function appendTranscript(message) {
+  clearHearing(message.seq);
   if (message.status !== "ok" || !message.text) return;
   const entry = el("p", { "data-seq": message.seq }, message.text);
   log.append(entry);
@@ -82,7 +104,7 @@ function closeMicrophone() {
 
 function listenUrl() {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  return `${scheme}//${location.host}/api/v1/listen?sample_rate=16000`;
+  return `${scheme}//${location.host}/api/v1/listen?sample_rate=16000&interim_results=true`;
 }
 
 function connect() {
@@ -106,6 +128,9 @@ function connect() {
         say(`Listening${where}. Speak and your words appear below.`, "ok");
         break;
       }
+      case "Interim":
+        showInterim(message);
+        break;
       case "Transcript":
         appendTranscript(message);
         break;
