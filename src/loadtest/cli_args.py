@@ -188,6 +188,12 @@ def quality(quality: argparse.ArgumentParser) -> argparse.ArgumentParser:
     quality.add_argument(
         "--no-baselines", action="store_true", help="skip the whole-file and chunk baselines"
     )
+    quality.add_argument(
+        "--interims",
+        action="store_true",
+        help="stream each lesson twice, without and with interim_results, and report the "
+        "first-words latency of both",
+    )
     quality.add_argument("--out-dir", type=Path, help="keep each lesson's WAV, script and times")
     quality.add_argument("--json", type=Path, help="write the report here")
     quality.add_argument("--markdown", type=Path, help="write the table here")

@@ -73,27 +73,30 @@ async def main(args: argparse.Namespace) -> int:
                 flush=True,
             )
             terms = [*args.keyterm, *(VOCABULARY.get(name, ()) if args.vocabulary else ())]
-            try:
-                streamed = await runner.stream(args.url, token, recording, args.speed, terms)
-            except (runner.Refused, aiohttp.ClientError, OSError) as exc:
-                print(f"stt-loadtest quality: {exc}", file=sys.stderr)
-                return 2
             whole = chunks = None
             if baselines is not None:
                 whole = await baselines.whole(recording, terms)
                 chunks = await baselines.chunks(recording, keyterms=terms)
-            rows.append(
-                runner.score(
-                    name,
-                    noise,
-                    recording,
-                    streamed,
-                    speed=args.speed,
-                    whole_text=whole,
-                    chunk_text=chunks,
-                    keyterms=terms,
+            for interims in (False, True) if args.interims else (False,):
+                try:
+                    streamed = await runner.stream(
+                        args.url, token, recording, args.speed, terms, interims=interims
+                    )
+                except (runner.Refused, aiohttp.ClientError, OSError) as exc:
+                    print(f"stt-loadtest quality: {exc}", file=sys.stderr)
+                    return 2
+                rows.append(
+                    runner.score(
+                        name,
+                        noise,
+                        recording,
+                        streamed,
+                        speed=args.speed,
+                        whole_text=whole,
+                        chunk_text=chunks,
+                        keyterms=terms,
+                    )
                 )
-            )
     finally:
         if baselines is not None:
             await baselines.__aexit__()

@@ -10,7 +10,7 @@ import json
 import time
 import wave
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -33,6 +33,8 @@ class Streamed:
     last: dict[str, Any] | None
     close_code: int | None
     wall_seconds: float
+    #: The ``Interim`` messages, when they were asked for.
+    interims: list[Received] = field(default_factory=list)
 
 
 class Refused(RuntimeError):
@@ -48,14 +50,20 @@ RETRY_FOR_SECONDS = 120.0
 
 
 async def stream(
-    url: str, token: str, recording: Recording, speed: float, keyterms: Sequence[str] = ()
+    url: str,
+    token: str,
+    recording: Recording,
+    speed: float,
+    keyterms: Sequence[str] = (),
+    *,
+    interims: bool = False,
 ) -> Streamed:
     """:func:`stream_once`, again after ``retry_after`` while the gateway says it is not
     ready yet (``OVERLOADED``: starting, or its local model still loading)."""
     deadline = time.monotonic() + RETRY_FOR_SECONDS
     while True:
         try:
-            return await stream_once(url, token, recording, speed, keyterms)
+            return await stream_once(url, token, recording, speed, keyterms, interims=interims)
         except Refused as exc:
             if not exc.error.get("retryable") or time.monotonic() > deadline:
                 raise
@@ -63,12 +71,21 @@ async def stream(
 
 
 async def stream_once(
-    url: str, token: str, recording: Recording, speed: float, keyterms: Sequence[str] = ()
+    url: str,
+    token: str,
+    recording: Recording,
+    speed: float,
+    keyterms: Sequence[str] = (),
+    *,
+    interims: bool = False,
 ) -> Streamed:
     """Send ``recording`` in 100 ms frames at ``speed`` × real time while reading."""
     frame = 2 * round(FRAME_SECONDS * recording.sample_rate)
     query = [("sample_rate", str(recording.sample_rate))] + [("keyterm", k) for k in keyterms]
+    if interims:
+        query.append(("interim_results", "true"))
     received: list[Received] = []
+    live: list[Received] = []
     last: dict[str, Any] | None = None
     async with (
         aiohttp.ClientSession() as session,
@@ -98,10 +115,12 @@ async def stream_once(
                 break
             message = json.loads(msg.data)
             last = message
-            if message["type"] == "Transcript":
-                received.append(Received(message, time.monotonic() - started))
+            if message["type"] in ("Transcript", "Interim"):
+                arrived = Received(message, time.monotonic() - started)
+                (received if message["type"] == "Transcript" else live).append(arrived)
         sender.cancel()
-        return Streamed(received, begin, last, ws.close_code, time.monotonic() - started)
+        wall = time.monotonic() - started
+        return Streamed(received, begin, last, ws.close_code, wall, live)
 
 
 def _wav(pcm: bytes, sample_rate: int) -> bytes:
@@ -200,6 +219,7 @@ def score(
         "sentence_delay_s": scoring.distribution(
             scoring.sentence_delays(received, recording.sentences, speed)
         ),
+        **_live_words(recording, streamed, speed),
         "cuts_inside_sentences": len(scoring.cuts_inside_sentences(received, recording.sentences)),
         "late_sentences": len(
             scoring.late_sentences(
@@ -217,6 +237,18 @@ def score(
     }
 
 
+def _live_words(recording: Recording, streamed: Streamed, speed: float) -> dict[str, Any]:
+    """Whether interims came, how many, and how soon each sentence's first words showed."""
+    shown = [*streamed.interims, *streamed.received]
+    return {
+        "interims": bool(streamed.begin.get("config", {}).get("interim_results")),
+        "interim_messages": len(streamed.interims),
+        "first_words_s": scoring.distribution(
+            scoring.first_words_delays(shown, recording.sentences, speed)
+        ),
+    }
+
+
 COLUMNS = (
     ("lesson", "lesson"),
     ("noise", "noise"),
@@ -229,6 +261,8 @@ COLUMNS = (
     ("text in long pause", "pause_texts"),
     ("latency p50 / p95 (s)", "latency_s"),
     ("sentence → words p50 / p95 (s)", "sentence_delay_s"),
+    ("interims", "interims"),
+    ("first words p50 / p95 (s)", "first_words_s"),
     ("cuts inside a sentence", "cuts_inside_sentences"),
     ("sentences past the latency target", "late_sentences"),
     ("vocabulary terms", "keyterms"),
@@ -238,6 +272,8 @@ COLUMNS = (
 def _cell(value: Any) -> str:
     if value is None:
         return "—"
+    if isinstance(value, bool):
+        return "on" if value else "off"
     if isinstance(value, list):
         return str(len(value)) if value else "none"
     if isinstance(value, dict):

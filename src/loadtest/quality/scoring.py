@@ -98,6 +98,28 @@ def sentence_delays(
     return delays
 
 
+#: Words "show" for a sentence once a message with text covers this much of it.
+FIRST_WORDS_COVER_SECONDS = 0.5
+#: First-words latency counts from this far into the sentence (its first words said).
+FIRST_WORDS_AFTER_SECONDS = 1.0
+
+
+def first_words_delays(
+    received: Sequence[Received], sentences: Sequence[Spoken], speed: float
+) -> list[float]:
+    """For each sentence: seconds from when its first second was said to the arrival of the
+    first message (``Interim`` or ``Transcript``) with text covering at least 0.5 s of it."""
+    delays = []
+    for sentence in sentences:
+        said_at = (sentence.start + FIRST_WORDS_AFTER_SECONDS) / speed
+        for r in sorted(received, key=lambda r: r.arrived):
+            overlap = min(r.end, sentence.end) - max(r.start, sentence.start)
+            if r.text.strip() and overlap >= FIRST_WORDS_COVER_SECONDS - 1e-6:
+                delays.append(max(0.0, r.arrived - said_at))
+                break
+    return delays
+
+
 #: A window end this close to a sentence's first or last sample is not inside it.
 CUT_TOLERANCE = 0.05
 
