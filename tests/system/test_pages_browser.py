@@ -71,10 +71,10 @@ async def test_the_classroom_shows_words_while_they_are_spoken(
         log = page.get_by_role("log", name="Transcript")
         await hearing.filter(has_text=re.compile(r"[a-z]{3}", re.I)).wait_for(timeout=60_000)
         assert await log.inner_text() == ""  # the words showed before any window's final
+        await screenshot(page, "classroom-live")
         await log.filter(has_text=re.compile("plants|sunlight|leaf|food", re.I)).wait_for(
             timeout=60_000
         )
-        await screenshot(page, "classroom-live")
         await page.get_by_role("button", name="Stop").click()
         await page.locator("#status").filter(has_text="Stopped").wait_for(timeout=30_000)
         seqs = await log.locator("p").evaluate_all("ps => ps.map(p => p.dataset.seq)")

@@ -286,3 +286,32 @@ async def test_the_harness_waits_while_the_gateway_says_retry(tmp_path: Path) ->
         with pytest.raises(Refused):
             await stream(url, "t", recording, speed=10.0, keyterms=["never"])
         assert len(attempts) == 1
+
+
+async def test_interims_show_the_first_words_sooner(
+    fake_whisper: FakeWhisper, tmp_path: Path
+) -> None:
+    """The same lesson in real time, without and with interims from the same local model:
+    the first words of its sentences show sooner with them."""
+    require_tool("espeak-ng", "espeak-ng")
+    require_tool("sox", "sox")
+    gateway = await spawn_gateway(
+        fake_whisper,
+        tmp_path / "data",
+        STT_PROVIDER="local",
+        STT_WINDOW_SECONDS="5",
+        INTERIM_PROVIDER="local",
+    )
+    try:
+        port = await gateway.listening()
+        code, out = await _quality(
+            port, tmp_path, "--interims", "--no-baselines", "--speed", "1", report="live.json"
+        )
+    finally:
+        await gateway.stop()
+    assert code == 0, out
+    without, with_interims = json.loads((tmp_path / "live.json").read_text())["runs"]
+    assert (without["interims"], without["interim_messages"]) == (False, 0)
+    assert with_interims["interims"] and with_interims["interim_messages"] > 0
+    assert with_interims["first_words_s"]["p50"] < without["first_words_s"]["p50"], out
+    assert "| on |" in out and "| off |" in out
