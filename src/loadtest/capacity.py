@@ -47,18 +47,20 @@ def run_step(kind: str, streams: int, args: argparse.Namespace, workdir: Path) -
     if kind == "bare-post":
         return run_post_baseline(streams, args, workdir)
     silent = kind == "gateway-silent"
+    live = kind == "gateway-interims"
     server = Server(
-        "gateway" if silent else kind,
+        "gateway" if silent or live else kind,
         workdir / f"{kind}-{streams}",
         args.upstream_latency_ms,
         args.window_seconds,
+        interims=args.interims if live else "off",
     )
     server.start()
     try:
         idle_rss = rss_bytes(server.pid)
         cpu_before = cpu_seconds(server.pid)
         ramp = min(5.0, args.step_seconds / 4)
-        procs = start_loaders(server.url, streams, args, ramp, silent)
+        procs = start_loaders(server.url, streams, args, ramp, silent, live)
         time.sleep(ramp + args.step_seconds * 0.6)
         loaded_rss = rss_bytes(server.pid)
         outputs = [p.communicate(timeout=args.step_seconds * 4 + 120)[0] for p in procs]
@@ -81,8 +83,9 @@ def run_step(kind: str, streams: int, args: argparse.Namespace, workdir: Path) -
         "rss_per_stream_kib": round((loaded_rss - idle_rss) / max(1, streams) / 1024, 1),
         "windows_ok": len(stats["latency_ms"]),
         "windows_dropped": stats["dropped"],
+        "interims": stats["interims"],
         "added_latency_ms": None
-        if kind != "gateway"
+        if kind not in ("gateway", "gateway-interims")
         else {
             "p50": percentile(added, 0.5),
             "p95": percentile(added, 0.95),
@@ -92,7 +95,12 @@ def run_step(kind: str, streams: int, args: argparse.Namespace, workdir: Path) -
 
 
 def start_loaders(
-    url: str, streams: int, args: argparse.Namespace, ramp: float, silent: bool
+    url: str,
+    streams: int,
+    args: argparse.Namespace,
+    ramp: float,
+    silent: bool,
+    interims: bool = False,
 ) -> list[subprocess.Popen[bytes]]:
     """``args.loaders`` loader processes sharing ``streams`` between them."""
     loaders = max(1, min(args.loaders, streams))
@@ -103,6 +111,7 @@ def start_loaders(
         argv = [sys.executable, "-m", "loadtest.capacity_loader", "--url", url]
         argv += ["--streams", str(count), "--seconds", str(args.step_seconds)]
         argv += ["--first", str(first), "--ramp", str(ramp), *(["--silent"] if silent else [])]
+        argv += ["--interims"] if interims else []
         procs.append(subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL))
         first += count
     return procs
@@ -184,13 +193,13 @@ def markdown(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
         if r["server"] != "sink" and r["streams"] in base:
             b = base[r["streams"]]["cpu_seconds_per_1000_frames"]
             ratio = f"{r['cpu_seconds_per_1000_frames'] / b:.2f}×" if b else "∞"
-        lat = r["added_latency_ms"]
-        added = "-" if not lat or lat["p50"] is None else f"{lat['p50']:.0f} / {lat['p99']:.0f} ms"
+        added = _latency(r["added_latency_ms"])
         lines.append(
             f"| {r['streams']} | {r['server']} | {r['held']} | {r['errors']} | "
             f"{r.get('windows_dropped', 0)} | {r['cpu_seconds_per_1000_frames']:.3f} | {ratio} | "
             f"{r['rss_per_stream_kib']:.0f} KiB | {added} |"
         )
+    lines += _live_words(rows, args)
     posts = {r["streams"]: r for r in rows if r["server"] == "bare-post"}
     speaking = [r for r in rows if "cpu_ms_per_window" in r and r["streams"] in posts]
     if speaking:
@@ -208,12 +217,42 @@ def markdown(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _latency(lat: dict[str, Any] | None) -> str:
+    return "-" if not lat or lat["p50"] is None else f"{lat['p50']:.0f} / {lat['p99']:.0f} ms"
+
+
+def _live_words(rows: list[dict[str, Any]], args: argparse.Namespace) -> list[str]:
+    """Per step: the interims each stream got per second, and the finals' added latency
+    without and with interims."""
+    plain = {r["streams"]: r for r in rows if r["server"] == "gateway"}
+    live = [r for r in rows if r["server"] == "gateway-interims" and r["streams"] in plain]
+    if not live:
+        return []
+    out = [
+        "",
+        f"| streams | interims ({args.interims}) / stream / s | finals' added latency p50 / p99, "
+        "without | with interims |",
+        "|---|---|---|---|",
+    ]
+    for r in live:
+        rate = r["interims"] / max(1, r["streams"]) / args.step_seconds
+        cells = []
+        for row in (plain[r["streams"]], r):
+            lat = row["added_latency_ms"]
+            cells.append(
+                "-" if not lat or lat["p50"] is None else f"{lat['p50']:.0f} / {lat['p99']:.0f} ms"
+            )
+        out.append(f"| {r['streams']} | {rate:.2f} | {cells[0]} | {cells[1]} |")
+    return out
+
+
 def main(args: argparse.Namespace) -> int:
     steps = [int(s) for s in str(args.steps).split(",") if s.strip()]
     rows = []
     with tempfile.TemporaryDirectory(prefix="stt-capacity-") as tmp:
+        kinds = KINDS if args.interims == "off" else (*KINDS, "gateway-interims")
         for streams in steps:
-            for kind in KINDS:
+            for kind in kinds:
                 row = run_step(kind, streams, args, Path(tmp))
                 rows.append(row)
                 print(json.dumps(row), file=sys.stderr, flush=True)

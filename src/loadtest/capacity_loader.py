@@ -19,7 +19,7 @@ from gateway.auth.tokens import mint
 FRAME_BYTES = 3200  # 100 ms of 16 kHz s16le
 SECRET = "capacity-benchmark-secret-0123456789abcdef"
 
-COUNTS = ("connected", "held", "frames", "late_frames", "dropped")
+COUNTS = ("connected", "held", "frames", "late_frames", "dropped", "interims")
 
 
 def empty_stats() -> dict[str, Any]:
@@ -51,7 +51,9 @@ async def _stream(
             async def read() -> None:
                 async for raw in ws:
                     m = json.loads(raw)
-                    if m.get("type") == "Transcript" and m.get("status") == "ok":
+                    if m.get("type") == "Interim":
+                        stats["interims"] += 1
+                    elif m.get("type") == "Transcript" and m.get("status") == "ok":
                         stats["latency_ms"].append(m["latency_ms"])
                     elif m.get("type") == "Transcript" and m.get("status") == "dropped":
                         stats["dropped"] += 1
@@ -109,8 +111,10 @@ def main() -> None:
     parser.add_argument("--first", type=int, default=0)
     parser.add_argument("--ramp", type=float, default=2.0)
     parser.add_argument("--silent", action="store_true")
+    parser.add_argument("--interims", action="store_true", help="ask for interim_results")
     ns = parser.parse_args()
-    asyncio.run(_loader(ns.url, ns.streams, ns.seconds, ns.first, ns.ramp, ns.silent))
+    url = f"{ns.url}?interim_results=true" if ns.interims else ns.url
+    asyncio.run(_loader(url, ns.streams, ns.seconds, ns.first, ns.ramp, ns.silent))
 
 
 if __name__ == "__main__":

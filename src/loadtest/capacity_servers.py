@@ -32,9 +32,16 @@ def rss_bytes(pid: int) -> int:
 
 class Server:
     def __init__(
-        self, kind: str, workdir: Path, upstream_latency_ms: float, window_seconds: float
+        self,
+        kind: str,
+        workdir: Path,
+        upstream_latency_ms: float,
+        window_seconds: float,
+        interims: str = "off",
     ) -> None:
+        """``interims``: the gateway's INTERIM_PROVIDER (``openai``: the simulated Whisper)."""
         self.kind = kind
+        self.interims = interims
         self.port = free_port()
         self.workdir = workdir
         self.procs: list[subprocess.Popen[bytes]] = []
@@ -71,6 +78,8 @@ class Server:
                     "STT_MAX_CONCURRENCY": "1024",
                     "MAX_SESSIONS": "10000",
                     "IDLE_TIMEOUT_SECONDS": "120",
+                    "INTERIM_PROVIDER": self.interims,
+                    "INTERIM_BASE_URL": f"http://127.0.0.1:{fake_port}/v1",
                 }
             )
             self.pid = self._spawn([sys.executable, "-m", "gateway", "serve"], env)

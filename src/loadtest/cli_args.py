@@ -248,6 +248,13 @@ def capacity(cap: argparse.ArgumentParser) -> argparse.ArgumentParser:
     )
     cap.add_argument("--window-seconds", type=float, default=5.0, help="STT_WINDOW_SECONDS")
     cap.add_argument("--loaders", type=int, default=2, help="load-generator processes")
+    cap.add_argument(
+        "--interims",
+        choices=("off", "local", "openai"),
+        default="off",
+        help="also run each step with interim_results (gateway-interims): live words from the "
+        "local model in the gateway, or from the simulated Whisper (openai)",
+    )
     cap.add_argument("--json", type=Path, help="write the results here")
     cap.add_argument("--markdown", type=Path, help="write a docs-ready table here")
     return cap

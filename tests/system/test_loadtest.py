@@ -420,3 +420,22 @@ async def test_ctrl_c_prints_a_partial_report_without_a_traceback(
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
     assert "classroom: 3 groups" in text
     assert "verdict: INTERRUPTED after" in text
+
+
+def test_capacity_can_run_a_step_with_interims(tmp_path: Path) -> None:
+    """``--interims openai``: each step also runs the gateway with live words (from the
+    simulated Whisper); the report gives the interims each stream got and the finals'
+    added latency beside the same step without them."""
+    import subprocess
+
+    data = tmp_path / "capacity.json"
+    command = [sys.executable, "-m", "loadtest", "capacity", "--steps", "2"]
+    command += ["--step-seconds", "3", "--loaders", "1", "--interims", "openai"]
+    command += ["--json", str(data)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    rows = {row["server"]: row for row in json.loads(data.read_text())}
+    live, plain = rows["gateway-interims"], rows["gateway"]
+    assert (live["held"], live["errors"], live["windows_dropped"]) == (2, 0, 0)
+    assert live["interims"] > 0 and plain["interims"] == 0
+    assert "interims (openai) / stream / s" in done.stdout
