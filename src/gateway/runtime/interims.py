@@ -24,6 +24,8 @@ log = get_logger("gateway.interim")
 
 #: Interim decodes in flight at once on a remote interim server (a GPU serves many).
 REMOTE_IN_FLIGHT = 16
+#: An interim later than this is no live word: give it up (a window's final has its own).
+REMOTE_TIMEOUT_SECONDS = 5.0
 
 
 @asynccontextmanager
@@ -41,7 +43,7 @@ async def open_interims(
             transcriber = AiohttpTranscriber(
                 api_key=settings.INTERIM_API_KEY or "none",
                 base_url=settings.INTERIM_BASE_URL,
-                timeout=settings.STT_REQUEST_TIMEOUT_SECONDS,
+                timeout=min(REMOTE_TIMEOUT_SECONDS, settings.STT_REQUEST_TIMEOUT_SECONDS),
             )
             stack.push_async_callback(transcriber.close)
             decoder = InterimDecoder(

@@ -60,6 +60,8 @@ class InterimDecoder:
         self._max = max_in_flight
         self._finals_waiting = finals_waiting
         self.in_flight = 0
+        #: The error of the current run of failures (logged once, and its end once).
+        self.failing: str | None = None
 
     async def decode(
         self, request: InterimRequest, claims: Claims, language: str | None
@@ -72,11 +74,16 @@ class InterimDecoder:
         try:
             text = await self._metered(request, claims, language)
         except (BudgetError, LedgerUnavailable, UpstreamError) as exc:
-            log.info("interim.failed", error=type(exc).__name__)
             self._metrics.interims.labels(outcome="failed").inc()
+            if type(exc).__name__ != self.failing:  # once per kind of failure, not per decode
+                self.failing = type(exc).__name__
+                log.warning("interim.failing", error=self.failing)
             return FAILED
         finally:
             self.in_flight -= 1
+        if self.failing is not None:
+            log.info("interim.recovered", error=self.failing)
+            self.failing = None
         self._metrics.interims.labels(outcome="sent").inc()
         self._metrics.interim_duration.observe(time.perf_counter() - started)
         return Decoded(text)

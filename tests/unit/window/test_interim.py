@@ -105,3 +105,29 @@ async def test_a_priced_interim_model_is_charged_to_the_school(
     spent = (await ledger.day("school:s-1", day)).get("spent", 0)
     assert spent == POLICY.pricing.cost_micro("whisper-1", 0.5) > 0
     await client.aclose()
+
+
+async def test_a_failing_interim_server_is_logged_once_and_its_recovery_once() -> None:
+    from structlog.testing import capture_logs
+
+    from gateway.errors import UpstreamConnectionError
+
+    class Flaky(Slow):
+        down = True
+
+        async def transcribe(self, request: TranscriptionRequest) -> TranscriptionResult:
+            if self.down:
+                raise UpstreamConnectionError("refused")
+            return TranscriptionResult(text="back", billed_seconds=0.5)
+
+    flaky = Flaky()
+    decoder = _decoder(flaky)
+    with capture_logs() as logs:
+        for _ in range(5):
+            await decoder.decode(REQUEST, CLAIMS, None)
+        assert decoder.failing == "UpstreamConnectionError"
+        flaky.down = False
+        await decoder.decode(REQUEST, CLAIMS, None)
+    assert [entry["event"] for entry in logs] == ["interim.failing"]  # once, not five times
+    assert decoder.failing is None  # recovered (logged at info)
+    assert _count(decoder, "failed") == 5 and _count(decoder, "sent") == 1
