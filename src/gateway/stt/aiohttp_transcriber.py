@@ -58,6 +58,8 @@ class AiohttpTranscriber:
             form.add_field("language", request.language)
         if request.prompt:
             form.add_field("prompt", request.prompt)
+        if request.quick:
+            form.add_field("temperature", "0")
         try:
             async with self._client().post(self._url, data=form) as response:
                 status, headers = response.status, response.headers

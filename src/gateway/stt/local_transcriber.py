@@ -191,6 +191,9 @@ class LocalTranscriber:
             beam_size=1,
             vad_filter=False,
             condition_on_previous_text=False,
+            # A live guess: one greedy decode (the fallback at higher temperatures can cost
+            # several decodes on noise), no timestamps to predict.
+            **({"temperature": 0.0, "without_timestamps": True} if request.quick else {}),
         )
         kept = tuple(
             Segment(

@@ -15,6 +15,8 @@ class TranscriptionRequest:
     prompt: str | None = None
     filename: str = "window.wav"
     content_type: str = "audio/wav"
+    #: A live guess (an interim): one greedy decode, no retries at higher temperatures.
+    quick: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -95,6 +95,7 @@ class InterimDecoder:
             duration=request.seconds,
             language=language,
             prompt=request.prompt or None,
+            quick=True,
         )
         if not self._budget.policy.pricing.cost_micro(self.model, request.seconds):
             return (await self.transcriber.transcribe(upstream)).text
