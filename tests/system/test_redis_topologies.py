@@ -71,6 +71,7 @@ def test_the_target_named_in_readiness_never_carries_the_password() -> None:
         "redis.internal:6379"
     )
     assert redis_target("redis://127.0.0.1:6380") == "127.0.0.1:6380"
+    assert redis_target("unix://:pw@/data/redis/redis.sock?db=0") == "unix:/data/redis/redis.sock"
 
 
 async def test_every_ledger_call_works_on_a_cluster_and_stays_in_one_slot(

@@ -64,7 +64,9 @@ def parse_sentinel_url(url: str) -> SentinelAddress:
 def redis_target(url: str) -> str:
     """Where ``url`` points, for readiness and logs: ``host:port`` (comma-separated for
     sentinels), never the password or the database (pure)."""
-    _, sep, rest = url.partition("://")
+    scheme, sep, rest = url.partition("://")
+    if scheme == "unix":  # a socket (the embedded Redis): its path, without password or db
+        return "unix:" + rest.rpartition("@")[2].partition("?")[0]
     netloc = (rest if sep else url).partition("/")[0].partition("?")[0]
     netloc = netloc.rpartition("@")[2]
     hosts = []
