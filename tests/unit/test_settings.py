@@ -62,6 +62,15 @@ def test_prod_may_run_local_whisper_without_an_api_key() -> None:
         load_settings({**prod, "STT_PROVIDER": "simulated"})
 
 
+def test_interims_default_to_the_local_model_when_it_is_installed() -> None:
+    s = load_settings({})
+    assert (s.INTERIM_PROVIDER, s.interim_provider, s.INTERIM_MODEL) == ("auto", "local", "tiny.en")
+    assert s.INTERIM_INTERVAL_SECONDS == 0.5
+    assert load_settings({"INTERIM_PROVIDER": "OFF"}).interim_provider == "off"
+    remote = load_settings({"INTERIM_PROVIDER": "openai", "INTERIM_BASE_URL": "http://gpu:9000/v1"})
+    assert remote.interim_provider == "openai"
+
+
 def test_settings_are_frozen() -> None:
     s = load_settings({})
     with pytest.raises(ValueError, match="frozen"):
@@ -92,6 +101,10 @@ def test_origins_parsing() -> None:
         ),
         ({"GATEWAY_PORT": "70000"}, "GATEWAY_PORT"),
         ({"OPENAI_API_KEY": "sk-secret", "OPENAI_BASE_URL": "ftp://x"}, "OPENAI_BASE_URL"),
+        ({"INTERIM_PROVIDER": "openai"}, "INTERIM_BASE_URL"),
+        ({"INTERIM_PROVIDER": "openai", "INTERIM_BASE_URL": "gpu:9000"}, "INTERIM_BASE_URL"),
+        ({"INTERIM_PROVIDER": "sometimes"}, "INTERIM_PROVIDER"),
+        ({"INTERIM_INTERVAL_SECONDS": "0"}, "INTERIM_INTERVAL_SECONDS"),
     ],
 )
 def test_invalid_values_name_the_variable(env: dict[str, str], name: str) -> None:
