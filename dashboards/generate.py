@@ -132,7 +132,15 @@ def streaming() -> dash.Dashboard:
                 "sum by (reason) (rate(stt_segments_suppressed_total[" + RATE + "]))",
                 "{{reason}}"),
                 description="Segments Whisper itself marked as non-speech or looping, "
-                            "dropped from transcripts.")))
+                            "dropped from transcripts."))
+            .with_panel(ts("Live words (interims) by outcome", "ops", q(
+                "sum by (outcome) (rate(stt_interims_total[" + RATE + "]))", "{{outcome}}"),
+                description="Interim decodes of open windows: sent, skipped_busy (the "
+                            "decoder had no room: interims are given up first), failed."))
+            .with_panel(ts("Interim decode p50 / p95", "s", *[
+                q("histogram_quantile(" + str(p) + ", sum by (le) (rate("
+                  "stt_interim_duration_seconds_bucket[" + RATE + "])))", f"p{int(p * 100)}",
+                  ref) for p, ref in ((0.5, "A"), (0.95, "B"))])))
 
 
 def upstream() -> dash.Dashboard:
