@@ -44,7 +44,7 @@ async def test_the_classroom_transcribes_spoken_words_with_local_whisper(
         assert "token=" not in page.url  # taken out of the address bar
         assert await page.evaluate("sessionStorage.getItem('stt-gateway-token')") == jwt
         await page.get_by_role("button", name="Start").click()
-        status = page.get_by_role("status")
+        status = page.locator("#status")  # the connection line (Now hearing is another)
         await status.filter(has_text="local Whisper").wait_for(timeout=30_000)
         log = page.get_by_role("log", name="Transcript")
         await log.filter(has_text=re.compile("plants|sunlight|leaf", re.I)).wait_for(timeout=60_000)
@@ -94,7 +94,7 @@ async def test_a_school_out_of_budget_is_told_in_plain_words(
     async with chromium(_lesson_wav(tmp_path)) as browser:
         page, watch = await _open(browser, f"{server.http}/classroom#token={token('broke', 'g')}")
         await page.get_by_role("button", name="Start").click()
-        status = page.get_by_role("status")
+        status = page.locator("#status")  # the connection line (Now hearing is another)
         await status.filter(has_text="budget for today is used up").wait_for(timeout=30_000)
         assert await page.get_by_role("button", name="Start").is_enabled()  # no reconnect loop
         assert watch.errors == []
@@ -147,11 +147,11 @@ async def test_the_teacher_sees_the_usage_and_mints_a_working_link(
         await again.get_by_text("already used or has expired").wait_for()
         await again.get_by_label("Access token").wait_for()
         await classroom.get_by_role("button", name="Start").click()
-        await classroom.get_by_role("status").filter(has_text="Listening").wait_for()
+        await classroom.locator("#status").filter(has_text="Listening").wait_for()
         live = page.get_by_role("table", name="Live groups")
         await live.filter(has_text="table-7").wait_for(timeout=20_000)  # refreshes by itself
         await classroom.get_by_role("button", name="Stop").click()
-        await classroom.get_by_role("status").filter(has_text="Stopped").wait_for()
+        await classroom.locator("#status").filter(has_text="Stopped").wait_for()
         assert server.fake.received and server.fake.received[-1].prompt == ("Omar, photosynthesis.")
         assert watch.errors == [] and classroom_watch.errors == []
 
@@ -231,7 +231,7 @@ async def test_the_classroom_reconnects_when_told_to_retry_and_never_when_replac
     async with chromium(_lesson_wav(tmp_path)) as browser:
         page, watch = await _open(browser, f"{server.http}/classroom#token={jwt}")
         await page.get_by_role("button", name="Start").click()
-        status = page.get_by_role("status")
+        status = page.locator("#status")  # the connection line (Now hearing is another)
         await status.filter(has_text="busy").wait_for(timeout=15_000)
         server.state.registry.draining = False
         await status.filter(has_text="Listening").wait_for(timeout=30_000)
@@ -253,7 +253,7 @@ async def test_a_muted_classroom_keeps_its_session(
     async with chromium(_lesson_wav(tmp_path)) as browser:
         page, watch = await _open(browser, f"{server.http}/classroom#token={token('s-1', 'm')}")
         await page.get_by_role("button", name="Start").click()
-        status = page.get_by_role("status")
+        status = page.locator("#status")  # the connection line (Now hearing is another)
         await status.filter(has_text="Listening").wait_for(timeout=15_000)
         await page.get_by_role("button", name="Mute").click()
         assert await page.get_by_role("button", name="Unmute").get_attribute("aria-pressed") == (
@@ -281,7 +281,7 @@ async def test_budget_notices_are_shown_in_the_classroom(
     async with chromium(_lesson_wav(tmp_path)) as browser:
         page, watch = await _open(browser, f"{server.http}/classroom#token={token('near', 'g')}")
         await page.get_by_role("button", name="Start").click()
-        status = page.get_by_role("status")
+        status = page.locator("#status")  # the connection line (Now hearing is another)
         await status.filter(has_text="of today's transcription budget").wait_for(timeout=30_000)
         assert re.search(r"has used \d+ %", await status.inner_text())
         await page.get_by_role("button", name="Stop").click()
