@@ -23,11 +23,11 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/pytest -q -p no:cacheprovider --cov --cov-report=term --cov-fail-under=90
 
-## The edit loop: unit tests and the app in-process (tests/unit, tests/app), four workers
+## The edit loop: unit tests and the app in-process (tests/unit, tests/app), two workers
 ## (most of their time is spent waiting on sockets), no coverage. The system and deploy tests
 ## (processes, browsers, clusters, load, manifests) run in `make test`.
 test-fast: $(STAMP)
-	$(BIN)/pytest -q -p no:cacheprovider -n 4 tests/unit tests/app
+	$(BIN)/pytest -q -p no:cacheprovider -n 2 tests/unit tests/app
 
 ## A short capacity benchmark (bare sink vs gateway); writes docs-ready output to bench.md.
 bench: $(STAMP)
