@@ -154,11 +154,8 @@ async def _start_simulated() -> tuple[web.AppRunner, str]:
 
 def _remote(settings: Settings, url: str) -> Transcriber:
     """The OpenAI wire client (the lean one, or the official SDK) for ``url``."""
-    api_key = (
-        SIMULATED_API_KEY
-        if settings.simulated_upstream
-        else settings.OPENAI_API_KEY or SIMULATED_API_KEY
-    )
+    real_key = None if settings.simulated_upstream else settings.OPENAI_API_KEY
+    api_key = real_key or SIMULATED_API_KEY
     client = OpenAITranscriber if settings.UPSTREAM_CLIENT == "openai-sdk" else AiohttpTranscriber
     return client(api_key=api_key, base_url=url, timeout=settings.STT_REQUEST_TIMEOUT_SECONDS)
 

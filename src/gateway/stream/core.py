@@ -164,16 +164,14 @@ class SessionCore:
         too_far = gate.too_far_ahead(self._windower.received_samples, now)
         if too_far is not None:
             self.fail(too_far, now)
-        elif self._interims is not None and now >= self._interims.next_due:
-            self._ask_interim(now)
+        elif self._interims is not None and self._interims.due(now):
+            self._ask_interim(self._interims, now)
 
-    def _ask_interim(self, now: float) -> None:
-        assert self._interims is not None
-        if self._interims.due(now):
-            prompt = self._flow.prompt_for(self._windower.open_seq)
-            request = self._interims.consider(self._windower, prompt, now)
-            if request is not None:
-                self._interim_asks.append(request)
+    def _ask_interim(self, interims: InterimSchedule, now: float) -> None:
+        prompt = self._flow.prompt_for(self._windower.open_seq)
+        request = interims.consider(self._windower, prompt, now)
+        if request is not None:
+            self._interim_asks.append(request)
 
     def interim_resolved(
         self, request: InterimRequest, text: str | None, now: float, *, busy: bool = False
@@ -223,6 +221,8 @@ class SessionCore:
     def window_resolved(self, seq: int, outcome: Outcome | None, now: float) -> None:
         """The work on window ``seq`` ended with ``outcome`` (None: cancelled, no answer)."""
         self._flow.resolved(seq, outcome)
+        if self._interims is not None:
+            self._interims.final_done(now)
         if outcome is not None:
             if outcome.reason is DropReason.BUDGET_EXCEEDED:
                 exhausted = BudgetExhausted("the school's daily transcription budget is used up")

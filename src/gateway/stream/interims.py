@@ -7,7 +7,8 @@ transcriber, one request at a time per session. An answer becomes an
 ``Transcript``, which replaces every interim: a late answer is dropped). An
 interim the decoder had no room for is skipped, not queued, and the interval
 doubles (up to ``max_interval``) until one is decoded again: interims are the
-first thing a busy process gives up. Nothing here touches windows, their
+first thing a busy process gives up. When a window's final decode ends, the
+next frame asks at once: on a shared model that decode was what kept it busy. Nothing here touches windows, their
 order, their billing or the session's end.
 """
 
@@ -75,6 +76,11 @@ class InterimSchedule:
         self.checked_to = request.end_sample
         self.next_due = now + self.interval
         return request
+
+    def final_done(self, now: float) -> None:
+        """A window's decode ended: a decoder that was busy with it has room now, so the
+        next frame asks (not a stretched interval later: the next sentence has begun)."""
+        self.next_due = min(self.next_due, now)
 
     def window_closed(self, seq: int) -> None:
         """Window ``seq`` closed: a request for it is stale (its answer will be dropped)."""

@@ -145,9 +145,9 @@ class LocalTranscriber:
 
     @property
     def busy(self) -> bool:
-        """Every worker has a decode (running or queued): an interim would wait behind, or
-        hold up, a window's final decode."""
-        return self.pending >= self.workers or not self.loaded.is_set()
+        """Every worker has a decode (asked for, or still running in the pool after its
+        caller gave up on it): an interim would wait behind, or hold up, a window's final."""
+        return max(self.pending, self._running) >= self.workers or not self.loaded.is_set()
 
     async def transcribe(self, request: TranscriptionRequest) -> TranscriptionResult:
         self.pending += 1

@@ -12,7 +12,6 @@ makes no ledger call.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from gateway.observability.metrics import Metrics
 from gateway.stream.interims import InterimRequest
 from gateway.stream.wav import wav_bytes
 from gateway.stt.transcriber import Transcriber, TranscriptionRequest
+from gateway.window.charge import billed_school, held
 
 log = get_logger("gateway.interim")
 
@@ -99,14 +99,11 @@ class InterimDecoder:
         )
         if not self._budget.policy.pricing.cost_micro(self.model, request.seconds):
             return (await self.transcriber.transcribe(upstream)).text
-        assert claims.school_id is not None
-        school = await self._budget.school(claims.school_id, claims.district_id, for_window=True)
-        hold = await self._budget.reserve(school, self.model, request.seconds)
-        try:
-            result = await self.transcriber.transcribe(upstream)
-        except BaseException:
-            await asyncio.shield(self._budget.release(hold))
-            raise
+        school = await billed_school(self._budget, claims)
+        hold, result = await held(
+            self._budget, school, self.model, request.seconds,
+            lambda: self.transcriber.transcribe(upstream),
+        )  # fmt: skip
         billed = min(result.billed_seconds or request.seconds, request.seconds)
         cost_micro = await self._budget.commit(hold, billed)
         self._metrics.cost_usd.labels(model=self.model).inc(cost_micro / 1_000_000)

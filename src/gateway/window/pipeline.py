@@ -10,7 +10,6 @@ transcribe → settle.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import replace
 
 from gateway.auth.tokens import Claims
@@ -28,6 +27,7 @@ from gateway.stream.wav import wav_bytes
 from gateway.stt.service import SttService, UpstreamEvents
 from gateway.stt.suppression import filter_segments
 from gateway.stt.transcriber import TranscriptionRequest, TranscriptionResult
+from gateway.window.charge import billed_school, held
 
 log = get_logger("gateway.budget")
 
@@ -54,18 +54,12 @@ class WindowProcessor:
         self.budget = budget
         self._metrics = metrics
 
-    async def school_of(self, claims: Claims) -> SchoolBudget:
-        """The caller's school as its audio is billed (its stored settings: a reservation
-        follows, which says if they changed)."""
-        assert claims.school_id is not None
-        return await self.budget.school(claims.school_id, claims.district_id, for_window=True)
-
     async def upload(
         self, claims: Claims, request: TranscriptionRequest, *, at_most_seconds: float
     ) -> Outcome:
         """A whole file: the model the school may use now, at most ``at_most_seconds``
         reserved and billed. Raises like :meth:`transcribe`."""
-        school = await self.school_of(claims)
+        school = await billed_school(self.budget, claims)
         model = self.budget.model_for(school.school_id, request.model)
         request = replace(request, model=model)
         return await self.transcribe(school, request, _NO_EVENTS, at_most_seconds=at_most_seconds)
@@ -83,7 +77,7 @@ class WindowProcessor:
         """A stream's window, sent to ``model`` (the session chose it when the window
         closed); a refusal or an upstream failure is a dropped outcome."""
         try:
-            school = await self.school_of(claims)
+            school = await billed_school(self.budget, claims)
         except LedgerUnavailable:
             return Outcome.dropped(DropReason.BUDGET_UNAVAILABLE, model)
         with tracing.span(
@@ -138,14 +132,12 @@ class WindowProcessor:
         is cancelled (or times out) is released first."""
         model = request.model
         reserve = request.duration if at_most_seconds is None else at_most_seconds
-        with tracing.span("budget.reserve"):
-            hold = await self.budget.reserve(school, model, reserve)
-        try:
+
+        async def call() -> TranscriptionResult:
             with tracing.span("stt.upstream", {"stt.model": model}):
-                result = await self.service.transcribe(request, events)
-        except BaseException:
-            await asyncio.shield(self.budget.release(hold))
-            raise
+                return await self.service.transcribe(request, events)
+
+        hold, result = await held(self.budget, school, model, reserve, call)
         return await self.settle(hold, result, request.duration, at_most_seconds)
 
     async def settle(

@@ -119,3 +119,25 @@ def test_interims_change_no_window() -> None:
             h.answer(seq)
         runs.append([m for m in h.sent if m["type"] in ("Transcript", "Termination")])
     assert runs[0] == runs[1]
+
+
+def test_a_settled_window_makes_the_next_interim_due_at_once() -> None:
+    """Skipped while a window's final decoded, the stretched interval would keep the next
+    sentence's first words back: the next frame after the final asks."""
+    h = _speaking()
+    schedule = h.core._interims
+    assert schedule is not None
+    h.audio(tone(440, 0.6))
+    h.core.interim_resolved(h.interim_asks.pop(), "words", h.now)
+    h.text('{"type":"Finalize"}')
+    assert list(h.jobs) == [0]  # window 0 closed; its final goes to the model
+    for gap in (0.55, 1.05):  # the model is busy with it: interims of window 1 are skipped
+        h.audio(tone(440, gap))
+        [skipped] = h.interim_asks
+        assert skipped.seq == 1
+        h.core.interim_resolved(h.interim_asks.pop(), None, h.now, busy=True)
+    assert schedule.next_due - h.now >= 2.0  # stretched
+    h.answer(0)
+    h.audio(tone(440, 0.05))
+    [asked] = h.interim_asks
+    assert asked.seq == 1
