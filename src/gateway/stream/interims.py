@@ -25,6 +25,11 @@ from gateway.stream.windowing import Windower
 MIN_INTERIM_SECONDS = 0.3
 #: The interval stretches up to this many times its setting while interims are skipped.
 MAX_STRETCH = 8
+#: No interim starts this close to the window's target length (nor within this fraction of
+#: it): the window closes at its next pause, and a decode still running then would hold
+#: its final up on a shared model — for words the final brings a moment later.
+CLOSING_SECONDS = 0.8
+CLOSING_FRACTION = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,19 +61,22 @@ class InterimSchedule:
         return self.asked is None and now >= self.next_due
 
     def consider(self, windower: Windower, prompt: str, now: float) -> InterimRequest | None:
-        """Once due: the open window's audio so far, if it holds enough and speech went on
-        since the last request; else None, and a look again in an interval."""
+        """Once due: the open window's audio so far, if it holds enough, is not about to
+        close, and speech went on since the last request; else None, and a look again in an
+        interval."""
         start, end = windower.open_start_sample, windower.received_samples
-        enough = end - start >= MIN_INTERIM_SECONDS * windower.sample_rate
-        if not enough or not windower.voiced_since(max(self.checked_to, start)):
+        rate, target = windower.sample_rate, windower.window_seconds
+        closing = target - min(CLOSING_SECONDS, CLOSING_FRACTION * target)
+        worth_asking = MIN_INTERIM_SECONDS * rate <= end - start < closing * rate
+        if not worth_asking or not windower.voiced_since(max(self.checked_to, start)):
             self.later(now)
             return None
         audio = windower.open_audio()
-        rate = windower.sample_rate
         return self.ask(InterimRequest(windower.open_seq, start, end, rate, audio, prompt), now)
 
     def later(self, now: float) -> None:
-        """Nothing to ask now (no new speech, too little audio): look again in an interval."""
+        """Nothing to ask now (no new speech, too little audio, a window about to close):
+        look again in an interval."""
         self.next_due = now + self.interval
 
     def ask(self, request: InterimRequest, now: float) -> InterimRequest:

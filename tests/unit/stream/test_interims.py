@@ -80,7 +80,7 @@ def test_an_answer_for_a_closed_window_is_dropped_and_none_follows_its_transcrip
 
 
 def test_a_busy_decoder_stretches_the_interval_until_one_is_decoded() -> None:
-    h = _speaking(interval=0.5)
+    h = _speaking(window_seconds=30.0, interval=0.5)
     schedule = h.core._interims
     assert schedule is not None
     for expected in (1.0, 2.0, 4.0, 4.0):
@@ -141,3 +141,19 @@ def test_a_settled_window_makes_the_next_interim_due_at_once() -> None:
     h.audio(tone(440, 0.05))
     [asked] = h.interim_asks
     assert asked.seq == 1
+
+
+def test_no_interim_starts_while_the_window_is_about_to_close() -> None:
+    """Within 0.8 s of its 5 s target a window closes at its next pause: a decode started
+    then would hold its final up, for words the final brings a moment later."""
+    h = _speaking(window_seconds=5.0)
+    asked = []
+    for _ in range(60):
+        h.audio(tone(440, 0.1))
+        for ask in h.interim_asks:
+            h.core.interim_resolved(ask, "words", h.now)
+        asked += h.interim_asks
+        h.interim_asks.clear()
+    open_window = [a for a in asked if a.seq == 0]
+    assert open_window and max(a.seconds for a in open_window) < 4.2
+    assert h.now > 5.0 and not h.jobs  # still open past its target: no pause in a tone
