@@ -85,6 +85,7 @@ class Settings(BaseSettings):
     MAX_SESSIONS: int = Field(2000, ge=1)
     IDLE_TIMEOUT_SECONDS: float = Field(30.0, gt=0)
     MAX_PENDING_AUDIO_SECONDS: float = Field(60.0, gt=0)
+    RESUME_SECONDS: int = Field(30, ge=0, le=3600)
     MAX_FRAME_BYTES: int = Field(65536, ge=2, le=16 * 1024 * 1024)
     SHUTDOWN_GRACE_SECONDS: float = Field(30.0, ge=0)
     READY_REQUIRES_WHISPER: bool = False

@@ -322,7 +322,8 @@ async def test_unknown_route_404_envelope(gateway: GatewayServer) -> None:
         assert body["error"]["request_id"]
 
 
-async def test_client_that_vanishes_does_not_disturb_others(gateway: GatewayServer) -> None:
+async def test_client_that_vanishes_does_not_disturb_others(make_gateway: GatewayFactory) -> None:
+    gateway = await make_gateway(RESUME_SECONDS=1)  # the vanished session waits 1 s for it
     gateway.fake.behaviour.latency_ms = 300
     steady = await open_stream(gateway, token(group="steady"))
     vanisher = await open_stream(gateway, token(group="vanisher"))
@@ -335,9 +336,10 @@ async def test_client_that_vanishes_does_not_disturb_others(gateway: GatewayServ
     assert all("300 Hz" in m["text"] for m in steady.of_type("Transcript"))
     assert messages[-1]["type"] == "Termination"
     await steady.close()
-    await eventually(lambda: len(gateway.state.registry) == 0)
+    await eventually(lambda: len(gateway.state.registry) == 0, timeout=10)
     ended = gateway.state.metrics.sessions_ended
     assert ended.labels(reason="disconnected")._value.get() == 1
+    assert gateway.state.metrics.sessions_detached._value.get() == 0
 
 
 async def test_internal_error_is_1011_and_other_sessions_continue(

@@ -150,8 +150,10 @@ async def connect(
     via: str = "subprotocol",
     query: dict[str, str] | list[tuple[str, str]] | None = None,
     headers: dict[str, str] | None = None,
+    url: str | None = None,
 ) -> Stream:
-    """``query`` as a list of pairs repeats a parameter (``keyterm``)."""
+    """``query`` as a list of pairs repeats a parameter (``keyterm``); ``url``: the listen
+    endpoint through something else (a proxy) instead of the server's own."""
     session = aiohttp.ClientSession()
     params: list[tuple[str, str]] = list(query.items() if isinstance(query, dict) else query or [])
     hdrs = dict(headers or {})
@@ -164,7 +166,7 @@ async def connect(
         else:
             params.append(("access_token", jwt))
     ws = await session.ws_connect(
-        server.ws_url,
+        url or server.ws_url,
         protocols=protocols,
         params=params,
         headers=hdrs,

@@ -77,6 +77,12 @@ class Metrics:
         self.sessions_ended = Counter(
             "stt_sessions_ended", "Streaming sessions ended, by reason.", ["reason"], registry=r
         )
+        self.sessions_detached = Gauge(
+            "stt_sessions_detached", "Sessions waiting for their client to resume.", registry=r
+        )
+        self.session_resumes = Counter(
+            "stt_session_resumes", "Resume attempts, by outcome.", ["outcome"], registry=r
+        )
         self.stream_restarts = Counter(
             "stt_stream_restarts",
             "Groups that reconnected within 5 minutes of their previous stream.",
@@ -271,6 +277,8 @@ class Metrics:
             self.segments_suppressed.labels(reason=reason)
         for outcome in INTERIM_OUTCOMES:
             self.interims.labels(outcome=outcome)
+        for outcome in ("resumed", "expired", "forbidden"):
+            self.session_resumes.labels(outcome=outcome)
 
     def set_circuit_state(self, state: str) -> None:
         for s in CIRCUIT_STATES:

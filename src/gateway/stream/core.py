@@ -12,6 +12,7 @@ out and keeps nothing the driver must clear. Every window gets exactly one ``Tra
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from gateway.auth.tokens import Claims
@@ -19,62 +20,37 @@ from gateway.errors import BudgetExhausted, StreamError
 from gateway.stream import protocol
 from gateway.stream.actions import Actions, Submission
 from gateway.stream.audio_window import Window
-from gateway.stream.deadlines import Deadlines
 from gateway.stream.ending import CLIENT_CLOSE, DISCONNECTED, Ending, from_error, outranks
 from gateway.stream.flow import WindowFlow
 from gateway.stream.frames import AudioGate
 from gateway.stream.interims import InterimRequest, InterimSchedule
-from gateway.stream.limits import SessionLimits
 from gateway.stream.notices import Notices
 from gateway.stream.observer import NoObserver, Observer
 from gateway.stream.outcome import DropReason, Outcome
 from gateway.stream.outgoing import Outgoing
-from gateway.stream.protocol import StreamConfig
-from gateway.stream.windowing import Windower
+from gateway.stream.resume import RESUME_FAILED, Resumable
+from gateway.stream.start import SessionStart
 
 BAD_MESSAGE = "expected a JSON object with type KeepAlive, Finalize or CloseStream"
 
 
 class SessionCore:
-    def __init__(
-        self,
-        *,
-        session_id: str,
-        claims: Claims,
-        config: StreamConfig,
-        limits: SessionLimits,
-        provider: str,
-        vocabulary: str,
-        now: float,
-        expires_in: float,
-        window_seconds: float,
-        model: str,
-        observer: Observer | None = None,
-        interim_interval: float | None = None,
-    ) -> None:
-        """``expires_in``: seconds until the token expires; ``window_seconds`` and ``model``:
-        the first window's target and model (later ones: :meth:`steer`);
-        ``interim_interval``: live words every so often (None: no ``Interim``)."""
+    def __init__(self, start: SessionStart, now: float, observer: Observer | None = None) -> None:
+        claims, config, limits = start.claims, start.config, start.limits
         assert claims.school_id is not None and claims.group_id is not None
-        self.session_id = session_id
-        self.school_id = claims.school_id
-        self.group_id = claims.group_id
+        self.start = start
+        self.session_id = start.session_id
+        self.school_id, self.group_id = claims.school_id, claims.group_id
         self.config = config
         self._limits = limits
-        self._target = window_seconds
-        self._model = model
+        self._target = start.window_seconds
+        self._model = start.model
         self._observer: Observer = observer or NoObserver()
-        self._flow = WindowFlow(limits, self._observer, vocabulary)
+        self._flow = WindowFlow(limits, self._observer, start.vocabulary)
         self._queue = self._flow.queue
-        self._windower = Windower(
-            config.sample_rate,
-            window_seconds,
-            limits.vad,
-            max_seconds=limits.window_max_seconds,
-            shorten_pauses=limits.shorten_pauses,
-        )
+        self._windower = start.windower()
         self._gate = AudioGate(config, limits, now)
-        self._clock = Deadlines(limits.idle_timeout, now + expires_in, now)
+        self._clock = start.deadlines(now)
         self._unreported_bytes = 0
         self._notices = Notices()
         self.counts = self._flow.counts
@@ -83,18 +59,17 @@ class SessionCore:
         self.done = False
         self._out = Outgoing()
         self._submissions: list[Submission] = []
-        self._interims = InterimSchedule(interim_interval, now) if interim_interval else None
+        interval = start.interim_interval
+        self._interims = InterimSchedule(interval, now) if interval else None
         self._interim_asks: list[InterimRequest] = []
-        self._out.send(
-            protocol.begin(
-                session_id,
-                claims,
-                config,
-                window_seconds=window_seconds,
-                provider=provider,
-                interim_results=self._interims is not None,
-            )
-        )
+        self._resume = Resumable(start.resume_token, start.resume_seconds)
+        self._out.send(self._begin(claims, resumed=False))
+        if start.resume_failed:
+            self._out.notify(protocol.warning("RESUME_FAILED", RESUME_FAILED))
+
+    def _begin(self, claims: Claims, *, resumed: bool) -> dict[str, Any]:
+        at = self.audio_seconds
+        return self.start.begin(claims, window_seconds=self._target, resumed=resumed, at=at)
 
     # -- state ---------------------------------------------------------------
 
@@ -108,13 +83,16 @@ class SessionCore:
         return self._windower.received_samples / self.config.sample_rate
 
     @property
-    def pending_windows(self) -> int:
-        return len(self._queue)
+    def detached(self) -> bool:
+        """Its connection went away; the session waits for its client to resume."""
+        return self._resume.detached
 
     @property
     def next_deadline(self) -> float | None:
         """When :meth:`tick` must be called next (None: no deadline)."""
-        return None if self.done else self._clock.next(reading=self.ending is None)
+        if self.done:
+            return None
+        return self._resume.detached_until or self._clock.next(reading=self.ending is None)
 
     @property
     def has_output(self) -> bool:
@@ -200,17 +178,20 @@ class SessionCore:
         if kind == "KeepAlive":
             self._clock.last_activity = now
         elif kind == "Finalize":
-            windows = self._windower.finalize()
-            if windows:
-                self._closed(windows, now)
+            self._closed(self._windower.finalize(), now)
         elif kind == "CloseStream":
             self.request_end(CLIENT_CLOSE, now)
         else:
             self._out.notify(protocol.warning("BAD_MESSAGE", BAD_MESSAGE))
 
     def tick(self, now: float) -> None:
-        """Deadlines: the token's expiry, idleness, and the bound on finishing."""
-        if self.ending is None:
+        """Deadlines: the token's expiry, idleness, the bound on finishing, and the wait for
+        a client that went away."""
+        until = self._resume.detached_until
+        if until is not None:
+            if now >= until:
+                self.request_end(DISCONNECTED, now)
+        elif self.ending is None:
             error = self._clock.expired(now)
             if error is not None:
                 self.fail(error, now)
@@ -235,12 +216,33 @@ class SessionCore:
         self.request_end(from_error(error), now)
 
     def connection_lost(self, now: float) -> None:
-        self.request_end(DISCONNECTED, now)
+        """The connection went away without ``CloseStream``: the session waits
+        ``resume_seconds`` for its client (its open window closed at the audio received,
+        the rest transcribed and kept), or ends now when it cannot be resumed."""
+        if self.ending is not None or not self._resume.seconds:
+            self.request_end(DISCONNECTED, now)
+            return
+        self._closed(self._windower.finalize(), now)
+        self._out.take()  # nobody to send them to: Transcripts are kept for a replay
+        self._resume.detached_until = now + self._resume.seconds
+
+    def resumed(self, claims: Claims, last_seq: int, now: float, expires_in: float) -> None:
+        """A client continues the session (``claims``: its token, maybe a new one): ``Begin``
+        with the audio the session has, then the kept Transcripts after ``last_seq``."""
+        self._resume.detached_until = None
+        self._out.take()
+        self._clock.last_activity, self._clock.expires_at = now, now + expires_in
+        self._out.send(self._begin(claims, resumed=True))
+        for transcript in self._resume.after(last_seq):
+            self._out.send(transcript)
+        self._pump(now)
 
     def request_end(self, ending: Ending, now: float) -> None:
         """End the session; the first ending wins, unless a later one outranks it (a budget
         exhaustion over a clean end). A client that is still there gets its pending windows
         (bounded by ``finish_timeout``) and then the last message."""
+        if self._resume.detached and not ending.gone:
+            ending = replace(ending, gone=True)  # its client is away: nobody to tell
         if self.ending is not None:
             if ending.gone and not self.done:
                 self._abandon(ending)  # the client left while its last windows were finishing
@@ -260,8 +262,6 @@ class SessionCore:
         self._clock.finish_by = now + self._limits.finish_timeout
         self._pump(now)
 
-    # -- upstream notices ----------------------------------------------------
-
     def upstream_notice(self, kind: str, now: float) -> None:
         """``rate_limited``, ``held`` or ``credentials_rejected``: a Warning, coalesced."""
         self._out.notify(self._notices.about(kind, now))
@@ -280,6 +280,7 @@ class SessionCore:
         self._submissions += self._flow.startable()
         for transcript in self._flow.deliverable(now):
             self._out.send(transcript)
+            self._resume.keep(transcript)
         if self.ending is not None and not len(self._flow):  # all delivered: the last message
             self._out.send(self.ending.last_message(self.audio_seconds, self.counts))
             self._out.closed = self.done = True

@@ -8,8 +8,8 @@ transcriber, one request at a time per session. An answer becomes an
 interim the decoder had no room for is skipped, not queued, and the interval
 doubles (up to ``max_interval``) until one is decoded again: interims are the
 first thing a busy process gives up. When a window's final decode ends, the
-next frame asks at once: on a shared model that decode was what kept it busy. Nothing here touches windows, their
-order, their billing or the session's end.
+next frame asks at once: on a shared model that decode was what kept it busy.
+Nothing here touches windows, their order, their billing or the session's end.
 """
 
 from __future__ import annotations

@@ -20,6 +20,8 @@ _LANGUAGE = re.compile(r"^[a-z]{2}$")
 _KNOWN_PARAMS = frozenset(
     {
         "encoding",
+        "resume",
+        "last_seq",
         "sample_rate",
         "channels",
         "language",
@@ -120,9 +122,14 @@ def begin(
     window_seconds: float,
     provider: str,
     interim_results: bool = False,
+    resume_token: str = "",
+    resume_seconds: float = 0,
+    resumed: bool = False,
+    audio_seconds: float = 0.0,
 ) -> dict[str, Any]:
     """``interim_results``: whether ``Interim`` messages will come (asked for, and the
-    gateway has an interim transcriber)."""
+    gateway has an interim transcriber); ``resumed``: a session continued, which has
+    ``audio_seconds`` of audio already."""
     message: dict[str, Any] = {
         "type": "Begin",
         "session_id": session_id,
@@ -139,6 +146,10 @@ def begin(
             "provider": provider,
             "interim_results": interim_results,
         },
+        "resume_token": resume_token,
+        "resume_seconds": int(resume_seconds),
+        "resumed": resumed,
+        "audio_seconds": round(audio_seconds, 6),
     }
     if provider == "simulated":
         message["simulated"] = True

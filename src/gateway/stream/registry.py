@@ -40,6 +40,7 @@ class SessionRegistry:
         self._metrics = metrics
         self._by_key: dict[tuple[str, str], StreamSession] = {}
         self._all: set[StreamSession] = set()
+        self._by_id: dict[str, StreamSession] = {}
         self._recently_ended: dict[tuple[str, str], float] = {}
         #: Sessions per school here.
         self._per_school: dict[str, int] = {}
@@ -50,6 +51,9 @@ class SessionRegistry:
 
     def sessions(self) -> list[StreamSession]:
         return list(self._all)
+
+    def session(self, session_id: str) -> StreamSession | None:
+        return self._by_id.get(session_id)
 
     def sessions_of_school(self, school_id: str) -> list[StreamSession]:
         return [s for s in self._all if s.school_id == school_id]
@@ -89,6 +93,7 @@ class SessionRegistry:
         self._by_key[key] = session
         if session not in self._all:
             self._all.add(session)
+            self._by_id[session.session_id] = session
             self._per_school[session.school_id] = self._per_school.get(session.school_id, 0) + 1
         self._metrics.sessions_active.set(len(self._all))
         self._prune(now)
@@ -120,6 +125,7 @@ class SessionRegistry:
     def unregister(self, session: StreamSession) -> None:
         if session in self._all:
             self._all.discard(session)
+            self._by_id.pop(session.session_id, None)
             left = self._per_school.get(session.school_id, 0) - 1
             if left > 0:
                 self._per_school[session.school_id] = left

@@ -20,6 +20,7 @@ from gateway.stream.limits import SessionLimits
 from gateway.stream.notices import RATE_LIMIT_WARNING_INTERVAL
 from gateway.stream.outcome import DropReason, Outcome
 from gateway.stream.protocol import StreamConfig
+from gateway.stream.start import SessionStart
 from gateway.stream.vad import VadParams
 from tests.support.audio import silence, tone
 
@@ -34,6 +35,7 @@ LIMITS = SessionLimits(
     window_max_seconds=3.0,
 )
 CONFIG = StreamConfig("pcm_s16le", RATE, 1, None, "whisper-1")
+CLAIMS = Claims("t", "student", "s-1", "g-1", None, 2_000_000_000)
 
 
 class Harness:
@@ -46,6 +48,7 @@ class Harness:
         expires_in: float = 3600.0,
         interim_interval: float | None = None,
         window_seconds: float = 1.0,
+        resume_seconds: float = 0.0,
     ) -> None:
         self.now = 0.0
         self.sent: list[dict[str, Any]] = []
@@ -58,19 +61,21 @@ class Harness:
         self.model = "whisper-1"
         self.window_seconds = window_seconds
         self.interim_asks: list[InterimRequest] = []
-        self.core = SessionCore(
+        start = SessionStart(
             session_id="sess",
-            claims=Claims("t", "student", "s-1", "g-1", None, 2_000_000_000),
+            claims=CLAIMS,
             config=CONFIG,
             limits=limits,
             provider="simulated",
             vocabulary="Omar, Priya",
-            now=self.now,
             expires_in=expires_in,
             window_seconds=self.window_seconds,
             model=self.model,
             interim_interval=interim_interval,
+            resume_token="sess.secret" if resume_seconds else "",
+            resume_seconds=resume_seconds,
         )
+        self.core = SessionCore(start, self.now)
         self.take()
 
     def take(self) -> None:
@@ -540,7 +545,7 @@ class SessionMachine(RuleBasedStateMachine):
                 assert h.sent[-1]["windows"] == core.counts.windows
         assert core.audio_seconds == pytest.approx(self.received, abs=1e-6)
         assert core.counts.windows == core.counts.ok + core.counts.silence + core.counts.dropped
-        assert core.pending_windows == 0 or core.ending.gone
+        assert not len(core._flow) or core.ending.gone
 
 
 TestSessionMachine = SessionMachine.TestCase

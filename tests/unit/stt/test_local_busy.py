@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import threading
 
+from gateway.stream.wav import wav_bytes
 from gateway.stt.local_transcriber import LocalTranscriber
 from gateway.stt.transcriber import TranscriptionRequest, TranscriptionResult
 from tests.support.audio import silence
-from gateway.stream.wav import wav_bytes
 
 
 async def test_a_decode_whose_caller_gave_up_keeps_the_worker_busy() -> None:
@@ -23,7 +23,9 @@ async def test_a_decode_whose_caller_gave_up_keeps_the_worker_busy() -> None:
     local._decode = blocking  # type: ignore[method-assign]
     local.loaded.set()
     assert not local.busy
-    request = TranscriptionRequest(wav=wav_bytes(silence(0.5), 16000), model="tiny.en", duration=0.5)
+    request = TranscriptionRequest(
+        wav=wav_bytes(silence(0.5), 16000), model="tiny.en", duration=0.5
+    )
     decoding = asyncio.create_task(local.transcribe(request))
     await asyncio.to_thread(started.wait)
     decoding.cancel()  # an interim given up: its window closed

@@ -28,11 +28,13 @@ from gateway.observability.logging import get_logger
 from gateway.runtime.gateway import Gateway
 from gateway.stream import protocol
 from gateway.stream.protocol import StreamConfig
+from gateway.stream.resume import parse_resume
 from gateway.web import cors
 from gateway.web.errors import close_frame, error_response, json_error
 from gateway.web.http_auth import authenticate, bearer_token, client_address, route_of
 from gateway.web.keys import GATEWAY
 from gateway.web.listen.session import StreamSession
+from gateway.web.listen.starting import resumable, resume, session_start
 
 log = get_logger("gateway.listen")
 SUBPROTOCOL = "token"
@@ -101,6 +103,18 @@ async def listen(request: web.Request) -> web.StreamResponse:
     try:
         if claims is None:
             raise Unauthorized(refusal)
+        _may_stream(claims)
+        ask = parse_resume(request.query)
+        if ask is not None:
+            earlier = resumable(gateway, ask, claims)
+            if earlier is not None:
+                _parse_config(gateway, request)  # a bad query is refused on a resume too
+                connection = await resume(
+                    gateway, earlier, ws, _aborter(request), claims, ask.last_seq
+                )
+                await connection.over.wait()
+                return ws
+            metrics.session_resumes.labels(outcome="expired").inc()
         session_id = uuid.uuid4().hex
         config = _admit(gateway, request, claims)
         await _claim(gateway.fleet, gateway, claims, session_id)
@@ -108,32 +122,31 @@ async def listen(request: web.Request) -> web.StreamResponse:
     except StreamError as exc:
         await _reject(request, ws, exc, claims)
         return ws
+    start = session_start(gateway, claims, config, session_id, resume_failed=ask is not None)
     session = StreamSession(
         ws,
-        session_id=session_id,
-        claims=claims,
-        config=config,
+        start,
         processor=gateway.processor,
-        limits=gateway.limits,
         metrics=metrics,
-        provider=gateway.provider,
         abort=_aborter(request),
         interims=gateway.interims,
-        interim_interval=gateway.settings.INTERIM_INTERVAL_SECONDS,
     )
     await _live(gateway, session, claims)
     return ws
 
 
-def _admit(gateway: Gateway, request: web.Request, claims: Claims) -> StreamConfig:
-    """The stream's configuration, once this token may stream here now; else a StreamError."""
-    _may_stream(claims)
-    config = protocol.parse_query(
+def _parse_config(gateway: Gateway, request: web.Request) -> StreamConfig:
+    return protocol.parse_query(
         request.query,
         default_model=gateway.settings.default_model,
         allowed_models=gateway.allowed_models,
         keyterms=request.query.getall("keyterm", []),
     )
+
+
+def _admit(gateway: Gateway, request: web.Request, claims: Claims) -> StreamConfig:
+    """The stream's configuration, once this token may stream here now; else a StreamError."""
+    config = _parse_config(gateway, request)
     assert claims.school_id is not None and claims.group_id is not None
     gateway.registry.check_admission((claims.school_id, claims.group_id), _cap(gateway, claims))
     if gateway.local is not None and not gateway.local.loaded.is_set():
@@ -215,8 +228,9 @@ async def _live(gateway: Gateway, session: StreamSession, claims: Claims) -> Non
         reason, close_code = ending.metric_reason, ending.close_code
     except Exception:
         log.exception("session.crashed")
-        with contextlib.suppress(Exception):
-            await session.ws.close(code=1011, message=b"INTERNAL")
+        if session.connection is not None:
+            with contextlib.suppress(Exception):
+                await session.connection.ws.close(code=1011, message=b"INTERNAL")
     finally:
         gateway.registry.unregister(session)
         gateway.presence.forget(session)

@@ -1,36 +1,31 @@
-"""The driver of one stream: reads the socket, feeds the :class:`SessionCore`, runs what it
-hands out, writes what it says. Every decision is the core's (:mod:`gateway.stream.core`);
-this moves bytes and time: client frames in, messages out through the bounded
-:class:`Outbox`, a task per window and per interim (cancelled when the core says so), one
-timer for the core's next deadline, and the close."""
+"""The driver of one stream: reads its connection, feeds the :class:`SessionCore`, runs what
+it hands out, writes what it says. Every decision is the core's (:mod:`gateway.stream.core`);
+this moves bytes and time: client frames in, messages out through the connection's bounded
+outbox, a task per window and per interim (cancelled when the core says so), one timer for
+the core's next deadline, and the close. A dropped connection leaves the session detached
+(the core waits for its client); :meth:`StreamSession.resume` gives it a new one."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
-from gateway import keyterms
 from gateway.auth.tokens import Claims
-from gateway.errors import FrameTooLarge, InternalError
 from gateway.fleet.presence import iso as iso_seconds
-from gateway.keyterms import vocabulary_prompt
 from gateway.observability.logging import get_logger
 from gateway.observability.metrics import Metrics
 from gateway.stream.actions import Submission
 from gateway.stream.core import SessionCore
-from gateway.stream.ending import SHUTDOWN, SLOW_CONSUMER, Ending
+from gateway.stream.ending import DISCONNECTED, SHUTDOWN, SLOW_CONSUMER, Ending
 from gateway.stream.interims import InterimRequest
-from gateway.stream.limits import SessionLimits
-from gateway.stream.outbox import Outbox
 from gateway.stream.outcome import DropReason, Outcome
-from gateway.stream.protocol import StreamConfig
 from gateway.stream.session_metrics import SessionMetrics
-from gateway.web.errors import close_frame
+from gateway.stream.start import SessionStart
+from gateway.web.listen.connection import Connection
 from gateway.web.listen.wakeup import Wakeup
 from gateway.window.interim import FAILED, InterimDecoder
 from gateway.window.pipeline import WindowProcessor
@@ -47,48 +42,32 @@ class StreamSession:
     def __init__(
         self,
         ws: web.WebSocketResponse,
+        start: SessionStart,
         *,
-        session_id: str,
-        claims: Claims,
-        config: StreamConfig,
         processor: WindowProcessor,
-        limits: SessionLimits,
         metrics: Metrics,
-        provider: str,
         abort: Callable[[], None] = lambda: None,
         interims: InterimDecoder | None = None,
-        interim_interval: float = 0.5,
     ) -> None:
         """``abort`` drops the connection at once (a client that stopped reading);
-        ``interims``: live words for a client that asked for them."""
-        self.ws = ws
+        ``interims``: the decoder of live words (when ``start`` asks for them)."""
+        claims, config = start.claims, start.config
         self.claims = claims
         self._processor = processor
-        self.core = SessionCore(
-            session_id=session_id,
-            claims=claims,
-            config=config,
-            limits=limits,
-            provider=provider,
-            vocabulary=vocabulary_prompt(keyterms.merge(claims.keyterms, config.keyterms)),
-            now=time.monotonic(),
-            expires_in=claims.exp - time.time(),
-            window_seconds=processor.service.window_seconds,
-            model=processor.budget.model_for(claims.school_id or "", config.model),
-            observer=SessionMetrics(metrics),
-            interim_interval=interim_interval if interims and config.interim_results else None,
-        )
+        self._metrics = metrics
+        self.resume_token = start.resume_token
+        self.core = SessionCore(start, time.monotonic(), SessionMetrics(metrics))
         self._interims = interims
         self._interim_work: set[asyncio.Task[None]] = set()
-        self.session_id = session_id
+        self.session_id = start.session_id
         self.school_id = self.core.school_id
         self.group_id = self.core.group_id
         self.config = config
         self.started_at = time.time()
-        self._abort = abort
-        self.outbox = Outbox(ws.send_str, self._stuck)
+        #: The client's connection now (None while detached).
+        self.connection: Connection | None = Connection(ws, abort, self._stuck)
+        self._letting_go: set[asyncio.Task[None]] = set()
         self._work: dict[int, asyncio.Task[None]] = {}
-        self._reader: asyncio.Task[None] | None = None
         self._wakeup = Wakeup(self._tick)
         self._done = asyncio.Event()
         self.finished = asyncio.Event()
@@ -158,49 +137,69 @@ class StreamSession:
             self.finished.set()
 
     async def _run(self) -> Ending:
-        writer = asyncio.create_task(self.outbox.run())
-        self._reader = asyncio.create_task(self._read())
+        assert self.connection is not None
+        self._start_reading(self.connection)
         try:
             self._flush()
             await self._done.wait()
             await self._stop_work()
             ending = self.core.ending
             assert ending is not None
-            await self._close(ending)
+            self._flush()  # the last message
+            if self.connection is not None:
+                bound = SHUTDOWN_CLOSE_SECONDS if ending is SHUTDOWN else CLOSE_SECONDS
+                await self.connection.close(ending, bound)
             return ending
         finally:
             for task in (*self._work.values(), *self._interim_work):
                 task.cancel()
-            if self._reader is not None:
-                self._reader.cancel()
             self._wakeup.cancel()
-            writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await writer
+            if self.connection is not None:
+                await self.connection.let_go()
+            elif self.core.detached or self.core.ending is DISCONNECTED:
+                self._metrics.sessions_detached.dec()
+            if self._letting_go:
+                await asyncio.gather(*self._letting_go, return_exceptions=True)
 
-    async def _read(self) -> None:
-        """Read the socket until the session is over, also while it finishes (after
-        ``CloseStream``, a drain, an error): reading is what answers the client's pings and
-        notices its close. The core ignores frames once an ending is chosen."""
-        core, ws = self.core, self.ws
-        try:
-            while not core.done:
-                msg = await ws.receive()
-                now = time.monotonic()
-                if msg.type is WSMsgType.BINARY:
-                    core.receive_audio(msg.data, now)
-                elif msg.type is WSMsgType.TEXT:
-                    core.receive_text(msg.data, now)
-                elif msg.type is WSMsgType.ERROR and getattr(msg.data, "code", None) == 1009:
-                    core.fail(FrameTooLarge("frame larger than MAX_FRAME_BYTES"), now)
-                else:
-                    core.connection_lost(now)
-                if core.has_output:
-                    self._flush()
-        except Exception:
-            log.exception("session.reader_failed")
-            core.fail(InternalError("internal error; please reconnect"), time.monotonic())
-            self._flush()
+    async def resume(
+        self, ws: web.WebSocketResponse, abort: Callable[[], None], claims: Claims, last_seq: int
+    ) -> Connection:
+        """A client continues this session on ``ws`` (a connection still attached is told it
+        was replaced): ``Begin``, the Transcripts after ``last_seq``, then the stream goes on.
+        The returned connection's ``over`` is set when the session is done with it."""
+        old, new = self.connection, Connection(ws, abort, self._stuck)
+        self.connection = new
+        if old is None:
+            self._metrics.sessions_detached.dec()
+        else:
+            if old.reader is not None:
+                old.reader.cancel()  # nothing more from it reaches the core
+            letting_go = asyncio.create_task(old.replaced(CLOSE_SECONDS))
+            self._letting_go.add(letting_go)
+            letting_go.add_done_callback(self._letting_go.discard)
+        self.claims = claims
+        self.core.resumed(claims, last_seq, time.monotonic(), claims.exp - time.time())
+        self._start_reading(new)
+        self._flush()
+        return new
+
+    def _start_reading(self, connection: Connection) -> None:
+        connection.reader = asyncio.create_task(connection.read(self.core, self._flush, self._lost))
+
+    async def _lost(self, connection: Connection, clean: bool) -> None:
+        """The connection ended without ``CloseStream``: a clean close (1000) ends the
+        session; a drop detaches it for its client to resume (when it may)."""
+        now = time.monotonic()
+        if clean:
+            self.core.request_end(DISCONNECTED, now)
+        else:
+            self.core.connection_lost(now)
+        if self.core.detached:
+            self.connection = None
+            self._metrics.sessions_detached.inc()
+            log.info("session.detached", resume_seconds=self.core.start.resume_seconds)
+            await connection.let_go()
+        self._flush()
 
     async def _transcribe(self, job: Submission) -> None:
         outcome: Outcome | None = None
@@ -249,8 +248,10 @@ class StreamSession:
         """Carry out what the core asks for."""
         core = self.core
         actions = core.take_actions()
-        for message, key in actions.messages:
-            self.outbox.put(message, key=key)
+        connection = self.connection
+        if connection is not None:  # detached: the core keeps Transcripts for a replay
+            for message, key in actions.messages:
+                connection.outbox.put(message, key=key)
         for job in actions.submissions:
             self._work[job.seq] = asyncio.create_task(self._transcribe(job))
         for request in actions.interims:
@@ -271,29 +272,20 @@ class StreamSession:
 
     async def _stop_work(self) -> None:
         """Stop reading; wait for cancelled windows to let go of their budget holds."""
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._reader
+        if self.connection is not None:
+            await self.connection.stop_reading()
         work = list(self._work.values())
         for task in work:
             task.cancel()
         if work:
             await asyncio.gather(*work, return_exceptions=True)
 
-    async def _close(self, ending: Ending) -> None:
-        self._flush()  # the last message
-        bound = SHUTDOWN_CLOSE_SECONDS if ending is SHUTDOWN else CLOSE_SECONDS
-        if self.outbox.stuck is None and await self.outbox.flush(bound):
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(bound):
-                    code, reason = (
-                        close_frame(ending.error) if ending.error else (ending.close_code, b"")
-                    )
-                    await self.ws.close(code=1000 if ending.gone else code, message=reason)
-                    return
-        self._abort()  # the client does not read: no close handshake to wait for
-
     def _stuck(self, why: str) -> None:
+        """The client stopped reading: drop its connection (a session that may be resumed
+        waits for it), or end the session without waiting for it."""
         log.warning("session.slow_consumer", problem=why)
-        self.request_end(SLOW_CONSUMER)
+        connection = self.connection
+        if self.core.start.resume_seconds and self.core.ending is None and connection:
+            connection.abort()  # its reader sees the drop and detaches the session
+        else:
+            self.request_end(SLOW_CONSUMER)

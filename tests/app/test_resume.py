@@ -1,0 +1,192 @@
+"""Resuming a session over real sockets: connections cut by a TCP proxy on loopback (no
+close frame), resumed with the token from ``Begin``; nothing lost, nothing billed twice."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+
+from gateway.simulated.whisper import FakeWhisper
+from loadtest.proxy import CuttingProxy
+from tests.conftest import GatewayFactory
+from tests.support.audio import silence, tone
+from tests.support.budget import usage
+from tests.support.helpers import (
+    GatewayServer,
+    Stream,
+    assert_tiling,
+    eventually,
+    open_stream,
+    t,
+    token,
+)
+
+RATE = 16000
+#: Six windows of speech, each ending in a pause (1 s windows).
+SPEECH = (tone(440, 0.8) + silence(0.3)) * 6
+SECONDS = len(SPEECH) / 2 / RATE
+
+
+@pytest.fixture
+async def proxy(gateway: GatewayServer) -> AsyncIterator[CuttingProxy]:
+    cutting = await CuttingProxy(("127.0.0.1", gateway.port)).start()
+    yield cutting
+    await cutting.close()
+
+
+def _via(proxy: CuttingProxy) -> str:
+    return proxy.url("ws") + "/api/v1/listen"
+
+
+async def _read_until_cut(stream: Stream) -> None:
+    """Read what arrives until the connection fails under the client."""
+    try:
+        while True:
+            await stream.next(timeout=10)
+    except (AssertionError, aiohttp.ClientError):  # a close or an error frame, not text
+        return
+
+
+def _transcripts(*streams: Stream) -> list[dict[str, Any]]:
+    """Every Transcript the client got, deduplicated by seq (a replay may repeat one)."""
+    by_seq: dict[int, dict[str, Any]] = {}
+    for stream in streams:
+        for message in stream.of_type("Transcript"):
+            assert by_seq.setdefault(message["seq"], message) == message
+    return [by_seq[seq] for seq in sorted(by_seq)]
+
+
+def _last_seq(stream: Stream) -> int:
+    return max((m["seq"] for m in stream.of_type("Transcript")), default=-1)
+
+
+async def _until_detached(server: GatewayServer) -> None:
+    await eventually(lambda: server.state.metrics.sessions_detached._value.get() == 1)
+
+
+async def test_a_cut_connection_resumes_with_nothing_lost_or_billed_twice(
+    gateway: GatewayServer, proxy: CuttingProxy, fake_whisper: FakeWhisper
+) -> None:
+    first = await open_stream(gateway, token(), url=_via(proxy))
+    begin = first.messages[0]
+    assert begin["resumed"] is False and begin["resume_seconds"] == 30
+    assert begin["resume_token"].startswith(begin["session_id"] + ".")
+    half = len(SPEECH) // 2 // 2 * 2
+    await first.send_audio(SPEECH[:half])
+    while not first.of_type("Transcript"):
+        await first.next()
+    assert proxy.cut() == 1  # the network goes away mid-stream: no close frame
+    await _read_until_cut(first)
+    await first.session.close()
+    await _until_detached(gateway)
+
+    query = {"resume": begin["resume_token"], "last_seq": str(_last_seq(first))}
+    second = await open_stream(gateway, token(), url=_via(proxy), query=query)
+    again = second.messages[0]
+    assert again["type"] == "Begin" and again["resumed"] is True
+    assert again["session_id"] == begin["session_id"]
+    resend_from = round(again["audio_seconds"] * RATE) * 2
+    assert 0 < resend_from <= half
+    await second.send_audio(SPEECH[resend_from:])
+    messages = await second.finish()
+    await second.close()
+
+    transcripts = _transcripts(first, second)
+    assert_tiling(transcripts, SECONDS)
+    [termination] = second.of_type("Termination")
+    assert termination["windows"] == len(transcripts)
+    assert termination["audio_seconds"] == pytest.approx(SECONDS)
+    assert not [m for m in messages if m["type"] == "Error"]
+    sent_upstream = [m for m in transcripts if m["status"] == "ok"]
+    assert len(fake_whisper.received) == len(sent_upstream)  # each window once
+    billed = sum(m.get("billed_seconds", 0) for m in transcripts)
+    spent = (await usage(gateway, "s-1"))["spent_usd"]
+    assert spent == pytest.approx(termination["cost_usd"]) and spent == pytest.approx(
+        billed * 0.0001, abs=1e-6
+    )
+    assert gateway.state.metrics.session_resumes.labels(outcome="resumed")._value.get() == 1
+    await eventually(lambda: gateway.state.metrics.sessions_detached._value.get() == 0)
+
+
+async def test_a_resume_after_resume_seconds_starts_a_new_session(
+    make_gateway: GatewayFactory,
+) -> None:
+    server = await make_gateway(RESUME_SECONDS=1)
+    cutting = await CuttingProxy(("127.0.0.1", server.port)).start()
+    try:
+        first = await open_stream(server, token(), url=_via(cutting))
+        begin = first.messages[0]
+        await first.send_audio(SPEECH[: RATE * 2])
+        cutting.cut()
+        await first.session.close()
+        await eventually(lambda: len(server.state.registry) == 0, timeout=10)
+        query = {"resume": begin["resume_token"], "last_seq": "-1"}
+        second = await open_stream(server, token(), query=query)
+        fresh = second.messages[0]
+        assert fresh["resumed"] is False and fresh["session_id"] != begin["session_id"]
+        warning = await second.next()
+        assert warning["type"] == "Warning" and warning["code"] == "RESUME_FAILED"
+        assert fresh["audio_seconds"] == 0.0
+        await second.finish()
+        await second.close()
+        expired = server.state.metrics.session_resumes.labels(outcome="expired")._value.get()
+        assert expired == 1
+    finally:
+        await cutting.close()
+
+
+async def test_a_token_of_another_group_is_forbidden(
+    gateway: GatewayServer, proxy: CuttingProxy
+) -> None:
+    first = await open_stream(gateway, token(group="g-1"), url=_via(proxy))
+    resume_token = first.messages[0]["resume_token"]
+    proxy.cut()
+    await first.session.close()
+    await _until_detached(gateway)
+    query = {"resume": resume_token, "last_seq": "-1"}
+    other = await open_stream(gateway, token(group="g-2"), query=query)
+    assert other.messages[0]["type"] == "Error" and other.messages[0]["code"] == "FORBIDDEN"
+    await other.collect()
+    assert other.close_code == 4003
+    await other.close()
+    metrics = gateway.state.metrics
+    assert metrics.session_resumes.labels(outcome="forbidden")._value.get() == 1
+    assert len(gateway.state.registry) == 1  # the session still waits for its own client
+
+
+async def test_a_second_connection_resuming_the_session_replaces_the_first(
+    gateway: GatewayServer,
+) -> None:
+    first = await open_stream(gateway, token())
+    begin = first.messages[0]
+    await first.send_audio(SPEECH[: len(SPEECH) // 2 // 2 * 2])
+    while not first.of_type("Transcript"):
+        await first.next()
+    query = {"resume": begin["resume_token"], "last_seq": "-1"}
+    second = await open_stream(gateway, token(), query=query)
+    assert second.messages[0]["resumed"] is True
+    await first.collect()
+    assert first.of_type("Error")[-1]["code"] == "REPLACED" and first.close_code == 4009
+    await first.close()
+    at = round(second.messages[0]["audio_seconds"] * RATE) * 2
+    await second.send_audio(SPEECH[at:])
+    await second.finish()
+    await second.close()
+    assert_tiling(_transcripts(second), SECONDS)  # replayed from seq 0, then the rest
+
+
+async def test_without_resume_seconds_a_dropped_session_ends(make_gateway: GatewayFactory) -> None:
+    server = await make_gateway(RESUME_SECONDS=0)
+    cutting = await CuttingProxy(("127.0.0.1", server.port)).start()
+    try:
+        first = await open_stream(server, token(), url=_via(cutting))
+        assert first.messages[0]["resume_seconds"] == 0
+        await first.send_audio(SPEECH[: RATE * 2])
+        cutting.cut()
+        await first.session.close()
+        await eventually(lambda: len(server.state.registry) == 0, timeout=t(10))
+    finally:
+        await cutting.close()
