@@ -27,6 +27,8 @@ def test_redaction_of_keys_and_shapes() -> None:
             audio=b"\x00\x01",
             headers={"Authorization": f"Bearer {JWT}"},
             note=f"url?access_token={JWT}",
+            query="listen?resume=abc123.s3cr3tv4lu3&last_seq=4",
+            resume_token="abc123.s3cr3tv4lu3",
             key="sk-abcdefghijklmnop",
             webhook_url="https://hooks.slack.com/T/B/secret",
         )
@@ -37,6 +39,8 @@ def test_redaction_of_keys_and_shapes() -> None:
     assert first["headers"]["Authorization"] == REDACTED
     assert JWT not in first["note"] and "access_token=" in first["note"]
     assert "sk-abcdefghijklmnop" not in first["key"]
+    assert "s3cr3tv4lu3" not in first["query"] and "last_seq=4" in first["query"]
+    assert first["resume_token"] == REDACTED
     assert JWT not in second["event"]
 
 
@@ -54,6 +58,14 @@ async def test_no_text_or_token_in_gateway_logs(
         bad = await connect(server, jwt + "x")
         await bad.collect()
         await bad.close()
+        dropped = await open_stream(server, token(group="g-2"))
+        resume_token = dropped.messages[0]["resume_token"]
+        query = {"resume": resume_token, "last_seq": "-1"}
+        resumed = await open_stream(server, token(group="g-2"), query=query)
+        await dropped.collect()
+        await dropped.close()
+        await resumed.finish()
+        await resumed.close()
     finally:
         configure_logging("warning", "json")
     err = capsys.readouterr().err
@@ -65,3 +77,4 @@ async def test_no_text_or_token_in_gateway_logs(
     assert started["session_id"] and started["request_id"]
     assert "tone 440" not in err and "[simulated]" not in err
     assert jwt not in err and jwt.split(".")[1] not in err
+    assert "session.resumed" in events and resume_token.split(".")[1] not in err

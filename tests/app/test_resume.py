@@ -190,3 +190,23 @@ async def test_without_resume_seconds_a_dropped_session_ends(make_gateway: Gatew
         await eventually(lambda: len(server.state.registry) == 0, timeout=t(10))
     finally:
         await cutting.close()
+
+
+async def test_a_shutdown_ends_a_detached_session_without_waiting_for_its_client(
+    make_gateway: GatewayFactory,
+) -> None:
+    server = await make_gateway(RESUME_SECONDS=600)
+    cutting = await CuttingProxy(("127.0.0.1", server.port)).start()
+    try:
+        first = await open_stream(server, token(), url=_via(cutting))
+        await first.send_audio(SPEECH[: RATE * 2])
+        cutting.cut()
+        await first.session.close()
+        await _until_detached(server)
+        await server.state.registry.drain(grace=1)  # far less than the 600 s resume wait
+        assert len(server.state.registry) == 0
+        ended = server.state.metrics.sessions_ended.labels(reason="server_shutdown")
+        assert ended._value.get() == 1
+        assert server.state.metrics.sessions_detached._value.get() == 0
+    finally:
+        await cutting.close()

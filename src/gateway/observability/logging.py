@@ -29,6 +29,8 @@ SENSITIVE_KEYS = frozenset(
         "prompt",
         "token",
         "access_token",
+        "resume",
+        "resume_token",
         "jwt",
         "authorization",
         "secret",
@@ -45,7 +47,7 @@ _MASKS = (
     (re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"), REDACTED),  # JWT
     (re.compile(r"(?i)bearer\s+[^\s,;\"']+"), "Bearer " + REDACTED),
     (re.compile(r"\bsk-[A-Za-z0-9_-]{8,}"), REDACTED),  # OpenAI-style keys
-    (re.compile(r"(?i)(access_token=)[^&\s]+"), r"\g<1>" + REDACTED),
+    (re.compile(r"(?i)((?:access_token|resume)=)[^&\s]+"), r"\g<1>" + REDACTED),
     (re.compile(r"https?://hooks\.[^\s\"']+"), REDACTED),  # webhook URLs carry a secret
 )
 
