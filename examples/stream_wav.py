@@ -1,32 +1,30 @@
 """Stream a WAV file to stt-gateway in real time and print what comes back.
 
-    pip install websockets
+    pip install stt-gateway     # for gateway.client, which itself needs only websockets
     python stream_wav.py ws://127.0.0.1:8080/api/v1/listen "$TOKEN" lesson.wav
 
 The file must be 16-bit PCM, mono. Transcripts are printed as they arrive,
 while the audio is still being sent; warnings, errors and the close code too.
+If the connection drops, the client resumes the session and sends the audio
+again from where the gateway has it: no transcript is lost or printed twice.
 Exit status: 0 after a clean end (close 1000), 1 otherwise.
 """
 
 import asyncio
-import json
 import sys
 import wave
 
-import websockets
+from gateway.client import ListenStream, StreamRefused
 
 
-async def send_audio(ws, path):
-    """100 ms frames at real time, then CloseStream. Stops quietly if the server closes."""
-    try:
-        with wave.open(path) as wav:
-            frames = wav.getframerate() // 10
-            while chunk := wav.readframes(frames):
-                await ws.send(chunk)
-                await asyncio.sleep(0.1)
-        await ws.send(json.dumps({"type": "CloseStream"}))
-    except websockets.ConnectionClosed:
-        pass  # the receiver reports why
+async def send_audio(stream, path):
+    """100 ms frames at real time, then CloseStream."""
+    with wave.open(path) as wav:
+        frames = wav.getframerate() // 10
+        while chunk := wav.readframes(frames):
+            await stream.send(chunk)
+            await asyncio.sleep(0.1)
+    await stream.finish()
 
 
 def show(message):
@@ -36,6 +34,8 @@ def show(message):
         print(f"[{message['start']:7.2f}–{message['end']:7.2f}] {label:<9} {message['text']}")
     elif kind in ("Warning", "Error"):
         print(f"{kind} {message['code']}: {message['message']}", file=sys.stderr)
+    elif kind == "Begin" and message.get("resumed"):
+        print(f"resumed at {message['audio_seconds']:.2f} s", file=sys.stderr)
     elif kind == "Begin":
         print(f"session {message['session_id']} ({message['config']['provider']})")
     elif kind == "Budget":
@@ -52,26 +52,19 @@ async def main(url, token, path):
             rate = wav.getframerate()
     except (wave.Error, EOFError) as exc:  # float or compressed WAVs, other files
         sys.exit(f"{path}: not a 16-bit PCM WAV file ({exc}); convert it, e.g. with sox")
-    try:
-        async with websockets.connect(
-            f"{url}?sample_rate={rate}",
-            additional_headers={"Authorization": f"Bearer {token}"},
-        ) as ws:
-            sender = asyncio.create_task(send_audio(ws, path))
-            try:
-                async for raw in ws:  # read while sending
-                    show(json.loads(raw))
-            except websockets.ConnectionClosedError:
-                pass
+    async with ListenStream(url, token, sample_rate=rate, max_attempts=3) as stream:
+        sender = asyncio.create_task(send_audio(stream, path))
+        try:
+            async for message in stream:  # read while sending
+                show(message)
+        except StreamRefused as exc:
+            print(f"cannot connect to {url}: {exc}", file=sys.stderr)
+            return 1
+        finally:
             sender.cancel()
-            sys.stdout.flush()  # the transcript first, then how it ended
-            print(f"closed {ws.close_code} {ws.close_reason}".rstrip(), file=sys.stderr)
-            return 0 if ws.close_code == 1000 else 1
-    except websockets.InvalidStatus as exc:
-        print(f"handshake refused: HTTP {exc.response.status_code}", file=sys.stderr)
-    except OSError as exc:
-        print(f"cannot connect to {url}: {exc}", file=sys.stderr)
-    return 1
+    sys.stdout.flush()  # the transcript first, then how it ended
+    print(f"closed {stream.close_code}", file=sys.stderr)
+    return 0 if stream.close_code == 1000 else 1
 
 
 if __name__ == "__main__":

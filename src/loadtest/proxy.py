@@ -19,6 +19,8 @@ class CuttingProxy:
     def __init__(self, target: tuple[str, int]) -> None:
         self.target = target
         self.connections = 0
+        #: Set to reset every new connection at once (the network is still down).
+        self.refusing = False
         #: Cleared to stall every connection (bytes wait, nothing closes); set to go on.
         self.flowing = asyncio.Event()
         self.flowing.set()
@@ -63,6 +65,9 @@ class CuttingProxy:
                 await self._server.wait_closed()
 
     async def _accepted(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.refusing:
+            _reset(writer)
+            return
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.target)
         except OSError:

@@ -18,6 +18,8 @@ OWN_BASES = {
     "gateway.settings_checks.FieldProblem",
     # Control flow inside the passthrough: an answer made before the upstream is called.
     "gateway.web.openai.transcriptions._Answer",
+    # The client library imports nothing of the gateway (it could ship on its own).
+    "gateway.client.stream.StreamRefused",
     # The harness's own, outside the gateway.
     "loadtest.quality.runner.Refused",
     "loadtest.quality.speech.ToolMissing",
@@ -116,3 +118,16 @@ def test_every_purposeful_exception_is_in_the_error_tree() -> None:
             ):
                 elsewhere.add(f"{name}.{node.name}")
     assert elsewhere == OWN_BASES
+
+
+def test_the_client_imports_nothing_of_the_gateway() -> None:
+    """``gateway.client`` needs only ``websockets``: it could ship as its own package."""
+    modules = _modules()
+    outside = {
+        f"{name} → {imported}"
+        for name, path in modules.items()
+        if name.startswith("gateway.client")
+        for imported in _runtime_imports(ast.parse(path.read_text()), modules)
+        if not imported.startswith("gateway.client")
+    }
+    assert outside == set()

@@ -5,7 +5,8 @@ now (score: when the claim lapses unless refreshed) and a hash
 ``{stt}:owners:<school>`` naming, per group, the replica and session that own
 it. A new stream *claims* its group in one script: a group already streaming
 is taken over (the old owner is told on ``{stt}:replaced`` and closes its
-session with 4009, wherever it runs); a new group is refused when the school
+session with 4009, wherever it runs — or, when the new owner resumes that very
+session, hands it over); a new group is refused when the school
 already has ``max_concurrent_streams`` groups streaming. Budget notices go out on
 ``{stt}:budget-notices`` to the school's sessions on every replica. Replicas refresh their
 claims with the presence heartbeat; a replica that dies stops refreshing and
@@ -96,11 +97,11 @@ class Fleet:
     def __init__(
         self,
         redis: aioredis.Redis,
-        on_replaced: Callable[[str], None],
+        on_replaced: Callable[[str, bool], None],
         clock: Callable[[], float] = time.time,
         on_notice: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
-        self._redis = redis
+        self.redis = self._redis = redis
         self._on_replaced = on_replaced
         self._on_notice = on_notice
         self._clock = clock
@@ -131,7 +132,7 @@ class Fleet:
             return Claim(False, streaming=int(result[1]))
         previous = text(result[1])
         if previous and not previous.startswith(f"{self.replica}:"):
-            await self._redis.publish(CHANNEL, previous)
+            await self._redis.publish(CHANNEL, f"{previous}>{session_id}")
         return Claim(True, previous)
 
     async def release(self, school_id: str, group_id: str, session_id: str) -> None:
@@ -206,8 +207,9 @@ class Fleet:
                     notice = json.loads(data)
                     if isinstance(notice, dict):
                         self._on_notice(notice)
-        elif data.startswith(mine):
-            self._on_replaced(data[len(mine) :])
+        elif data.startswith(mine):  # "<replica>:<session>><the new session>"
+            session_id, _, newer = data[len(mine) :].partition(">")
+            self._on_replaced(session_id, newer == session_id)
 
     async def close(self) -> None:
         """Stop listening (the client may turn a cancellation into its own error: the

@@ -22,6 +22,7 @@ import redis.asyncio as aioredis
 
 from gateway.errors import LedgerUnavailable
 from gateway.fleet.claims import Fleet
+from gateway.fleet.kept import KeptSessions
 from gateway.observability.logging import get_logger
 from gateway.redis.errors import translated
 from gateway.redis.layout import PREFIX
@@ -150,9 +151,11 @@ class Presence:
             await self._redis.hdel(key, *stale)
         return live
 
-    async def heartbeat(self, sessions: Any, fleet: Fleet | None = None) -> None:
-        """Refresh this replica's records (and its fleet claims) every few seconds until
-        cancelled."""
+    async def heartbeat(
+        self, sessions: Any, fleet: Fleet | None = None, kept: KeptSessions | None = None
+    ) -> None:
+        """Refresh this replica's records (its fleet claims, and what its connected sessions
+        keep for a resume) every few seconds until cancelled."""
         while True:
             await asyncio.sleep(HEARTBEAT_SECONDS)
             try:
@@ -160,6 +163,10 @@ class Presence:
                 await self.publish(live)
                 if fleet is not None:
                     await fleet.refresh((s.school_id, s.group_id) for s in live)
+                if kept is not None:
+                    await kept.beat()
+                    connected = [s.session_id for s in live if not getattr(s, "detached", False)]
+                    await kept.refresh(connected)
             except LedgerUnavailable as exc:
                 log.warning("presence.heartbeat_failed", error=exc.error)
 

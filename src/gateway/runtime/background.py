@@ -15,6 +15,7 @@ from gateway.auth.guard import AuthGuard
 from gateway.budget.service import BudgetService
 from gateway.errors import LedgerUnavailable
 from gateway.fleet.claims import Fleet
+from gateway.fleet.kept import KeptSessions
 from gateway.fleet.presence import Presence
 from gateway.observability.logging import get_logger
 from gateway.stream.registry import SessionRegistry
@@ -53,21 +54,30 @@ async def _sweep(budget: BudgetService, auth_guard: AuthGuard) -> None:
 
 @asynccontextmanager
 async def open_fleet(
-    redis: aioredis.Redis | None, registry: SessionRegistry
-) -> AsyncIterator[tuple[Fleet | None, Presence]]:
+    redis: aioredis.Redis | None, registry: SessionRegistry, resume_seconds: float
+) -> AsyncIterator[tuple[Fleet | None, Presence, KeptSessions | None]]:
     """Open streams published fleet-wide, in the ledger's Redis (this replica's alone without),
-    and the fleet's claims on groups (one stream per group, the schools' caps)."""
+    the fleet's claims on groups (one stream per group, the schools' caps), and what sessions
+    keep there to be resumed on any replica (with ``resume_seconds``)."""
     presence = Presence(redis)
     fleet = (
         None
         if redis is None
         else Fleet(redis, registry.replaced_elsewhere, on_notice=registry.budget_notice)
     )
-    heartbeat = asyncio.create_task(presence.heartbeat(registry.sessions, fleet))
+    kept = (
+        None
+        if fleet is None or not resume_seconds
+        else KeptSessions(fleet.redis, resume_seconds, fleet.replica)
+    )
+    if kept is not None:
+        with contextlib.suppress(LedgerUnavailable):
+            await kept.beat()
+    heartbeat = asyncio.create_task(presence.heartbeat(registry.sessions, fleet, kept))
     if fleet is not None:
         fleet.start()
     try:
-        yield fleet, presence
+        yield fleet, presence, kept
     finally:
         await cancelled(heartbeat)
         if fleet is not None:

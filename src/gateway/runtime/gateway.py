@@ -17,6 +17,7 @@ from gateway.budget.policy import Policy
 from gateway.budget.service import BudgetService
 from gateway.budget.webhooks import WebhookSender
 from gateway.fleet.claims import Fleet
+from gateway.fleet.kept import KeptSessions
 from gateway.fleet.presence import Presence
 from gateway.observability.audit import AuditTrail
 from gateway.observability.metrics import Metrics
@@ -55,6 +56,9 @@ class Gateway:
     presence: Presence
     #: One stream per group and the schools' caps across replicas (None without Redis).
     fleet: Fleet | None
+    #: What sessions keep in Redis to be resumed on any replica (None without Redis, or
+    #: with ``RESUME_SECONDS=0``).
+    kept: KeptSessions | None
     #: The readiness checks, one per service, in start order.
     pings: Pings
 

@@ -95,7 +95,9 @@ async def open_gateway(base: Foundation) -> AsyncIterator[Gateway]:
             open_interims(settings, metrics, budget, upstream)
         )
         registry = SessionRegistry(settings.MAX_SESSIONS, metrics)
-        fleet, presence = await stack.enter_async_context(open_fleet(ledger.redis, registry))
+        fleet, presence, kept = await stack.enter_async_context(
+            open_fleet(ledger.redis, registry, settings.RESUME_SECONDS)
+        )
         webhooks = WebhookSender(guarded=settings.APP_ENV != "dev")
         webhooks.start()
         stack.push_async_callback(webhooks.close)
@@ -118,6 +120,7 @@ async def open_gateway(base: Foundation) -> AsyncIterator[Gateway]:
             interims=interims,
             presence=presence,
             fleet=fleet,
+            kept=kept,
             pings=_pings(settings, ledger, upstream, budget, metrics),
         )
         events.subscribe(AlertDispatcher(gateway).on_alert)

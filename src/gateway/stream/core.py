@@ -12,11 +12,10 @@ out and keeps nothing the driver must clear. Every window gets exactly one ``Tra
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from gateway.auth.tokens import Claims
-from gateway.errors import BudgetExhausted, StreamError
+from gateway.errors import BudgetExhausted, Replaced, StreamError
 from gateway.stream import protocol
 from gateway.stream.actions import Actions, Submission
 from gateway.stream.audio_window import Window
@@ -28,7 +27,6 @@ from gateway.stream.notices import Notices
 from gateway.stream.observer import NoObserver, Observer
 from gateway.stream.outcome import DropReason, Outcome
 from gateway.stream.outgoing import Outgoing
-from gateway.stream.resume import RESUME_FAILED, Resumable
 from gateway.stream.start import SessionStart
 
 BAD_MESSAGE = "expected a JSON object with type KeepAlive, Finalize or CloseStream"
@@ -46,10 +44,10 @@ class SessionCore:
         self._target = start.window_seconds
         self._model = start.model
         self._observer: Observer = observer or NoObserver()
-        self._flow = WindowFlow(limits, self._observer, start.vocabulary)
+        self._flow = WindowFlow(limits, self._observer, start.vocabulary, start.counts())
         self._queue = self._flow.queue
         self._windower = start.windower()
-        self._gate = AudioGate(config, limits, now)
+        self._gate = AudioGate(config, limits, now - start.audio_offset)
         self._clock = start.deadlines(now)
         self._unreported_bytes = 0
         self._notices = Notices()
@@ -62,21 +60,16 @@ class SessionCore:
         interval = start.interim_interval
         self._interims = InterimSchedule(interval, now) if interval else None
         self._interim_asks: list[InterimRequest] = []
-        self._resume = Resumable(start.resume_token, start.resume_seconds)
-        self._out.send(self._begin(claims, resumed=False))
-        if start.resume_failed:
-            self._out.notify(protocol.warning("RESUME_FAILED", RESUME_FAILED))
+        self._resume = start.resumable()
+        self._out.send(self._begin(claims, resumed=start.settled is not None))
+        for message in start.after_begin():
+            self._out.send(message)
 
     def _begin(self, claims: Claims, *, resumed: bool) -> dict[str, Any]:
         at = self.audio_seconds
         return self.start.begin(claims, window_seconds=self._target, resumed=resumed, at=at)
 
     # -- state ---------------------------------------------------------------
-
-    @property
-    def reading(self) -> bool:
-        """Whether client frames are still taken (until an ending is chosen)."""
-        return self.ending is None
 
     @property
     def audio_seconds(self) -> float:
@@ -223,7 +216,6 @@ class SessionCore:
             self.request_end(DISCONNECTED, now)
             return
         self._closed(self._windower.finalize(), now)
-        self._out.take()  # nobody to send them to: Transcripts are kept for a replay
         self._resume.detached_until = now + self._resume.seconds
 
     def resumed(self, claims: Claims, last_seq: int, now: float, expires_in: float) -> None:
@@ -237,12 +229,15 @@ class SessionCore:
             self._out.send(transcript)
         self._pump(now)
 
+    def hand_over(self, now: float) -> None:
+        """Another replica resumes this session: finish the windows in flight (bounded),
+        then end with ``REPLACED`` — to a client still here, else to nobody."""
+        self.request_end(from_error(Replaced("the session was resumed elsewhere")), now)
+
     def request_end(self, ending: Ending, now: float) -> None:
         """End the session; the first ending wins, unless a later one outranks it (a budget
         exhaustion over a clean end). A client that is still there gets its pending windows
         (bounded by ``finish_timeout``) and then the last message."""
-        if self._resume.detached and not ending.gone:
-            ending = replace(ending, gone=True)  # its client is away: nobody to tell
         if self.ending is not None:
             if ending.gone and not self.done:
                 self._abandon(ending)  # the client left while its last windows were finishing
@@ -250,6 +245,7 @@ class SessionCore:
                 self.ending = ending  # the same finish, another last message and close code
             return
         self.ending = ending
+        self._resume.detached_until = None  # finishing has its own bound (to nobody if away)
         self._report_audio()
         if ending.gone:
             self._abandon(ending)
@@ -267,8 +263,7 @@ class SessionCore:
         self._out.notify(self._notices.about(kind, now))
 
     def budget_alert(self, **alert: Any) -> None:
-        """The school crossed an alert threshold (``percent_used``, ``threshold``,
-        ``remaining_usd``): tell this classroom."""
+        """The school crossed an alert threshold: tell this classroom."""
         self._out.notify(protocol.budget(**alert))
 
     # -- inside --------------------------------------------------------------

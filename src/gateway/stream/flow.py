@@ -22,11 +22,18 @@ from gateway.stream.outcome import DropReason, Outcome
 
 
 class WindowFlow:
-    def __init__(self, limits: SessionLimits, observer: Observer, vocabulary: str) -> None:
+    def __init__(
+        self,
+        limits: SessionLimits,
+        observer: Observer,
+        vocabulary: str,
+        counts: Counts | None = None,
+    ) -> None:
+        """``counts``: the session's windows so far (a session taken over), else none."""
         self.queue = WindowQueue(
             max_in_flight=limits.max_in_flight, max_pending_seconds=limits.max_pending_seconds
         )
-        self.counts = Counts()
+        self.counts = counts or Counts()
         self._observer = observer
         self._vocabulary = vocabulary
         self._continuity = limits.prompt_continuity

@@ -28,6 +28,7 @@ class StreamSession(Protocol):
     @property
     def key(self) -> tuple[str, str]: ...
     def request_end(self, ending: Ending) -> None: ...
+    def hand_over(self) -> None: ...
     def presence(self) -> dict[str, Any]: ...
     def budget_alert(
         self, *, percent_used: float, threshold: int, remaining_usd: float
@@ -109,12 +110,16 @@ class SessionRegistry:
         for session in self.sessions_of_school(str(school_id)):
             session.budget_alert(percent_used=percent, threshold=threshold, remaining_usd=remaining)
 
-    def replaced_elsewhere(self, session_id: str) -> None:
-        """A newer connection for the group of ``session_id`` started on another replica."""
-        for session in self._all:
-            if session.session_id == session_id:
-                self._replace(session)
-                return
+    def replaced_elsewhere(self, session_id: str, handover: bool = False) -> None:
+        """A newer connection for the group of ``session_id`` started on another replica
+        (``handover``: it resumes this very session there)."""
+        session = self._by_id.get(session_id)
+        if session is None:
+            return
+        if handover:
+            session.hand_over()
+        else:
+            self._replace(session)
 
     def _replace(self, session: StreamSession) -> None:
         session.request_end(

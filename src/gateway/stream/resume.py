@@ -67,6 +67,20 @@ def parse_resume(query: Mapping[str, str]) -> ResumeAsk | None:
     return ResumeAsk(token, last_seq)
 
 
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """Where a session stood when its last window settled: what another replica needs to
+    take it over (the gateway keeps it in Redis while the session lives)."""
+
+    next_seq: int
+    #: Stream samples up to the end of that window: the client sends audio from there.
+    samples: int
+    #: ``windows``, ``ok``, ``silence``, ``dropped`` and ``cost_usd`` so far.
+    counts: dict[str, float]
+    #: The last Transcripts, for the replay.
+    kept: tuple[dict[str, Any], ...] = ()
+
+
 @dataclass(slots=True)
 class Resumable:
     """A session's side of resuming: how long it waits for its client, until when it is

@@ -9,8 +9,10 @@ from typing import Any
 from gateway.auth.tokens import Claims
 from gateway.stream import protocol
 from gateway.stream.deadlines import Deadlines
+from gateway.stream.ending import Counts
 from gateway.stream.limits import SessionLimits
 from gateway.stream.protocol import StreamConfig
+from gateway.stream.resume import RESUME_FAILED, Resumable, Settled
 from gateway.stream.windowing import Windower
 
 
@@ -36,16 +38,51 @@ class SessionStart:
     resume_seconds: float = 0.0
     #: The client asked to resume a session that is gone: this one is new.
     resume_failed: bool = False
+    #: A session taken over from another replica: where it stood, and the last seq its
+    #: client has (the Transcripts after it are replayed).
+    settled: Settled | None = None
+    last_seq: int = -1
+
+    @property
+    def audio_offset(self) -> float:
+        """Seconds of audio the session had before this replica took it (0: a new one)."""
+        settled = self.settled
+        return 0.0 if settled is None else settled.samples / self.config.sample_rate
+
+    def counts(self) -> Counts:
+        counts = Counts()
+        if self.settled is not None:
+            for name, value in self.settled.counts.items():
+                setattr(counts, name, type(getattr(counts, name))(value))
+        return counts
+
+    def resumable(self) -> Resumable:
+        resume = Resumable(self.resume_token, self.resume_seconds)
+        if self.settled is not None:
+            resume.kept.extend(self.settled.kept)
+        return resume
+
+    def after_begin(self) -> list[dict[str, Any]]:
+        """What follows ``Begin``: the warning of a resume that failed, or the replay of a
+        session taken over."""
+        if self.resume_failed:
+            return [protocol.warning("RESUME_FAILED", RESUME_FAILED)]
+        if self.settled is None:
+            return []
+        return [t for t in self.settled.kept if t["seq"] > self.last_seq]
 
     def windower(self) -> Windower:
         limits = self.limits
-        return Windower(
+        windower = Windower(
             self.config.sample_rate,
             self.window_seconds,
             limits.vad,
             max_seconds=limits.window_max_seconds,
             shorten_pauses=limits.shorten_pauses,
         )
+        if self.settled is not None:
+            windower.continue_at(self.settled.next_seq, self.settled.samples)
+        return windower
 
     def deadlines(self, now: float) -> Deadlines:
         return Deadlines(self.limits.idle_timeout, now + self.expires_in, now)

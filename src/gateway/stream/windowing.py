@@ -105,6 +105,11 @@ class Windower:
         first = max(0, (sample - self._start_sample) // self._frame)
         return bool(levels.size > first and (levels[first:] > self._adapted.threshold_dbfs).any())
 
+    def continue_at(self, seq: int, sample: int) -> None:
+        """Go on from window ``seq`` at stream ``sample`` (a session taken over)."""
+        assert not self._fill
+        self._next_seq, self._start_sample = seq, sample
+
     @property
     def window_seconds(self) -> float:
         """The target length; the session sets it before each message (adaptive windows)."""

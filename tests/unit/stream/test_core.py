@@ -257,7 +257,7 @@ def test_close_stream_flushes_waits_and_terminates_with_the_counts() -> None:
     h = Harness()
     h.audio(tone(440, 1.5) + silence(1.0))
     h.text('{"type":"CloseStream"}')
-    assert not h.core.done and not h.core.reading
+    assert not h.core.done and h.core.ending is not None
     for seq in sorted(h.jobs):
         h.answer(seq)
     assert h.core.done
@@ -446,7 +446,7 @@ class SessionMachine(RuleBasedStateMachine):
     def audio(self, kind: str, dt: float) -> None:
         h = self.h
         h.now += dt
-        was_reading = h.core.reading
+        was_reading = h.core.ending is None
         h.core.receive_audio(FRAMES[kind], h.now)
         h.take()
         if was_reading and len(FRAMES[kind]) % 2 == 0:

@@ -17,6 +17,7 @@ from gateway.stream.resume import (
     KEPT_TRANSCRIPTS,
     Resumable,
     ResumeAsk,
+    Settled,
     parse_resume,
     token_matches,
     token_session,
@@ -116,14 +117,20 @@ def test_no_resume_within_resume_seconds_ends_the_session_as_disconnected() -> N
     assert c.core.ending.metric_reason == "disconnected" and c.core.ending.gone
 
 
-def test_an_ending_while_detached_tells_nobody() -> None:
+def test_an_ending_while_detached_finishes_its_windows_and_tells_nobody() -> None:
+    """A shutdown (or a hand-over) while the client is away: the windows in flight finish
+    (their charges settle, their Transcripts are kept), nothing reaches the client."""
     c = Client()
     c.audio(tone(440, 0.5))
     c.drop()
+    received = len(c.received)
     c.core.request_end(SHUTDOWN, c.now)
     c.take()
-    assert c.core.done and c.core.ending is not None and c.core.ending.gone
-    assert c.core.ending.metric_reason == "server_shutdown"
+    assert not c.core.done and list(c.jobs) == [0]  # window 0 still finishes
+    c.answer(0)
+    assert c.core.done and c.core.ending is SHUTDOWN
+    assert len(c.received) == received
+    assert [t["seq"] for t in c.core._resume.kept] == [0]
 
 
 def test_without_resume_seconds_a_drop_ends_the_session() -> None:
@@ -246,3 +253,44 @@ class ResumeMachine(RuleBasedStateMachine):
 
 TestResumeMachine = ResumeMachine.TestCase
 TestResumeMachine.settings = settings(max_examples=100, stateful_step_count=30, deadline=None)
+
+
+def test_a_session_taken_over_goes_on_where_its_last_window_settled() -> None:
+    """Replica A had windows 0 and 1 settled (the client got only 0); replica B takes the
+    session from what A kept: Begin at the end of window 1, window 1 replayed, then seq 2
+    from there, and one Termination for all of it."""
+    a = Client()
+    a.windows(2)
+    a.answer(0)
+    a.answer(1)
+    kept = tuple(m for m in a.sent if m["type"] == "Transcript")
+    end = kept[-1]["end"]
+    settled = Settled(
+        next_seq=2,
+        samples=round(end * RATE),
+        counts={"windows": 2, "ok": 2, "silence": 0, "dropped": 0, "cost_usd": 0.02},
+        kept=kept,
+    )
+    start = replace(a.core.start, settled=settled, last_seq=0)
+    from gateway.stream.core import SessionCore
+
+    b = SessionCore(start, 100.0)
+    sent = [m for m, _ in b.take_actions().messages]
+    assert [m["type"] for m in sent] == ["Begin", "Transcript"]
+    assert sent[0]["resumed"] is True and sent[0]["audio_seconds"] == pytest.approx(end)
+    assert sent[1]["seq"] == 1
+    b.receive_audio(tone(440, 1.0), 100.5)  # the client goes on from `end`
+    b.receive_text('{"type":"Finalize"}', 101.0)
+    [job] = b.take_actions().submissions
+    assert job.seq == 2 and job.window.start == pytest.approx(end)
+    from gateway.stream.outcome import Outcome
+
+    done = Outcome("ok", "whisper-1", text="w2", billed_seconds=1.0, cost_usd=0.01)
+    b.window_resolved(2, done, 101.5)
+    b.receive_text('{"type":"CloseStream"}', 102.0)
+    messages = [m for m, _ in b.take_actions().messages]
+    assert [m["type"] for m in messages] == ["Transcript", "Termination"]
+    termination = messages[-1]
+    assert termination["windows"] == 3 and termination["transcribed"] == 3
+    assert termination["audio_seconds"] == pytest.approx(end + 1.0)
+    assert termination["cost_usd"] == pytest.approx(0.03)

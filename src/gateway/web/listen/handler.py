@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -12,37 +11,34 @@ from aiohttp import WSCloseCode, web
 
 from gateway.auth.tokens import Claims
 from gateway.errors import (
-    Forbidden,
     FrameTooLarge,
     InvalidToken,
-    LedgerDown,
-    LedgerUnavailable,
-    Overloaded,
     StreamError,
     TooManyFailures,
     Unauthorized,
 )
-from gateway.fleet.claims import Fleet
 from gateway.observability.audit import actor
 from gateway.observability.logging import get_logger
 from gateway.runtime.gateway import Gateway
 from gateway.stream import protocol
-from gateway.stream.protocol import StreamConfig
 from gateway.stream.resume import parse_resume
 from gateway.web import cors
 from gateway.web.errors import close_frame, error_response, json_error
 from gateway.web.http_auth import authenticate, bearer_token, client_address, route_of
 from gateway.web.keys import GATEWAY
 from gateway.web.listen.session import StreamSession
-from gateway.web.listen.starting import resumable, resume, session_start
+from gateway.web.listen.starting import (
+    may_stream,
+    new_session,
+    parse_config,
+    resumable,
+    resume,
+    take_over,
+)
 
 log = get_logger("gateway.listen")
 SUBPROTOCOL = "token"
 CLOSE_TIMEOUT = 5.0
-#: When a school at its cap of concurrent streams is asked to try again.
-SCHOOL_CAP_RETRY_AFTER = 10.0
-#: When a stream refused because the ledger is down (strict mode) is asked to try again.
-LEDGER_DOWN_RETRY_AFTER = 5.0
 
 
 class StreamSocket(web.WebSocketResponse):
@@ -103,26 +99,23 @@ async def listen(request: web.Request) -> web.StreamResponse:
     try:
         if claims is None:
             raise Unauthorized(refusal)
-        _may_stream(claims)
+        may_stream(claims)
         ask = parse_resume(request.query)
+        start = None
         if ask is not None:
+            parse_config(gateway, request)  # a bad query is refused on a resume too
             earlier = resumable(gateway, ask, claims)
             if earlier is not None:
-                _parse_config(gateway, request)  # a bad query is refused on a resume too
-                connection = await resume(
-                    gateway, earlier, ws, _aborter(request), claims, ask.last_seq
-                )
+                abort = _aborter(request)
+                connection = await resume(gateway, earlier, ws, abort, claims, ask.last_seq)
                 await connection.over.wait()
                 return ws
-            metrics.session_resumes.labels(outcome="expired").inc()
-        session_id = uuid.uuid4().hex
-        config = _admit(gateway, request, claims)
-        await _claim(gateway.fleet, gateway, claims, session_id)
-        _admit_again(gateway.fleet, gateway, claims, session_id)
+            start = await take_over(gateway, ask, claims)
+        if start is None:
+            start = await new_session(gateway, request, claims, resume_failed=ask is not None)
     except StreamError as exc:
         await _reject(request, ws, exc, claims)
         return ws
-    start = session_start(gateway, claims, config, session_id, resume_failed=ask is not None)
     session = StreamSession(
         ws,
         start,
@@ -130,73 +123,10 @@ async def listen(request: web.Request) -> web.StreamResponse:
         metrics=metrics,
         abort=_aborter(request),
         interims=gateway.interims,
+        kept=gateway.kept,
     )
     await _live(gateway, session, claims)
     return ws
-
-
-def _parse_config(gateway: Gateway, request: web.Request) -> StreamConfig:
-    return protocol.parse_query(
-        request.query,
-        default_model=gateway.settings.default_model,
-        allowed_models=gateway.allowed_models,
-        keyterms=request.query.getall("keyterm", []),
-    )
-
-
-def _admit(gateway: Gateway, request: web.Request, claims: Claims) -> StreamConfig:
-    """The stream's configuration, once this token may stream here now; else a StreamError."""
-    config = _parse_config(gateway, request)
-    assert claims.school_id is not None and claims.group_id is not None
-    gateway.registry.check_admission((claims.school_id, claims.group_id), _cap(gateway, claims))
-    if gateway.local is not None and not gateway.local.loaded.is_set():
-        raise Overloaded("the local Whisper model is loading; retry shortly", retry_after=2.0)
-    return config
-
-
-def _cap(gateway: Gateway, claims: Claims) -> int | None:
-    """The school's ``max_concurrent_streams`` (policy)."""
-    assert claims.school_id is not None
-    return gateway.budget.policy.school(claims.school_id, claims.district_id).max_concurrent_streams
-
-
-async def _claim(fleet: Fleet | None, gateway: Gateway, claims: Claims, session_id: str) -> None:
-    """Claim the group across the fleet: a stream for it on another replica is replaced; a
-    new group past the school's ``max_concurrent_streams`` is refused (1013, retry later).
-    Redis unreachable: refused in strict mode (1013 ``BUDGET_UNAVAILABLE``: its windows could
-    only be dropped), else admitted (advisory: the bill is still recorded when it can be)."""
-    if fleet is None:
-        return
-    assert claims.school_id is not None and claims.group_id is not None
-    cap = _cap(gateway, claims)
-    try:
-        claim = await fleet.claim(claims.school_id, claims.group_id, session_id, cap)
-    except LedgerUnavailable as exc:
-        log.warning("fleet.claim_failed", error=exc.error)
-        if gateway.settings.BUDGET_ENFORCEMENT_MODE == "strict":
-            raise LedgerDown(
-                "the budget ledger is unreachable; retry shortly",
-                retry_after=LEDGER_DOWN_RETRY_AFTER,
-            ) from None
-        return
-    if not claim.ok:
-        raise Overloaded(
-            f"the school already has {claim.streaming} of its {cap} concurrent streams",
-            retry_after=SCHOOL_CAP_RETRY_AFTER,
-        )
-
-
-def _admit_again(fleet: Fleet | None, gateway: Gateway, claims: Claims, session_id: str) -> None:
-    """The local bounds once more, with nothing awaited before the session registers:
-    other streams may have started while the group was claimed. Refused: the claim is
-    given back."""
-    assert claims.school_id is not None and claims.group_id is not None
-    try:
-        gateway.registry.check_admission((claims.school_id, claims.group_id), _cap(gateway, claims))
-    except StreamError:
-        if fleet is not None:
-            gateway.presence.spawn(fleet.release(claims.school_id, claims.group_id, session_id))
-        raise
 
 
 async def _live(gateway: Gateway, session: StreamSession, claims: Claims) -> None:
@@ -257,11 +187,6 @@ def _aborter(request: web.Request) -> Callable[[], None]:
             request.transport.abort()
 
     return abort
-
-
-def _may_stream(claims: Claims) -> None:
-    if claims.school_id is None or claims.group_id is None:
-        raise Forbidden("this token does not name a school and group to stream for")
 
 
 _REJECT_OUTCOMES = {

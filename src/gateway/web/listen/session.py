@@ -15,19 +15,19 @@ from typing import Any
 from aiohttp import web
 
 from gateway.auth.tokens import Claims
+from gateway.fleet.kept import KeptSessions
 from gateway.fleet.presence import iso as iso_seconds
 from gateway.observability.logging import get_logger
 from gateway.observability.metrics import Metrics
-from gateway.stream.actions import Submission
 from gateway.stream.core import SessionCore
 from gateway.stream.ending import DISCONNECTED, SHUTDOWN, SLOW_CONSUMER, Ending
-from gateway.stream.interims import InterimRequest
-from gateway.stream.outcome import DropReason, Outcome
 from gateway.stream.session_metrics import SessionMetrics
 from gateway.stream.start import SessionStart
 from gateway.web.listen.connection import Connection
+from gateway.web.listen.keeping import KeptWriter
 from gateway.web.listen.wakeup import Wakeup
-from gateway.window.interim import FAILED, InterimDecoder
+from gateway.web.listen.work import SessionWork
+from gateway.window.interim import InterimDecoder
 from gateway.window.pipeline import WindowProcessor
 
 log = get_logger("gateway.session")
@@ -48,17 +48,19 @@ class StreamSession:
         metrics: Metrics,
         abort: Callable[[], None] = lambda: None,
         interims: InterimDecoder | None = None,
+        kept: KeptSessions | None = None,
     ) -> None:
         """``abort`` drops the connection at once (a client that stopped reading);
-        ``interims``: the decoder of live words (when ``start`` asks for them)."""
+        ``interims``: the decoder of live words (when ``start`` asks for them); ``kept``:
+        where its state is kept for a resume on another replica."""
         claims, config = start.claims, start.config
         self.claims = claims
-        self._processor = processor
         self._metrics = metrics
         self.resume_token = start.resume_token
         self.core = SessionCore(start, time.monotonic(), SessionMetrics(metrics))
-        self._interims = interims
-        self._interim_work: set[asyncio.Task[None]] = set()
+        self._tasks = SessionWork(self.core, processor, interims, self, self._flush)
+        self._kept = KeptWriter(kept, start) if kept is not None else None
+        self._handed_over = False
         self.session_id = start.session_id
         self.school_id = self.core.school_id
         self.group_id = self.core.group_id
@@ -67,7 +69,6 @@ class StreamSession:
         #: The client's connection now (None while detached).
         self.connection: Connection | None = Connection(ws, abort, self._stuck)
         self._letting_go: set[asyncio.Task[None]] = set()
-        self._work: dict[int, asyncio.Task[None]] = {}
         self._wakeup = Wakeup(self._tick)
         self._done = asyncio.Event()
         self.finished = asyncio.Event()
@@ -109,9 +110,17 @@ class StreamSession:
         self.core.request_end(ending, time.monotonic())
         self._flush()
 
+    def hand_over(self) -> None:
+        """The session is resumed on another replica: finish here and leave it to that."""
+        self._handed_over = True
+        if self._kept is not None:
+            self._kept.handing_over()
+        self.core.hand_over(time.monotonic())
+        self._flush()
+
     def budget_alert(self, **alert: Any) -> None:
         """The school crossed a threshold (``percent_used``, ``threshold``, ``remaining_usd``)."""
-        self._steer()
+        self._tasks.steer()
         self.core.budget_alert(**alert)
         self._flush()
 
@@ -151,15 +160,22 @@ class StreamSession:
                 await self.connection.close(ending, bound)
             return ending
         finally:
-            for task in (*self._work.values(), *self._interim_work):
-                task.cancel()
+            self._tasks.cancel_all()
             self._wakeup.cancel()
+            away = self.connection is None
             if self.connection is not None:
                 await self.connection.let_go()
-            elif self.core.detached or self.core.ending is DISCONNECTED:
+            else:
                 self._metrics.sessions_detached.dec()
             if self._letting_go:
                 await asyncio.gather(*self._letting_go, return_exceptions=True)
+            if self._kept is not None:
+                # A session whose client is away when the gateway stops stays resumable
+                # on another replica; one handed over is that replica's now.
+                stopped = self.core.ending is not None and self.core.ending.termination == (
+                    "server_shutdown"
+                )
+                await self._kept.close(handed_over=self._handed_over or (away and stopped))
 
     async def resume(
         self, ws: web.WebSocketResponse, abort: Callable[[], None], claims: Claims, last_seq: int
@@ -177,7 +193,9 @@ class StreamSession:
             letting_go = asyncio.create_task(old.replaced(CLOSE_SECONDS))
             self._letting_go.add(letting_go)
             letting_go.add_done_callback(self._letting_go.discard)
-        self.claims = claims
+        self.claims = self._tasks.claims = claims
+        if self._kept is not None:
+            self._kept.attached()
         self.core.resumed(claims, last_seq, time.monotonic(), claims.exp - time.time())
         self._start_reading(new)
         self._flush()
@@ -198,51 +216,10 @@ class StreamSession:
             self.connection = None
             self._metrics.sessions_detached.inc()
             log.info("session.detached", resume_seconds=self.core.start.resume_seconds)
+            if self._kept is not None:
+                self._kept.detached()
             await connection.let_go()
         self._flush()
-
-    async def _transcribe(self, job: Submission) -> None:
-        outcome: Outcome | None = None
-        try:
-            outcome = await self._processor.process(
-                job.window,
-                job.model,
-                claims=self.claims,
-                language=self.config.language,
-                prompt=job.prompt,
-                events=self,
-            )
-        except asyncio.CancelledError:
-            pass  # the core dropped the window (backlog, the client left): no answer
-        except Exception:
-            log.exception("session.window_failed")
-            outcome = Outcome.dropped(DropReason.STT_UNAVAILABLE, job.model)
-        finally:
-            self._work.pop(job.seq, None)
-        self._steer()
-        self.core.window_resolved(job.seq, outcome, time.monotonic())
-        self._flush()
-
-    async def _interim(self, request: InterimRequest) -> None:
-        """Decode the open window's audio so far; the core decides what the answer becomes."""
-        assert self._interims is not None
-        try:
-            decoded = await self._interims.decode(request, self.claims, self.config.language)
-        except Exception:
-            log.exception("session.interim_failed")
-            decoded = FAILED
-        self.core.interim_resolved(request, decoded.text, time.monotonic(), busy=decoded.busy)
-        self._flush()
-
-    def _steer(self) -> None:
-        """Push in what the services decide now: the school's model (a downgrade once its
-        spend passed a step) and the window target (longer while the upstream rate-limits).
-        Both move when a window settles, or when a budget alert arrives."""
-        processor = self._processor
-        self.core.steer(
-            model=processor.budget.model_for(self.school_id, self.config.model),
-            window_seconds=processor.service.window_seconds,
-        )
 
     def _flush(self) -> None:
         """Carry out what the core asks for."""
@@ -252,15 +229,11 @@ class StreamSession:
         if connection is not None:  # detached: the core keeps Transcripts for a replay
             for message, key in actions.messages:
                 connection.outbox.put(message, key=key)
-        for job in actions.submissions:
-            self._work[job.seq] = asyncio.create_task(self._transcribe(job))
-        for request in actions.interims:
-            decoding = asyncio.create_task(self._interim(request))
-            self._interim_work.add(decoding)
-            decoding.add_done_callback(self._interim_work.discard)
-        for seq in actions.cancellations:
-            if (task := self._work.get(seq)) is not None:
-                task.cancel()
+        if self._kept is not None:
+            said = [m for m, _ in actions.messages if m["type"] == "Transcript"]
+            if said:
+                self._kept.settled(said, core.counts)
+        self._tasks.start(actions)
         if actions.ending is not None:
             self._done.set()
         else:
@@ -274,11 +247,7 @@ class StreamSession:
         """Stop reading; wait for cancelled windows to let go of their budget holds."""
         if self.connection is not None:
             await self.connection.stop_reading()
-        work = list(self._work.values())
-        for task in work:
-            task.cancel()
-        if work:
-            await asyncio.gather(*work, return_exceptions=True)
+        await self._tasks.stop()
 
     def _stuck(self, why: str) -> None:
         """The client stopped reading: drop its connection (a session that may be resumed

@@ -3,19 +3,31 @@ the token and the query are known."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
+import uuid
 from collections.abc import Callable
+from dataclasses import replace
 
 from aiohttp import web
 
 from gateway import keyterms
 from gateway.auth.tokens import Claims
-from gateway.errors import Forbidden
+from gateway.errors import (
+    Forbidden,
+    LedgerDown,
+    LedgerUnavailable,
+    Overloaded,
+    StreamError,
+)
+from gateway.fleet.claims import Fleet
+from gateway.fleet.kept import HANDING_OVER, KeptSessions, Stored
 from gateway.keyterms import vocabulary_prompt
 from gateway.observability.audit import actor
 from gateway.observability.logging import get_logger
 from gateway.runtime.gateway import Gateway
+from gateway.stream import protocol
 from gateway.stream.protocol import StreamConfig
 from gateway.stream.resume import ResumeAsk, new_token, token_matches, token_session
 from gateway.stream.start import SessionStart
@@ -23,6 +35,10 @@ from gateway.web.listen.connection import Connection
 from gateway.web.listen.session import StreamSession
 
 log = get_logger("gateway.listen")
+#: When a school at its cap of concurrent streams is asked to try again.
+SCHOOL_CAP_RETRY_AFTER = 10.0
+#: When a stream refused because the ledger is down (strict mode) is asked to try again.
+LEDGER_DOWN_RETRY_AFTER = 5.0
 
 
 def session_start(
@@ -88,3 +104,156 @@ async def resume(
     )
     log.info("session.resumed", session_id=session.session_id, last_seq=last_seq)
     return connection
+
+
+#: A resume waits this long past the finishing bound for another replica to hand over.
+HANDOVER_MARGIN_SECONDS = 2.0
+#: A replica that does not say it is handing over within this long is taken for dead.
+HANDOVER_ACK_SECONDS = 2.0
+HANDOVER_POLL_SECONDS = 0.05
+
+
+async def taken_over(
+    gateway: Gateway, ask: ResumeAsk, claims: Claims, cap: int | None
+) -> SessionStart | None:
+    """The session ``ask`` names as Redis keeps it (None: unknown or ended), once its owner
+    on another replica handed it over — or was found dead. Claiming the group with the
+    session's own id is what tells the owner. :class:`Forbidden` for another school's or
+    group's session."""
+    kept, fleet, session_id = gateway.kept, gateway.fleet, token_session(ask.token)
+    if kept is None or fleet is None or session_id is None:
+        return None
+    stored = await kept.load(session_id)
+    if stored is None or not stored.token_matches(ask.token):
+        return None
+    if (stored.school_id, stored.group_id) != (claims.school_id, claims.group_id):
+        gateway.metrics.session_resumes.labels(outcome="forbidden").inc()
+        raise Forbidden("this session belongs to another school or group")
+    await fleet.claim(stored.school_id, stored.group_id, session_id, cap)
+    bound = gateway.limits.finish_timeout + HANDOVER_MARGIN_SECONDS
+    stored = await _handed_over(kept, session_id, stored, bound)
+    if stored is None:
+        return None
+    log.info("session.taken_over", session_id=session_id, last_seq=ask.last_seq)
+    return replace(
+        session_start(gateway, claims, stored.config, session_id),
+        resume_token=ask.token,
+        settled=stored.settled,
+        last_seq=ask.last_seq,
+    )
+
+
+async def _handed_over(
+    kept: KeptSessions, session_id: str, stored: Stored, bound: float
+) -> Stored | None:
+    """What ``stored`` is once its owner let go of it: handed over (owner empty), or the
+    owner is dead (its replica key gone, or no word from it within
+    :data:`HANDOVER_ACK_SECONDS`); at most ``bound`` seconds."""
+    started = time.monotonic()
+    current: Stored | None = stored
+    while current is not None and current.owner and current.owner != kept.replica:
+        waited = time.monotonic() - started
+        acked = current.owner.startswith(HANDING_OVER)
+        if waited >= bound or (not acked and waited >= HANDOVER_ACK_SECONDS):
+            break
+        if not acked and not await kept.alive(current.owner):
+            break
+        await asyncio.sleep(HANDOVER_POLL_SECONDS)
+        current = await kept.load(session_id)
+    return current
+
+
+def may_stream(claims: Claims) -> None:
+    if claims.school_id is None or claims.group_id is None:
+        raise Forbidden("this token does not name a school and group to stream for")
+
+
+def parse_config(gateway: Gateway, request: web.Request) -> StreamConfig:
+    return protocol.parse_query(
+        request.query,
+        default_model=gateway.settings.default_model,
+        allowed_models=gateway.allowed_models,
+        keyterms=request.query.getall("keyterm", []),
+    )
+
+
+def _admit(gateway: Gateway, request: web.Request, claims: Claims) -> StreamConfig:
+    """The stream's configuration, once this token may stream here now; else a StreamError."""
+    config = parse_config(gateway, request)
+    assert claims.school_id is not None and claims.group_id is not None
+    gateway.registry.check_admission((claims.school_id, claims.group_id), _cap(gateway, claims))
+    if gateway.local is not None and not gateway.local.loaded.is_set():
+        raise Overloaded("the local Whisper model is loading; retry shortly", retry_after=2.0)
+    return config
+
+
+def _cap(gateway: Gateway, claims: Claims) -> int | None:
+    """The school's ``max_concurrent_streams`` (policy)."""
+    assert claims.school_id is not None
+    return gateway.budget.policy.school(claims.school_id, claims.district_id).max_concurrent_streams
+
+
+async def _claim(fleet: Fleet | None, gateway: Gateway, claims: Claims, session_id: str) -> None:
+    """Claim the group across the fleet: a stream for it on another replica is replaced; a
+    new group past the school's ``max_concurrent_streams`` is refused (1013, retry later).
+    Redis unreachable: refused in strict mode (1013 ``BUDGET_UNAVAILABLE``: its windows could
+    only be dropped), else admitted (advisory: the bill is still recorded when it can be)."""
+    if fleet is None:
+        return
+    assert claims.school_id is not None and claims.group_id is not None
+    cap = _cap(gateway, claims)
+    try:
+        claim = await fleet.claim(claims.school_id, claims.group_id, session_id, cap)
+    except LedgerUnavailable as exc:
+        log.warning("fleet.claim_failed", error=exc.error)
+        if gateway.settings.BUDGET_ENFORCEMENT_MODE == "strict":
+            raise LedgerDown(
+                "the budget ledger is unreachable; retry shortly",
+                retry_after=LEDGER_DOWN_RETRY_AFTER,
+            ) from None
+        return
+    if not claim.ok:
+        raise Overloaded(
+            f"the school already has {claim.streaming} of its {cap} concurrent streams",
+            retry_after=SCHOOL_CAP_RETRY_AFTER,
+        )
+
+
+def _admit_again(fleet: Fleet | None, gateway: Gateway, claims: Claims, session_id: str) -> None:
+    """The local bounds once more, with nothing awaited before the session registers:
+    other streams may have started while the group was claimed. Refused: the claim is
+    given back."""
+    assert claims.school_id is not None and claims.group_id is not None
+    try:
+        gateway.registry.check_admission((claims.school_id, claims.group_id), _cap(gateway, claims))
+    except StreamError:
+        if fleet is not None:
+            gateway.presence.spawn(fleet.release(claims.school_id, claims.group_id, session_id))
+        raise
+
+
+async def new_session(
+    gateway: Gateway, request: web.Request, claims: Claims, *, resume_failed: bool
+) -> SessionStart:
+    """A new session, admitted here and claimed fleet-wide (``resume_failed``: the client
+    asked to resume one that is gone)."""
+    if resume_failed:
+        gateway.metrics.session_resumes.labels(outcome="expired").inc()
+    session_id = uuid.uuid4().hex
+    config = _admit(gateway, request, claims)
+    await _claim(gateway.fleet, gateway, claims, session_id)
+    _admit_again(gateway.fleet, gateway, claims, session_id)
+    return session_start(gateway, claims, config, session_id, resume_failed=resume_failed)
+
+
+async def take_over(gateway: Gateway, ask: ResumeAsk, claims: Claims) -> SessionStart | None:
+    """A session another replica held, taken over here (None: it is gone)."""
+    try:
+        start = await taken_over(gateway, ask, claims, _cap(gateway, claims))
+    except LedgerUnavailable as exc:
+        log.warning("session.takeover_failed", error=exc.error)
+        return None
+    if start is not None:
+        _admit_again(gateway.fleet, gateway, claims, start.session_id)
+        gateway.metrics.session_resumes.labels(outcome="resumed").inc()
+    return start

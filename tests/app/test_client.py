@@ -1,0 +1,123 @@
+"""The Python client against a real gateway, through a TCP proxy that cuts its connections:
+it resumes, sends the audio again from where the gateway has it, and hands out every
+window exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from gateway.client import ListenStream
+from gateway.simulated.whisper import FakeWhisper
+from loadtest.proxy import CuttingProxy
+from tests.support.audio import silence, tone
+from tests.support.budget import usage
+from tests.support.helpers import GatewayServer, assert_tiling, t, token
+
+RATE = 16000
+FRAME = 3200
+SPEECH = (tone(440, 0.8) + silence(0.3)) * 8
+SECONDS = len(SPEECH) / 2 / RATE
+
+
+async def _stream(
+    proxy: CuttingProxy, jwt: str, pcm: bytes, cuts_at: tuple[int, ...] = ()
+) -> tuple[ListenStream, list[dict[str, Any]]]:
+    """Stream ``pcm`` in 100 ms frames (a little faster than real time), the proxy cutting
+    every connection when frame ``cuts_at[i]`` has been sent; every message handed out."""
+    url = proxy.url("ws") + "/api/v1/listen"
+    messages: list[dict[str, Any]] = []
+    async with ListenStream(url, jwt) as stream:
+
+        async def send() -> None:
+            for i in range(0, len(pcm), FRAME):
+                if i // FRAME in cuts_at:
+                    proxy.cut()
+                await stream.send(pcm[i : i + FRAME])
+                await asyncio.sleep(0.02)
+            await stream.finish()
+
+        sender = asyncio.create_task(send())
+        async with asyncio.timeout(t(60)):
+            async for message in stream:
+                messages.append(message)
+        await sender
+    return stream, messages
+
+
+@pytest.fixture
+async def proxy(gateway: GatewayServer) -> Any:
+    cutting = await CuttingProxy(("127.0.0.1", gateway.port)).start()
+    yield cutting
+    await cutting.close()
+
+
+async def test_the_client_survives_cut_connections_with_every_window_once(
+    gateway: GatewayServer, proxy: CuttingProxy, fake_whisper: FakeWhisper
+) -> None:
+    stream, messages = await _stream(proxy, token(), SPEECH, cuts_at=(20, 45))
+    transcripts = [m for m in messages if m["type"] == "Transcript"]
+    assert_tiling(transcripts, SECONDS)  # no gap, no duplicate, contiguous seq
+    begins = [m for m in messages if m["type"] == "Begin"]
+    assert [b["resumed"] for b in begins] == [False, True, True]
+    assert len({b["session_id"] for b in begins}) == 1 and stream.resumes == 2
+    [termination] = [m for m in messages if m["type"] == "Termination"]
+    assert termination["windows"] == len(transcripts)
+    assert termination["audio_seconds"] == pytest.approx(SECONDS)
+    assert stream.close_code == 1000 and proxy.connections == 3
+    ok = [m for m in transcripts if m["status"] == "ok"]
+    assert len(fake_whisper.received) == len(ok)  # each window went upstream once
+    spent = (await usage(gateway, "s-1"))["spent_usd"]
+    assert spent == pytest.approx(termination["cost_usd"])
+
+
+async def test_the_client_does_not_come_back_after_a_final_close(
+    gateway: GatewayServer, proxy: CuttingProxy
+) -> None:
+    stream, messages = await _stream(proxy, "not-a-token", SPEECH[: RATE * 2])
+    assert [m["type"] for m in messages] == ["Error"] and messages[0]["code"] == "UNAUTHORIZED"
+    assert stream.close_code == 4001 and proxy.connections == 1
+
+
+async def test_a_session_gone_meanwhile_goes_on_as_a_new_one_from_the_last_transcript(
+    make_gateway: Any,
+) -> None:
+    server = await make_gateway(RESUME_SECONDS=1)
+    cutting = await CuttingProxy(("127.0.0.1", server.port)).start()
+    url = cutting.url("ws") + "/api/v1/listen"
+    messages: list[dict[str, Any]] = []
+    try:
+        async with ListenStream(url, token()) as stream:
+
+            async def send() -> None:
+                for i in range(0, len(SPEECH), FRAME):
+                    if i // FRAME == 30:  # the network goes away for longer than 1 s
+                        cutting.refusing = True
+                        cutting.cut()
+                        await asyncio.sleep(2.5)
+                        cutting.refusing = False
+                    await stream.send(SPEECH[i : i + FRAME])
+                    await asyncio.sleep(0.02)
+                await stream.finish()
+
+            sender = asyncio.create_task(send())
+            async with asyncio.timeout(t(60)):
+                async for message in stream:
+                    messages.append(message)
+            await sender
+    finally:
+        await cutting.close()
+    begins = [m for m in messages if m["type"] == "Begin"]
+    assert len({b["session_id"] for b in begins}) == 2 and not begins[-1]["resumed"]
+    assert any(m["type"] == "Warning" and m["code"] == "RESUME_FAILED" for m in messages)
+    first_session = [
+        m
+        for m in messages
+        if m["type"] == "Transcript" and messages.index(m) < messages.index(begins[-1])
+    ]
+    [termination] = [m for m in messages if m["type"] == "Termination"]
+    covered = first_session[-1]["end"] if first_session else 0.0
+    # The new session starts where the last Transcript of the old one ended: no audio lost.
+    assert covered + termination["audio_seconds"] == pytest.approx(SECONDS, abs=1e-3)
