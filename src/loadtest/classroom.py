@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import sys
 import time
 from collections.abc import Sequence
@@ -14,6 +15,7 @@ from tqdm import tqdm
 
 from gateway.auth.tokens import mint
 from loadtest.audio import FRAME_SECONDS, group_audio, group_frequency, load_wav
+from loadtest.dropping import run_dropping_group
 from loadtest.group import run_group
 from loadtest.report import Thresholds, build_report
 from loadtest.verify import GroupResult
@@ -36,6 +38,9 @@ class ClassroomConfig:
     group_prefix: str = "group"
     #: Check that each group's transcripts describe its own tone: auto = when simulated.
     verify_text: str = "auto"
+    #: Cut each group's connection this many times, at random moments (a proxy per group).
+    drops: int = 0
+    seed: int | None = None
 
 
 def tokens_for(config: ClassroomConfig) -> list[str]:
@@ -113,6 +118,7 @@ async def run_classroom(config: ClassroomConfig) -> dict[str, Any]:
     progress = _Progress(config)
     bar, seen = progress.bar, progress.seen
     tasks = []
+    rng = random.Random(config.seed)
     for i, jwt in enumerate(jwts):
         pcm = wav if wav is not None else group_audio(i, config.duration, config.sample_rate)
         result = GroupResult(
@@ -122,8 +128,20 @@ async def run_classroom(config: ClassroomConfig) -> dict[str, Any]:
             audio_seconds=len(pcm) / 2 / config.sample_rate,
         )
         results.append(result)
-        tasks.append(
-            run_group(
+        if config.drops:
+            group = run_dropping_group(
+                config.url,
+                jwt,
+                result,
+                pcm,
+                drops=config.drops,
+                rng=random.Random(rng.random()),
+                sample_rate=config.sample_rate,
+                pace=config.pace,
+                on_message=seen,
+            )
+        else:
+            group = run_group(
                 config.url,
                 jwt,
                 result,
@@ -132,7 +150,7 @@ async def run_classroom(config: ClassroomConfig) -> dict[str, Any]:
                 pace=config.pace,
                 on_message=seen,
             )
-        )
+        tasks.append(group)
     started = time.monotonic()
     reporter = (
         asyncio.create_task(_progress_lines(progress, started))

@@ -54,6 +54,8 @@ async def _scenario(args: argparse.Namespace) -> int:
         thresholds=_thresholds(args),
         progress="off" if args.no_progress else "bar" if sys.stderr.isatty() else "lines",
         verify_text=args.verify_text,
+        drops=args.drops,
+        seed=args.seed,
     )
     try:
         if args.verb == "classroom":

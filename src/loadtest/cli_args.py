@@ -116,6 +116,15 @@ def scenario(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         help="no progress (default: a bar on a terminal, a plain line every 10 s otherwise)",
     )
     p.add_argument(
+        "--drops",
+        type=int,
+        default=0,
+        help="cut each group's connection this many times at random moments, through a "
+        "TCP proxy per group on loopback (ws:// URLs): the client library resumes; every "
+        "group is verified across its connections",
+    )
+    p.add_argument("--seed", type=int, help="seed of the random drop moments")
+    p.add_argument(
         "--verify-text",
         choices=("auto", "always", "never"),
         default="auto",

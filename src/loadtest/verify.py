@@ -30,11 +30,12 @@ class GroupResult:
 
 
 def sessions_of(messages: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-    """A group's messages cut into its sessions, each from its ``Begin`` (refused
-    attempts before one, with no ``Begin``, belong to none)."""
+    """A group's messages cut into its sessions, each from its ``Begin`` (a resumed
+    session's ``Begin`` continues it; refused attempts before one, with no ``Begin``,
+    belong to none)."""
     sessions: list[list[dict[str, Any]]] = []
     for message in messages:
-        if message.get("type") == "Begin":
+        if message.get("type") == "Begin" and not (message.get("resumed") and sessions):
             sessions.append([message])
         elif sessions:
             sessions[-1].append(message)

@@ -77,6 +77,73 @@ def balancer_prefix(tmp_path: Path) -> Path:
     return prefix
 
 
+async def _balanced(
+    nginx_binary: str, balancer_prefix: Path, ports: list[int]
+) -> tuple[asyncio.subprocess.Process, int]:
+    """nginx on a free port in front of ``ports``, answering health checks."""
+    port = free_port()
+    conf = nginx_conf(balancer_prefix, port, ports)
+    nginx = await asyncio.create_subprocess_exec(
+        *(nginx_binary, "-p", str(balancer_prefix), "-c", str(conf), "-g", "daemon off;"),
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    for _ in range(100):
+        status, _ = await _status(f"http://127.0.0.1:{port}/api/v1/health")
+        if status == 200:
+            break
+        await asyncio.sleep(0.1)
+    return nginx, port
+
+
+async def test_a_classroom_whose_connections_drop_resumes_on_either_replica(
+    redis_server: RedisServer,
+    fake_whisper: FakeWhisper,
+    nginx_binary: str,
+    balancer_prefix: Path,
+    tmp_path: Path,
+) -> None:
+    """25 groups, each connection cut 3 times at random moments (a proxy per group, in
+    front of nginx, in front of two replicas): a resume lands on either replica, and every
+    group is one session, every window once, billed once."""
+    env = {"REDIS_URL": redis_server.url}
+    replicas = [await spawn_gateway(fake_whisper, tmp_path / f"gw{i}", **env) for i in range(2)]
+    nginx: asyncio.subprocess.Process | None = None
+    try:
+        ports = [await r.listening() for r in replicas]
+        nginx, port = await _balanced(nginx_binary, balancer_prefix, ports)
+        config = ClassroomConfig(
+            url=f"ws://127.0.0.1:{port}/api/v1/listen",
+            groups=25,
+            duration=12.0,
+            secret=SECRET,
+            progress="off",
+            drops=3,
+            seed=7,
+            thresholds=Thresholds(max_p95_ms=60_000, max_error_ratio=0.0),
+        )
+        report = await run_classroom(config)
+        assert report["verification_problems"] == [], report["verification_problems"][:5]
+        assert report["verdict"] == "pass", report["breaches"]
+        assert report["connect"]["ok"] == 25
+        taken_over = sum(
+            1 for r in replicas for line in r.lines if line.get("event") == "session.taken_over"
+        )
+        assert taken_over > 0  # some resumes landed on the other replica
+        survivor = GatewayServer(None, None, ports[1], fake_whisper)  # type: ignore[arg-type]
+        status, usage = await http_json(
+            "GET", f"{survivor.http}/api/v1/schools/s-1/budget/usage", teacher("s-1")
+        )
+        assert status == 200
+        assert usage["spent_usd"] == pytest.approx(report["cost_usd"], abs=1e-9)
+        assert report["cost_usd"] > 0
+    finally:
+        if nginx is not None:
+            nginx.terminate()
+            await asyncio.wait_for(nginx.wait(), 10)
+        for replica in replicas:
+            await replica.stop()
+
+
 async def test_a_replica_stopped_mid_classroom_loses_no_second_and_bills_once(
     redis_server: RedisServer,
     fake_whisper: FakeWhisper,
@@ -89,17 +156,7 @@ async def test_a_replica_stopped_mid_classroom_loses_no_second_and_bills_once(
     nginx: asyncio.subprocess.Process | None = None
     try:
         ports = [await r.listening() for r in replicas]
-        port = free_port()
-        conf = nginx_conf(balancer_prefix, port, ports)
-        nginx = await asyncio.create_subprocess_exec(
-            *(nginx_binary, "-p", str(balancer_prefix), "-c", str(conf), "-g", "daemon off;"),
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-        for _ in range(100):
-            status, _ = await _status(f"http://127.0.0.1:{port}/api/v1/health")
-            if status == 200:
-                break
-            await asyncio.sleep(0.1)
+        nginx, port = await _balanced(nginx_binary, balancer_prefix, ports)
         config = ClassroomConfig(
             url=f"ws://127.0.0.1:{port}/api/v1/listen",
             groups=50,
