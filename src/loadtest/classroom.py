@@ -6,7 +6,7 @@ import asyncio
 import random
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,6 +111,38 @@ class _Progress:
         self.bar.set_postfix(self.counts, refresh=False)
 
 
+def _group(
+    config: ClassroomConfig,
+    jwt: str,
+    result: GroupResult,
+    pcm: bytes,
+    rng: random.Random,
+    seen: Callable[[dict[str, object]], None],
+) -> Coroutine[Any, Any, GroupResult]:
+    """One group's run: straight to the gateway, or through a proxy that drops it."""
+    if config.drops:
+        return run_dropping_group(
+            config.url,
+            jwt,
+            result,
+            pcm,
+            drops=config.drops,
+            rng=rng,
+            sample_rate=config.sample_rate,
+            pace=config.pace,
+            on_message=seen,
+        )
+    return run_group(
+        config.url,
+        jwt,
+        result,
+        pcm,
+        sample_rate=config.sample_rate,
+        pace=config.pace,
+        on_message=seen,
+    )
+
+
 async def run_classroom(config: ClassroomConfig) -> dict[str, Any]:
     jwts = tokens_for(config)
     wav = load_wav(config.audio, config.sample_rate) if config.audio else None
@@ -128,29 +160,7 @@ async def run_classroom(config: ClassroomConfig) -> dict[str, Any]:
             audio_seconds=len(pcm) / 2 / config.sample_rate,
         )
         results.append(result)
-        if config.drops:
-            group = run_dropping_group(
-                config.url,
-                jwt,
-                result,
-                pcm,
-                drops=config.drops,
-                rng=random.Random(rng.random()),
-                sample_rate=config.sample_rate,
-                pace=config.pace,
-                on_message=seen,
-            )
-        else:
-            group = run_group(
-                config.url,
-                jwt,
-                result,
-                pcm,
-                sample_rate=config.sample_rate,
-                pace=config.pace,
-                on_message=seen,
-            )
-        tasks.append(group)
+        tasks.append(_group(config, jwt, result, pcm, random.Random(rng.random()), seen))
     started = time.monotonic()
     reporter = (
         asyncio.create_task(_progress_lines(progress, started))

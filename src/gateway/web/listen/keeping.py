@@ -1,18 +1,19 @@
 """A session's state in Redis (:mod:`gateway.fleet.kept`), written in order as its windows
-settle, in the background: the stream never waits for Redis, and a Redis that is away
-costs the session only its resumability elsewhere (logged once)."""
+settle. A ``Transcript`` reaches the client only once Redis has it (what a client holds,
+another replica can replay); the messages after it wait their turn. A Redis that is away
+costs the session only its resumability elsewhere (logged once, delivery goes on)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 from gateway.errors import LedgerUnavailable
 from gateway.fleet.kept import KeptSessions
 from gateway.observability.logging import get_logger
 from gateway.stream.ending import Counts
+from gateway.stream.outgoing import Queued
 from gateway.stream.start import SessionStart
 
 log = get_logger("gateway.session")
@@ -39,11 +40,28 @@ class KeptWriter:
             )
         )
 
-    def settled(self, transcripts: list[dict[str, Any]], counts: Counts) -> None:
-        """Transcripts were delivered: the session stands at the end of the last one."""
-        samples = round(float(transcripts[-1]["end"]) * self._rate)
-        totals = {**counts.as_dict(), "cost_usd": counts.cost_usd}
-        self._chain(self._kept.settled(self._session_id, transcripts, samples, totals))
+    def deliver(
+        self, messages: list[Queued], counts: Counts, put: Callable[[Queued], None]
+    ) -> None:
+        """Hand ``messages`` to ``put`` in order, each ``Transcript`` (and all after it)
+        once Redis has it: the session then stands at the end of the last one."""
+        said = [m for m, _ in messages if m["type"] == "Transcript"]
+        if said:
+            samples = round(float(said[-1]["end"]) * self._rate)
+            totals = {**counts.as_dict(), "cost_usd": counts.cost_usd}
+            self._chain(self._kept.settled(self._session_id, said, samples, totals))
+        if self._last is None or (self._last.done() and not said):
+            for message in messages:
+                put(message)
+        elif messages:
+            self._chain(_put_all(messages, put))
+
+    async def drained(self, bound: float) -> None:
+        """Wait (at most ``bound`` s) for the writes and deliveries queued so far."""
+        last = self._last
+        if last is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(last), bound)
 
     def handing_over(self) -> None:
         self._chain(self._kept.handing_over(self._session_id))
@@ -67,6 +85,7 @@ class KeptWriter:
                 await asyncio.wait_for(asyncio.shield(last), CLOSE_SECONDS)
 
     def _chain(self, work: Awaitable[None]) -> None:
+        """Run ``work`` after everything chained before it."""
         self._last = asyncio.create_task(self._after(self._last, work))
 
     async def _after(self, previous: asyncio.Task[None] | None, work: Awaitable[None]) -> None:
@@ -80,3 +99,8 @@ class KeptWriter:
                 log.warning("session.keep_failed", error=exc.error)
             return
         self._failing = False
+
+
+async def _put_all(messages: list[Queued], put: Callable[[Queued], None]) -> None:
+    for message in messages:
+        put(message)

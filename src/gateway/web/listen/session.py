@@ -21,6 +21,7 @@ from gateway.observability.logging import get_logger
 from gateway.observability.metrics import Metrics
 from gateway.stream.core import SessionCore
 from gateway.stream.ending import DISCONNECTED, SHUTDOWN, SLOW_CONSUMER, Ending
+from gateway.stream.outgoing import Queued
 from gateway.stream.session_metrics import SessionMetrics
 from gateway.stream.start import SessionStart
 from gateway.web.listen.connection import Connection
@@ -155,6 +156,8 @@ class StreamSession:
             ending = self.core.ending
             assert ending is not None
             self._flush()  # the last message
+            if self._kept is not None:
+                await self._kept.drained(CLOSE_SECONDS)
             if self.connection is not None:
                 bound = SHUTDOWN_CLOSE_SECONDS if ending is SHUTDOWN else CLOSE_SECONDS
                 await self.connection.close(ending, bound)
@@ -225,19 +228,23 @@ class StreamSession:
         """Carry out what the core asks for."""
         core = self.core
         actions = core.take_actions()
-        connection = self.connection
-        if connection is not None:  # detached: the core keeps Transcripts for a replay
-            for message, key in actions.messages:
-                connection.outbox.put(message, key=key)
         if self._kept is not None:
-            said = [m for m, _ in actions.messages if m["type"] == "Transcript"]
-            if said:
-                self._kept.settled(said, core.counts)
+            self._kept.deliver(actions.messages, core.counts, self._put)
+        else:
+            for message in actions.messages:
+                self._put(message)
         self._tasks.start(actions)
         if actions.ending is not None:
             self._done.set()
         else:
             self._wakeup.arm(core.next_deadline)
+
+    def _put(self, queued: Queued) -> None:
+        """To the connection now (none while detached: the core keeps Transcripts for a
+        replay)."""
+        if self.connection is not None:
+            message, key = queued
+            self.connection.outbox.put(message, key=key)
 
     def _tick(self) -> None:
         self.core.tick(time.monotonic())
