@@ -49,8 +49,9 @@ class KeptWriter:
         if said:
             samples = round(float(said[-1]["end"]) * self._rate)
             totals = {**counts.as_dict(), "cost_usd": counts.cost_usd}
-            self._chain(self._kept.settled(self._session_id, said, samples, totals))
-        if self._last is None or (self._last.done() and not said):
+            write = self._kept.settled(self._session_id, said, samples, totals)
+            self._chain(self._written_then(write, messages, put))
+        elif self._last is None or self._last.done():
             for message in messages:
                 put(message)
         elif messages:
@@ -84,6 +85,23 @@ class KeptWriter:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(last), CLOSE_SECONDS)
 
+    async def _written_then(
+        self, write: Awaitable[None], messages: list[Queued], put: Callable[[Queued], None]
+    ) -> None:
+        """After the write (or its failure: delivery goes on), the messages."""
+        try:
+            await write
+        except LedgerUnavailable as exc:
+            self._failed(exc)
+        else:
+            self._failing = False
+        await _put_all(messages, put)
+
+    def _failed(self, exc: LedgerUnavailable) -> None:
+        if not self._failing:
+            self._failing = True
+            log.warning("session.keep_failed", error=exc.error)
+
     def _chain(self, work: Awaitable[None]) -> None:
         """Run ``work`` after everything chained before it."""
         self._last = asyncio.create_task(self._after(self._last, work))
@@ -94,11 +112,7 @@ class KeptWriter:
         try:
             await work
         except LedgerUnavailable as exc:
-            if not self._failing:
-                self._failing = True
-                log.warning("session.keep_failed", error=exc.error)
-            return
-        self._failing = False
+            self._failed(exc)
 
 
 async def _put_all(messages: list[Queued], put: Callable[[Queued], None]) -> None:
