@@ -4,7 +4,6 @@ close frame), resumed with the token from ``Begin``; nothing lost, nothing bille
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 import aiohttp
 import pytest
@@ -12,22 +11,16 @@ import pytest
 from gateway.simulated.whisper import FakeWhisper
 from loadtest.proxy import CuttingProxy
 from tests.conftest import GatewayFactory
-from tests.support.audio import silence, tone
 from tests.support.budget import usage
 from tests.support.helpers import (
     GatewayServer,
     Stream,
-    assert_tiling,
     eventually,
     open_stream,
     t,
     token,
 )
-
-RATE = 16000
-#: Six windows of speech, each ending in a pause (1 s windows).
-SPEECH = (tone(440, 0.8) + silence(0.3)) * 6
-SECONDS = len(SPEECH) / 2 / RATE
+from tests.support.resuming import RATE, SPEECH, one_whole_session
 
 
 @pytest.fixture
@@ -48,15 +41,6 @@ async def _read_until_cut(stream: Stream) -> None:
             await stream.next(timeout=10)
     except (AssertionError, aiohttp.ClientError):  # a close or an error frame, not text
         return
-
-
-def _transcripts(*streams: Stream) -> list[dict[str, Any]]:
-    """Every Transcript the client got, deduplicated by seq (a replay may repeat one)."""
-    by_seq: dict[int, dict[str, Any]] = {}
-    for stream in streams:
-        for message in stream.of_type("Transcript"):
-            assert by_seq.setdefault(message["seq"], message) == message
-    return [by_seq[seq] for seq in sorted(by_seq)]
 
 
 def _last_seq(stream: Stream) -> int:
@@ -94,11 +78,7 @@ async def test_a_cut_connection_resumes_with_nothing_lost_or_billed_twice(
     messages = await second.finish()
     await second.close()
 
-    transcripts = _transcripts(first, second)
-    assert_tiling(transcripts, SECONDS)
-    [termination] = second.of_type("Termination")
-    assert termination["windows"] == len(transcripts)
-    assert termination["audio_seconds"] == pytest.approx(SECONDS)
+    transcripts, termination = one_whole_session(first, second)
     assert not [m for m in messages if m["type"] == "Error"]
     sent_upstream = [m for m in transcripts if m["status"] == "ok"]
     assert len(fake_whisper.received) == len(sent_upstream)  # each window once
@@ -175,7 +155,7 @@ async def test_a_second_connection_resuming_the_session_replaces_the_first(
     await second.send_audio(SPEECH[at:])
     await second.finish()
     await second.close()
-    assert_tiling(_transcripts(second), SECONDS)  # replayed from seq 0, then the rest
+    one_whole_session(second)  # replayed from seq 0, then the rest
 
 
 async def test_without_resume_seconds_a_dropped_session_ends(make_gateway: GatewayFactory) -> None:

@@ -10,18 +10,17 @@ import pytest
 
 from gateway.simulated.whisper import FakeWhisper
 from loadtest.proxy import CuttingProxy
-from tests.app.test_resume import RATE, SECONDS, SPEECH, _transcripts
 from tests.conftest import GatewayFactory
 from tests.support.budget import usage
 from tests.support.helpers import (
     GatewayServer,
     Stream,
-    assert_tiling,
     eventually,
     open_stream,
     token,
 )
 from tests.support.redis_server import RedisServer
+from tests.support.resuming import RATE, SPEECH, one_whole_session
 
 
 async def _replicas(
@@ -65,11 +64,7 @@ async def _resume_on(
 async def _all_accounted_for(
     first: Stream, second: Stream, b: GatewayServer, fake_whisper: FakeWhisper
 ) -> None:
-    transcripts = _transcripts(first, second)
-    assert_tiling(transcripts, SECONDS)
-    [termination] = second.of_type("Termination")
-    assert termination["windows"] == len(transcripts)
-    assert termination["audio_seconds"] == pytest.approx(SECONDS)
+    transcripts, termination = one_whole_session(first, second)
     ok = [m for m in transcripts if m["status"] == "ok"]
     assert len(fake_whisper.received) == len(ok)  # each window went upstream once
     spent = (await usage(b, "s-1"))["spent_usd"]

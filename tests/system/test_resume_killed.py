@@ -10,10 +10,8 @@ from pathlib import Path
 import pytest
 
 from gateway.simulated.whisper import FakeWhisper
-from tests.app.test_resume import RATE, SECONDS, SPEECH, _transcripts
 from tests.support.budget import teacher
 from tests.support.helpers import (
-    assert_tiling,
     http_json,
     open_stream,
     spawn_gateway,
@@ -21,6 +19,7 @@ from tests.support.helpers import (
     token,
 )
 from tests.support.redis_server import RedisServer
+from tests.support.resuming import RATE, SPEECH, one_whole_session
 
 pytestmark = pytest.mark.slow
 
@@ -64,11 +63,7 @@ async def test_a_session_resumes_on_b_after_a_was_killed_with_windows_in_flight(
         if a.proc.returncode is None:
             await a.stop()
 
-    transcripts = _transcripts(first, second)
-    assert_tiling(transcripts, SECONDS)
-    [termination] = second.of_type("Termination")
-    assert termination["windows"] == len(transcripts)
-    assert termination["audio_seconds"] == pytest.approx(SECONDS)
+    transcripts, termination = one_whole_session(first, second)
     ok = [m for m in transcripts if m["status"] == "ok"]
     # Each window went upstream once, but for those A had in flight when it died.
     assert len(ok) <= len(fake_whisper.received) <= len(ok) + 3
