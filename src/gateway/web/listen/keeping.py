@@ -1,13 +1,17 @@
 """A session's state in Redis (:mod:`gateway.fleet.kept`), written in order as its windows
 settle. A ``Transcript`` reaches the client only once Redis has it (what a client holds,
-another replica can replay); the messages after it wait their turn. A Redis that is away
-costs the session only its resumability elsewhere (logged once, delivery goes on)."""
+another replica can replay); the messages after it wait their turn. One write is in
+flight at a time: what settles meanwhile joins the next one, so a session costs at most
+two writes' worth of messages however fast its windows close (past
+:data:`MAX_WAITING` messages they go out without waiting). A Redis that is away costs
+the session only its resumability elsewhere (logged once; delivery goes on)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from gateway.errors import LedgerUnavailable
 from gateway.fleet.kept import KeptSessions
@@ -19,6 +23,10 @@ from gateway.stream.start import SessionStart
 log = get_logger("gateway.session")
 #: How long a session's last writes may take when it ends.
 CLOSE_SECONDS = 2.0
+#: Messages that may wait for a write; past this they are delivered at once.
+MAX_WAITING = 256
+
+Put = Callable[[Queued], None]
 
 
 class KeptWriter:
@@ -26,85 +34,90 @@ class KeptWriter:
         self._kept = kept
         self._session_id = start.session_id
         self._rate = start.config.sample_rate
-        self._last: asyncio.Task[None] | None = None
         self._failing = False
+        #: Messages waiting for the write in flight (or the next), and what it will write.
+        self._waiting: list[Queued] = []
+        self._said: list[dict[str, Any]] = []
+        self._state: tuple[int, dict[str, Any]] = (0, {})
+        self._put: Put = lambda _: None
+        self._writer: asyncio.Task[None] | None = None
+        self._ops: asyncio.Task[None] | None = None
         claims = start.claims
-        assert claims.school_id is not None and claims.group_id is not None
-        self._chain(
-            kept.opened(
-                start.session_id,
-                claims.school_id,
-                claims.group_id,
-                start.resume_token,
-                start.config,
-            )
-        )
+        school, group = claims.school_id, claims.group_id
+        assert school is not None and group is not None
+        token, config = start.resume_token, start.config
+        self._op(kept.opened(start.session_id, school, group, token, config))
 
-    def deliver(
-        self, messages: list[Queued], counts: Counts, put: Callable[[Queued], None]
-    ) -> None:
+    def deliver(self, messages: list[Queued], counts: Counts, put: Put) -> None:
         """Hand ``messages`` to ``put`` in order, each ``Transcript`` (and all after it)
         once Redis has it: the session then stands at the end of the last one."""
         said = [m for m, _ in messages if m["type"] == "Transcript"]
-        if said:
-            samples = round(float(said[-1]["end"]) * self._rate)
-            totals = {**counts.as_dict(), "cost_usd": counts.cost_usd}
-            write = self._kept.settled(self._session_id, said, samples, totals)
-            self._chain(self._written_then(write, messages, put))
-        elif self._last is None or self._last.done():
+        busy = self._writer is not None and not self._writer.done()
+        if not said and not busy:
             for message in messages:
                 put(message)
-        elif messages:
-            self._chain(_put_all(messages, put))
+            return
+        self._put = put
+        self._waiting += messages
+        if said:
+            self._said += said
+            samples = round(float(said[-1]["end"]) * self._rate)
+            self._state = (samples, {**counts.as_dict(), "cost_usd": counts.cost_usd})
+        if len(self._waiting) > MAX_WAITING:  # Redis is slow: do not hold the client up
+            waiting, self._waiting = self._waiting, []
+            for message in waiting:
+                put(message)
+        if not busy:
+            self._writer = asyncio.create_task(self._write())
+
+    async def _write(self) -> None:
+        """Write what settled, then deliver what waited for it; again while more came."""
+        while self._said or self._waiting:
+            said, self._said = self._said, []
+            waiting, self._waiting = self._waiting, []
+            if said:
+                samples, totals = self._state
+                try:
+                    await self._kept.settled(self._session_id, said, samples, totals)
+                except LedgerUnavailable as exc:
+                    self._failed(exc)
+                else:
+                    self._failing = False
+            for message in waiting:
+                self._put(message)
 
     async def drained(self, bound: float) -> None:
         """Wait (at most ``bound`` s) for the writes and deliveries queued so far."""
-        last = self._last
-        if last is not None:
+        writer = self._writer
+        if writer is not None:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(last), bound)
+                await asyncio.wait_for(asyncio.shield(writer), bound)
 
     def handing_over(self) -> None:
-        self._chain(self._kept.handing_over(self._session_id))
+        self._op(self._kept.handing_over(self._session_id))
 
     def detached(self) -> None:
-        self._chain(self._kept.refresh([self._session_id], detached=True))
+        self._op(self._kept.refresh([self._session_id], detached=True))
 
     def attached(self) -> None:
-        self._chain(self._kept.refresh([self._session_id]))
+        self._op(self._kept.refresh([self._session_id]))
 
     async def close(self, *, handed_over: bool) -> None:
         """The session ended here: its state goes (or, handed over, stays for the replica
         that resumes it, marked as no one's)."""
+        await self.drained(CLOSE_SECONDS)
         if handed_over:
-            self._chain(self._kept.released(self._session_id))
+            self._op(self._kept.released(self._session_id))
         else:
-            self._chain(self._kept.forget(self._session_id))
-        last = self._last
-        if last is not None:
+            self._op(self._kept.forget(self._session_id))
+        ops = self._ops
+        if ops is not None:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(last), CLOSE_SECONDS)
+                await asyncio.wait_for(asyncio.shield(ops), CLOSE_SECONDS)
 
-    async def _written_then(
-        self, write: Awaitable[None], messages: list[Queued], put: Callable[[Queued], None]
-    ) -> None:
-        """After the write (or its failure: delivery goes on), the messages."""
-        try:
-            await write
-        except LedgerUnavailable as exc:
-            self._failed(exc)
-        else:
-            self._failing = False
-        await _put_all(messages, put)
-
-    def _failed(self, exc: LedgerUnavailable) -> None:
-        if not self._failing:
-            self._failing = True
-            log.warning("session.keep_failed", error=exc.error)
-
-    def _chain(self, work: Awaitable[None]) -> None:
-        """Run ``work`` after everything chained before it."""
-        self._last = asyncio.create_task(self._after(self._last, work))
+    def _op(self, work: Awaitable[None]) -> None:
+        """Run ``work`` after the operations before it (rare: start, drop, resume, end)."""
+        self._ops = asyncio.create_task(self._after(self._ops, work))
 
     async def _after(self, previous: asyncio.Task[None] | None, work: Awaitable[None]) -> None:
         if previous is not None:
@@ -114,7 +127,7 @@ class KeptWriter:
         except LedgerUnavailable as exc:
             self._failed(exc)
 
-
-async def _put_all(messages: list[Queued], put: Callable[[Queued], None]) -> None:
-    for message in messages:
-        put(message)
+    def _failed(self, exc: LedgerUnavailable) -> None:
+        if not self._failing:
+            self._failing = True
+            log.warning("session.keep_failed", error=exc.error)
