@@ -96,9 +96,14 @@ async def _trickle(server: GatewayServer, head: bytes, stop: asyncio.Event) -> b
             await asyncio.sleep(0.2)
 
     dripping = asyncio.create_task(drip())
+    answer = b""
     try:
         async with asyncio.timeout(t(15)):
-            answer = await reader.read()  # until the server closes the connection
+            while chunk := await reader.read(65536):  # until the server closes
+                answer += chunk
+                stop.set()  # the answer has begun: no drip left unread at the close
+    except ConnectionResetError:
+        pass  # closed with a last drip unread (a reset): what came before is the answer
     finally:
         stop.set()
         dripping.cancel()
