@@ -109,3 +109,26 @@ async def test_a_dropped_session_outlives_its_replica_stopping(
     second, _ = await _resume_on(b, first, begin)
     await _all_accounted_for(first, second, b, fake_whisper)
     await proxy.close()
+
+
+async def test_the_heartbeat_keeps_a_detached_session_to_resume_seconds(
+    make_gateway: GatewayFactory, redis_server: RedisServer
+) -> None:
+    """Connected sessions' state is refreshed with the heartbeat; a detached one keeps the
+    RESUME_SECONDS it was given at the drop."""
+    import asyncio
+
+    import redis.asyncio as aioredis
+
+    from gateway.fleet.kept import state_key
+    from gateway.fleet.presence import HEARTBEAT_SECONDS
+
+    a, _ = await _replicas(make_gateway, redis_server)
+    _, begin, proxy = await _cut_midway(a)
+    await asyncio.sleep(HEARTBEAT_SECONDS + 1)  # a heartbeat passed while it was away
+    client = aioredis.from_url(redis_server.url)
+    try:
+        assert 0 < await client.ttl(state_key(begin["session_id"])) <= 30
+    finally:
+        await client.aclose()
+        await proxy.close()

@@ -151,8 +151,11 @@ class KeptSessions:
         transcripts: list[dict[str, Any]],
         samples: int,
         counts: dict[str, Any],
+        *,
+        detached: bool = False,
     ) -> None:
-        """Transcripts were delivered (or would have been, to a client away): the session
+        """Transcripts were delivered (or would have been, to a client away: ``detached``,
+        and the state keeps the ``RESUME_SECONDS`` it was given at the drop): the session
         stands at the end of the last one. One script call: the cheapest round trip."""
         await self._settle(
             keys=[state_key(session_id), said_key(session_id)],
@@ -160,7 +163,7 @@ class KeptSessions:
                 int(transcripts[-1]["seq"]) + 1,
                 samples,
                 _compact(counts),
-                self._live,
+                self._resume if detached else self._live,
                 KEPT_IN_REDIS,
                 *(_compact(t) for t in transcripts),
             ],

@@ -165,7 +165,7 @@ class Presence:
                     await fleet.refresh((s.school_id, s.group_id) for s in live)
                 if kept is not None:
                     await kept.beat()
-                    connected = [s.session_id for s in live if not getattr(s, "detached", False)]
+                    connected = [s.session_id for s in live if not s.detached]
                     await kept.refresh(connected)
             except LedgerUnavailable as exc:
                 log.warning("presence.heartbeat_failed", error=exc.error)

@@ -35,6 +35,8 @@ class KeptWriter:
         self._session_id = start.session_id
         self._rate = start.config.sample_rate
         self._failing = False
+        #: The client is away: writes keep the state's ``RESUME_SECONDS`` from the drop.
+        self._away = False
         #: Messages waiting for the write in flight (or the next), and what it will write.
         self._waiting: list[Queued] = []
         self._said: list[dict[str, Any]] = []
@@ -78,7 +80,9 @@ class KeptWriter:
             if said:
                 samples, totals = self._state
                 try:
-                    await self._kept.settled(self._session_id, said, samples, totals)
+                    await self._kept.settled(
+                        self._session_id, said, samples, totals, detached=self._away
+                    )
                 except LedgerUnavailable as exc:
                     self._failed(exc)
                 else:
@@ -97,9 +101,11 @@ class KeptWriter:
         self._op(self._kept.handing_over(self._session_id))
 
     def detached(self) -> None:
+        self._away = True
         self._op(self._kept.refresh([self._session_id], detached=True))
 
     def attached(self) -> None:
+        self._away = False
         self._op(self._kept.refresh([self._session_id]))
 
     async def close(self, *, handed_over: bool) -> None:

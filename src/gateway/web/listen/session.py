@@ -54,8 +54,6 @@ class StreamSession:
         """``abort`` drops the connection at once (a client that stopped reading);
         ``interims``: the decoder of live words (when ``start`` asks for them); ``kept``:
         where its state is kept for a resume on another replica."""
-        claims, config = start.claims, start.config
-        self.claims = claims
         self._metrics = metrics
         self.resume_token = start.resume_token
         self.core = SessionCore(start, time.monotonic(), SessionMetrics(metrics))
@@ -65,7 +63,7 @@ class StreamSession:
         self.session_id = start.session_id
         self.school_id = self.core.school_id
         self.group_id = self.core.group_id
-        self.config = config
+        self.config = start.config
         self.started_at = time.time()
         #: The client's connection now (None while detached).
         self.connection: Connection | None = Connection(ws, abort, self._stuck)
@@ -75,6 +73,11 @@ class StreamSession:
         self.finished = asyncio.Event()
 
     # -- what others see ---------------------------------------------------
+
+    @property
+    def detached(self) -> bool:
+        """Its client is away (the connection dropped; no resume yet)."""
+        return self.connection is None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -175,9 +178,7 @@ class StreamSession:
             if self._kept is not None:
                 # A session whose client is away when the gateway stops stays resumable
                 # on another replica; one handed over is that replica's now.
-                stopped = self.core.ending is not None and self.core.ending.termination == (
-                    "server_shutdown"
-                )
+                stopped = self.core.ending is SHUTDOWN
                 await self._kept.close(handed_over=self._handed_over or (away and stopped))
 
     async def resume(
@@ -196,7 +197,7 @@ class StreamSession:
             letting_go = asyncio.create_task(old.replaced(CLOSE_SECONDS))
             self._letting_go.add(letting_go)
             letting_go.add_done_callback(self._letting_go.discard)
-        self.claims = self._tasks.claims = claims
+        self._tasks.claims = claims  # its windows are billed under the new token
         if self._kept is not None:
             self._kept.attached()
         self.core.resumed(claims, last_seq, time.monotonic(), claims.exp - time.time())
