@@ -5,6 +5,7 @@ window exactly once."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -23,18 +24,22 @@ SECONDS = len(SPEECH) / 2 / RATE
 
 
 async def _stream(
-    proxy: CuttingProxy, jwt: str, pcm: bytes, cuts_at: tuple[int, ...] = ()
+    proxy: CuttingProxy,
+    jwt: str,
+    pcm: bytes,
+    before_frame: Callable[[int], Awaitable[None]] | None = None,
 ) -> tuple[ListenStream, list[dict[str, Any]]]:
-    """Stream ``pcm`` in 100 ms frames (a little faster than real time), the proxy cutting
-    every connection when frame ``cuts_at[i]`` has been sent; every message handed out."""
+    """Stream ``pcm`` in 100 ms frames (a little faster than real time) through ``proxy``,
+    ``before_frame(i)`` awaited before frame ``i`` (the network's doings); every message
+    handed out."""
     url = proxy.url("ws") + "/api/v1/listen"
     messages: list[dict[str, Any]] = []
     async with ListenStream(url, jwt) as stream:
 
         async def send() -> None:
             for i in range(0, len(pcm), FRAME):
-                if i // FRAME in cuts_at:
-                    proxy.cut()
+                if before_frame is not None:
+                    await before_frame(i // FRAME)
                 await stream.send(pcm[i : i + FRAME])
                 await asyncio.sleep(0.02)
             await stream.finish()
@@ -47,6 +52,14 @@ async def _stream(
     return stream, messages
 
 
+def _cuts(proxy: CuttingProxy, *frames: int) -> Callable[[int], Awaitable[None]]:
+    async def cut(frame: int) -> None:
+        if frame in frames:
+            proxy.cut()
+
+    return cut
+
+
 @pytest.fixture
 async def proxy(gateway: GatewayServer) -> Any:
     cutting = await CuttingProxy(("127.0.0.1", gateway.port)).start()
@@ -57,7 +70,7 @@ async def proxy(gateway: GatewayServer) -> Any:
 async def test_the_client_survives_cut_connections_with_every_window_once(
     gateway: GatewayServer, proxy: CuttingProxy, fake_whisper: FakeWhisper
 ) -> None:
-    stream, messages = await _stream(proxy, token(), SPEECH, cuts_at=(20, 45))
+    stream, messages = await _stream(proxy, token(), SPEECH, _cuts(proxy, 20, 45))
     transcripts = [m for m in messages if m["type"] == "Transcript"]
     assert_tiling(transcripts, SECONDS)  # no gap, no duplicate, contiguous seq
     begins = [m for m in messages if m["type"] == "Begin"]
@@ -86,37 +99,23 @@ async def test_a_session_gone_meanwhile_goes_on_as_a_new_one_from_the_last_trans
 ) -> None:
     server = await make_gateway(RESUME_SECONDS=1)
     cutting = await CuttingProxy(("127.0.0.1", server.port)).start()
-    url = cutting.url("ws") + "/api/v1/listen"
-    messages: list[dict[str, Any]] = []
+
+    async def outage(frame: int) -> None:
+        if frame == 30:  # the network goes away for longer than RESUME_SECONDS
+            cutting.refusing = True
+            cutting.cut()
+            await asyncio.sleep(2.5)
+            cutting.refusing = False
+
     try:
-        async with ListenStream(url, token()) as stream:
-
-            async def send() -> None:
-                for i in range(0, len(SPEECH), FRAME):
-                    if i // FRAME == 30:  # the network goes away for longer than 1 s
-                        cutting.refusing = True
-                        cutting.cut()
-                        await asyncio.sleep(2.5)
-                        cutting.refusing = False
-                    await stream.send(SPEECH[i : i + FRAME])
-                    await asyncio.sleep(0.02)
-                await stream.finish()
-
-            sender = asyncio.create_task(send())
-            async with asyncio.timeout(t(60)):
-                async for message in stream:
-                    messages.append(message)
-            await sender
+        _, messages = await _stream(cutting, token(), SPEECH, outage)
     finally:
         await cutting.close()
     begins = [m for m in messages if m["type"] == "Begin"]
     assert len({b["session_id"] for b in begins}) == 2 and not begins[-1]["resumed"]
     assert any(m["type"] == "Warning" and m["code"] == "RESUME_FAILED" for m in messages)
-    first_session = [
-        m
-        for m in messages
-        if m["type"] == "Transcript" and messages.index(m) < messages.index(begins[-1])
-    ]
+    new_from = messages.index(begins[-1])
+    first_session = [m for m in messages[:new_from] if m["type"] == "Transcript"]
     [termination] = [m for m in messages if m["type"] == "Termination"]
     covered = first_session[-1]["end"] if first_session else 0.0
     # The new session starts where the last Transcript of the old one ended: no audio lost.

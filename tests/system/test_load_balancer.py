@@ -9,6 +9,8 @@ what the ``Termination`` messages say was billed.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,7 @@ from gateway.simulated.whisper import FakeWhisper
 from loadtest.classroom import ClassroomConfig, run_classroom
 from loadtest.report import Thresholds
 from tests.support.budget import teacher
-from tests.support.helpers import SECRET, GatewayServer, http_json, spawn_gateway
+from tests.support.helpers import SECRET, GatewayProcess, http_json, spawn_gateway
 from tests.support.redis_server import RedisServer, free_port
 from tests.support.tools import require_tool
 
@@ -95,6 +97,35 @@ async def _balanced(
     return nginx, port
 
 
+@asynccontextmanager
+async def _two_replicas_behind_nginx(
+    env: dict[str, str], fake: FakeWhisper, nginx_binary: str, prefix: Path, tmp_path: Path
+) -> AsyncIterator[tuple[list[GatewayProcess], list[int], int]]:
+    """Two gateway processes with ``env``, and nginx in front of them: the replicas, their
+    ports and the balancer's; all stopped after."""
+    replicas = [await spawn_gateway(fake, tmp_path / f"gw{i}", **env) for i in range(2)]
+    nginx: asyncio.subprocess.Process | None = None
+    try:
+        ports = [await r.listening() for r in replicas]
+        nginx, port = await _balanced(nginx_binary, prefix, ports)
+        yield replicas, ports, port
+    finally:
+        if nginx is not None:
+            nginx.terminate()
+            await asyncio.wait_for(nginx.wait(), 10)
+        for replica in replicas:
+            await replica.stop()
+
+
+async def _school_usage(port: int) -> dict[str, object]:
+    """The school s-1's budget usage, as replica ``port`` reads the ledger."""
+    status, usage = await http_json(
+        "GET", f"http://127.0.0.1:{port}/api/v1/schools/s-1/budget/usage", teacher("s-1")
+    )
+    assert status == 200, usage
+    return dict(usage)
+
+
 async def test_a_classroom_whose_connections_drop_resumes_on_either_replica(
     redis_server: RedisServer,
     fake_whisper: FakeWhisper,
@@ -106,11 +137,9 @@ async def test_a_classroom_whose_connections_drop_resumes_on_either_replica(
     front of nginx, in front of two replicas): a resume lands on either replica, and every
     group is one session, every window once, billed once."""
     env = {"REDIS_URL": redis_server.url}
-    replicas = [await spawn_gateway(fake_whisper, tmp_path / f"gw{i}", **env) for i in range(2)]
-    nginx: asyncio.subprocess.Process | None = None
-    try:
-        ports = [await r.listening() for r in replicas]
-        nginx, port = await _balanced(nginx_binary, balancer_prefix, ports)
+    async with _two_replicas_behind_nginx(
+        env, fake_whisper, nginx_binary, balancer_prefix, tmp_path
+    ) as (replicas, ports, port):
         config = ClassroomConfig(
             url=f"ws://127.0.0.1:{port}/api/v1/listen",
             groups=25,
@@ -129,19 +158,9 @@ async def test_a_classroom_whose_connections_drop_resumes_on_either_replica(
             1 for r in replicas for line in r.lines if line.get("event") == "session.taken_over"
         )
         assert taken_over > 0  # some resumes landed on the other replica
-        survivor = GatewayServer(None, None, ports[1], fake_whisper)  # type: ignore[arg-type]
-        status, usage = await http_json(
-            "GET", f"{survivor.http}/api/v1/schools/s-1/budget/usage", teacher("s-1")
-        )
-        assert status == 200
+        usage = await _school_usage(ports[1])
         assert usage["spent_usd"] == pytest.approx(report["cost_usd"], abs=1e-9)
         assert report["cost_usd"] > 0
-    finally:
-        if nginx is not None:
-            nginx.terminate()
-            await asyncio.wait_for(nginx.wait(), 10)
-        for replica in replicas:
-            await replica.stop()
 
 
 async def test_a_replica_stopped_mid_classroom_loses_no_second_and_bills_once(
@@ -152,11 +171,9 @@ async def test_a_replica_stopped_mid_classroom_loses_no_second_and_bills_once(
     tmp_path: Path,
 ) -> None:
     env = {"REDIS_URL": redis_server.url, "SHUTDOWN_GRACE_SECONDS": "10"}
-    replicas = [await spawn_gateway(fake_whisper, tmp_path / f"gw{i}", **env) for i in range(2)]
-    nginx: asyncio.subprocess.Process | None = None
-    try:
-        ports = [await r.listening() for r in replicas]
-        nginx, port = await _balanced(nginx_binary, balancer_prefix, ports)
+    async with _two_replicas_behind_nginx(
+        env, fake_whisper, nginx_binary, balancer_prefix, tmp_path
+    ) as (replicas, ports, port):
         config = ClassroomConfig(
             url=f"ws://127.0.0.1:{port}/api/v1/listen",
             groups=50,
@@ -174,20 +191,10 @@ async def test_a_replica_stopped_mid_classroom_loses_no_second_and_bills_once(
         assert report["restarts"] >= 10  # the drained replica's groups came back
         assert report["connect"]["ok"] == 50
         assert await asyncio.wait_for(replicas[0].proc.wait(), 30) == 0
-        survivor = GatewayServer(None, None, ports[1], fake_whisper)  # type: ignore[arg-type]
-        status, usage = await http_json(
-            "GET", f"{survivor.http}/api/v1/schools/s-1/budget/usage", teacher("s-1")
-        )
-        assert status == 200
+        usage = await _school_usage(ports[1])
         assert usage["spent_usd"] == pytest.approx(report["cost_usd"], abs=1e-9)
         assert usage["reserved_usd"] == 0
         assert report["cost_usd"] > 0
-    finally:
-        if nginx is not None:
-            nginx.terminate()
-            await asyncio.wait_for(nginx.wait(), 10)
-        for replica in replicas:
-            await replica.stop()
 
 
 async def _status(url: str) -> tuple[int, object]:
