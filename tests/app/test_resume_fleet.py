@@ -82,6 +82,8 @@ async def test_cut_on_a_resumed_on_b(
     await eventually(lambda: len(a.state.registry) == 0)
     assert a.state.metrics.sessions_ended.labels(reason="replaced")._value.get() == 1
     assert b.state.metrics.session_resumes.labels(outcome="resumed")._value.get() == 1
+    audit = b.state.audit.path.read_text()
+    assert '"session.resumed"' in audit and begin["resume_token"] not in audit
     await proxy.close()
 
 

@@ -78,10 +78,28 @@ def resumable(gateway: Gateway, ask: ResumeAsk, claims: Claims) -> StreamSession
         return None
     if not token_matches(ask.token, session.resume_token):
         return None
-    if (session.school_id, session.group_id) != (claims.school_id, claims.group_id):
+    _same_group(gateway, (session.school_id, session.group_id), claims)
+    return session
+
+
+def _same_group(gateway: Gateway, owner: tuple[str, str], claims: Claims) -> None:
+    """A session is resumed only with a token of its own school and group."""
+    if owner != (claims.school_id, claims.group_id):
         gateway.metrics.session_resumes.labels(outcome="forbidden").inc()
         raise Forbidden("this session belongs to another school or group")
-    return session
+
+
+def _resumed(gateway: Gateway, claims: Claims, session_id: str, last_seq: int) -> None:
+    """A session continues (here or taken over): counted, audited, logged (never its token)."""
+    gateway.metrics.session_resumes.labels(outcome="resumed").inc()
+    gateway.audit.record(
+        "session.resumed",
+        who=actor(claims.sub, claims.role),
+        school_id=claims.school_id,
+        group_id=claims.group_id,
+        session_id=session_id,
+    )
+    log.info("session.resumed", session_id=session_id, last_seq=last_seq)
 
 
 async def resume(
@@ -94,15 +112,7 @@ async def resume(
 ) -> Connection:
     """Continue ``session`` on ``ws``; recorded, counted and logged (never its token)."""
     connection = await session.resume(ws, abort, claims, last_seq)
-    gateway.metrics.session_resumes.labels(outcome="resumed").inc()
-    gateway.audit.record(
-        "session.resumed",
-        who=actor(claims.sub, claims.role),
-        school_id=session.school_id,
-        group_id=session.group_id,
-        session_id=session.session_id,
-    )
-    log.info("session.resumed", session_id=session.session_id, last_seq=last_seq)
+    _resumed(gateway, claims, session.session_id, last_seq)
     return connection
 
 
@@ -126,9 +136,7 @@ async def taken_over(
     stored = await kept.load(session_id)
     if stored is None or not stored.token_matches(ask.token):
         return None
-    if (stored.school_id, stored.group_id) != (claims.school_id, claims.group_id):
-        gateway.metrics.session_resumes.labels(outcome="forbidden").inc()
-        raise Forbidden("this session belongs to another school or group")
+    _same_group(gateway, (stored.school_id, stored.group_id), claims)
     await fleet.claim(stored.school_id, stored.group_id, session_id, cap)
     bound = gateway.limits.finish_timeout + HANDOVER_MARGIN_SECONDS
     stored = await _handed_over(kept, session_id, stored, bound)
@@ -255,5 +263,5 @@ async def take_over(gateway: Gateway, ask: ResumeAsk, claims: Claims) -> Session
         return None
     if start is not None:
         _admit_again(gateway.fleet, gateway, claims, start.session_id)
-        gateway.metrics.session_resumes.labels(outcome="resumed").inc()
+        _resumed(gateway, claims, start.session_id, ask.last_seq)
     return start
