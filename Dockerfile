@@ -13,6 +13,8 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY config ./config
 COPY src ./src
+# The pages' JavaScript client (src/gateway/web/pages/static/client links to it).
+COPY clients/js/src ./clients/js/src
 RUN pip install --no-cache-dir --prefix=/install ".${EXTRAS:+[${EXTRAS}]}"
 
 FROM python:3.11-slim

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from loadtest.proxy import CuttingProxy
 from tests.conftest import GatewayFactory
 from tests.support.browser import PageWatch, chromium, screenshot, write_wav
 from tests.support.helpers import GatewayServer, connect, http_json, token, write_policy
@@ -244,6 +245,46 @@ async def test_the_classroom_reconnects_when_told_to_retry_and_never_when_replac
         assert len(server.state.registry.sessions()) == 1  # no reconnect fight
         await other.close()
         assert [e for e in watch.errors if "WebSocket" not in e] == []
+
+
+async def test_the_classroom_resumes_after_a_drop_with_no_gap_and_no_line_twice(
+    make_gateway: GatewayFactory, tmp_path: Path
+) -> None:
+    """The page's connection goes through a proxy that resets it twice mid-stream (no close
+    frame): the page resumes the same session, and its log holds every transcribed window
+    once — as many lines as the Termination says were transcribed."""
+    server = await make_gateway()
+    proxy = await CuttingProxy(("127.0.0.1", server.port)).start()
+    resumed = server.state.metrics.session_resumes.labels(outcome="resumed")
+    try:
+        async with chromium(_lesson_wav(tmp_path)) as browser:
+            url = f"{proxy.url('http')}/classroom#token={token('s-1', 'drop')}"
+            page, watch = await _open(browser, url)
+            await page.get_by_role("button", name="Start").click()
+            status = page.locator("#status")  # the connection line (Now hearing is another)
+            log = page.get_by_role("log", name="Transcript")
+            for cut in (1, 2):
+                await status.filter(has_text="Listening").wait_for(timeout=15_000)
+                await log.locator("p").nth(2 * cut).wait_for(timeout=30_000)
+                proxy.cut()
+                await status.filter(has_text="Reconnected").wait_for(timeout=30_000)
+                assert resumed._value.get() == cut
+            await log.locator("p").nth(6).wait_for(timeout=30_000)
+            await page.get_by_role("button", name="Stop").click()
+            ended = status.filter(has_text=re.compile(r"Stopped\. \d+ s of audio"))
+            await ended.wait_for(timeout=30_000)
+            transcribed = int(re.findall(r"(\d+) parts transcribed", await ended.inner_text())[0])
+            lines = await log.locator("p").evaluate_all(
+                "ps => ps.map(p => [p.dataset.session, Number(p.dataset.seq)])"
+            )
+            assert len({session for session, _ in lines}) == 1  # one session throughout
+            seqs = [seq for _, seq in lines]
+            assert seqs == sorted(set(seqs))  # in order, none twice
+            assert len(seqs) == transcribed  # none missing: every transcribed window shown
+            assert proxy.connections >= 3
+            assert [e for e in watch.errors if "WebSocket" not in e] == []
+    finally:
+        await proxy.close()
 
 
 async def test_a_muted_classroom_keeps_its_session(

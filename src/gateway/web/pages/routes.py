@@ -1,6 +1,7 @@
 """The web pages (``/``, ``/classroom``, ``/teacher``, ``/admin``) and their static files.
 
-Plain files shipped in the package (``web/static``), read once, served with a
+Plain files shipped in the package (``web/static``; ``static/client`` is the JavaScript
+client, ``clients/js/src``), read once, served with a
 Content-Security-Policy that forbids inline scripts and allows connections to
 this origin only, ``nosniff`` and ``no-referrer``. ``/`` is the page for a
 browser and the JSON index for anything that does not ask for HTML.
@@ -9,6 +10,7 @@ browser and the JSON index for anything that does not ask for HTML.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -41,9 +43,9 @@ class Files:
 
     def __init__(self, root: Path = STATIC) -> None:
         self._files: dict[str, tuple[bytes, str, str]] = {}
-        for path in sorted(root.rglob("*")):
+        for path in sorted(_files_under(root)):
             kind = TYPES.get(path.suffix)
-            if path.is_file() and kind is not None:
+            if kind is not None:
                 body = path.read_bytes()
                 etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
                 self._files[path.relative_to(root).as_posix()] = (body, kind, etag)
@@ -57,6 +59,16 @@ class Files:
         if request.headers.get("If-None-Match") == etag:
             return web.Response(status=304, headers=headers)
         return web.Response(body=body, content_type=kind, charset="utf-8", headers=headers)
+
+
+def _files_under(root: Path) -> list[Path]:
+    """Every file under ``root``, through linked directories too (``client/`` is the
+    JavaScript client's own ``clients/js/src`` in a source checkout)."""
+    return [
+        Path(folder, name)
+        for folder, _, names in os.walk(root, followlinks=True)
+        for name in names
+    ]
 
 
 def wants_html(request: web.Request) -> bool:

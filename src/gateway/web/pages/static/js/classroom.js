@@ -1,7 +1,9 @@
-// /classroom: the microphone to the gateway, transcripts back, every event explained.
+// /classroom: the microphone to the gateway through the client module (which resumes the
+// session after a drop, re-sending the audio the gateway does not have), transcripts back,
+// every event explained.
+import { ListenStream, openMicrophone } from "/static/client/index.js";
 import { claimsOf, el, forgetToken, setStatus, signIn, takeToken, linkProblem } from "./common.js";
 
-const RECONNECT = new Set([1001, 1006, 1011, 1013]);
 const KEEPALIVE_MS = 5000;
 
 /** What a close code means for a class, and whether to try again. */
@@ -28,6 +30,7 @@ export const WARNINGS = {
   STT_UNAVAILABLE: "The transcription service is not answering; audio is kept and will be transcribed when it is back.",
   UPSTREAM_REJECTED: "The transcription service refused this gateway's key. Tell your administrator.",
   BAD_MESSAGE: "The page sent a message the service did not understand.",
+  RESUME_FAILED: "The connection was away too long to pick up where it was; a new session goes on from the last line, nothing is missing.",
 };
 
 const main = document.querySelector("main");
@@ -42,13 +45,10 @@ const stopButton = document.getElementById("stop");
 const muteButton = document.getElementById("mute");
 
 let token = await takeToken();
-let socket = null;
-let audio = null; // {context, stream, node}
+let stream = null; // the ListenStream: one session, over as many connections as it takes
+let microphone = null;
 let muted = false;
-let wanted = false; // the user wants to be streaming
-let attempts = 0;
 let keepAlive = null;
-let reconnectTimer = null;
 
 function say(text, tone = "info") {
   setStatus(statusNode, text, tone);
@@ -71,111 +71,79 @@ function clearHearing(seq) {
   hearingTentative.textContent = "";
 }
 
+// The stream hands out each window once, in order, across its connections; a new session
+// (after one that could not be resumed) starts its seq again, so the log goes by arrival.
 function appendTranscript(message) {
   clearHearing(message.seq);
   if (message.status !== "ok" || !message.text) return;
-  const entry = el("p", { "data-seq": message.seq }, message.text);
+  const entry = el("p", { "data-session": stream.sessionId, "data-seq": message.seq }, message.text);
   log.append(entry);
   entry.scrollIntoView({ block: "nearest" });
 }
 
-async function openMicrophone() {
-  const stream = await navigator.mediaDevices.getUserMedia({
-    audio: { channelCount: 1, echoCancellation: true, noiseSuppression: true },
-  });
-  const context = new AudioContext({ sampleRate: 16000 });
-  await context.audioWorklet.addModule("/static/js/pcm-worklet.js");
-  const source = context.createMediaStreamSource(stream);
-  const node = new AudioWorkletNode(context, "pcm-frames");
-  node.port.onmessage = (event) => {
-    if (!muted && socket && socket.readyState === WebSocket.OPEN) socket.send(event.data);
-  };
-  source.connect(node);
-  return { context, stream, node };
+function listenUrl() {
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  return `${scheme}//${location.host}/api/v1/listen`;
+}
+
+function began({ detail: begin }) {
+  const provider = begin.config && begin.config.provider;
+  const where = provider === "local" ? " (local Whisper)" : provider === "simulated" ? " (simulated Whisper: not real words)" : "";
+  const back = begin.resumed ? "Reconnected; nothing was lost. " : "";
+  say(`${back}Listening${where}. Speak and your words appear below.`, "ok");
+}
+
+function stateChanged({ detail }) {
+  if (detail.state === "connecting") say("Connecting…");
+  if (detail.state !== "reconnecting") return;
+  if (detail.delay === undefined) {
+    say("Reconnecting…", "warn");
+    return;
+  }
+  const code = detail.closeCode === null ? 1006 : detail.closeCode;
+  const known = CLOSE_REASONS[code] || `The connection closed (code ${code}). Reconnecting…`;
+  say(`${known} Next try in ${Math.max(1, Math.ceil(detail.delay))} s.`, "warn");
+}
+
+function ended({ detail }) {
+  const code = detail.closeCode;
+  if (detail.problem) {
+    say("The transcription service cannot be reached. Press Start to try again.", "error");
+  } else if (code === null) {
+    say("Stopped.");
+  } else if (code !== 1000) {
+    say(CLOSE_REASONS[code] || `The connection closed (code ${code}).`, "error");
+  }
+  if (code === 4001 || code === 4008) forgetToken();
+  finish();
+}
+
+function watch(listen) {
+  listen.addEventListener("state", stateChanged);
+  listen.addEventListener("Begin", began);
+  listen.addEventListener("Interim", (event) => showInterim(event.detail));
+  listen.addEventListener("Transcript", (event) => appendTranscript(event.detail));
+  listen.addEventListener("Warning", ({ detail }) =>
+    say(WARNINGS[detail.code] || "The transcription service reported a problem; it keeps going.", "warn"),
+  );
+  listen.addEventListener("Budget", ({ detail }) =>
+    say(`Your school has used ${Math.round(detail.percent_used)} % of today's transcription budget.`, "warn"),
+  );
+  listen.addEventListener("Termination", ({ detail }) =>
+    say(`Stopped. ${Math.round(detail.audio_seconds)} s of audio, ${detail.transcribed} parts transcribed.`, "info"),
+  );
+  listen.addEventListener("end", ended);
 }
 
 function closeMicrophone() {
-  if (!audio) return;
-  audio.node.port.onmessage = null;
-  audio.stream.getTracks().forEach((track) => track.stop());
-  audio.context.close();
-  audio = null;
-}
-
-function listenUrl() {
-  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  return `${scheme}//${location.host}/api/v1/listen?sample_rate=16000&interim_results=true`;
-}
-
-function connect() {
-  clearTimeout(reconnectTimer);
-  let retryAfter = null;
-  const ws = new WebSocket(listenUrl(), ["token", token]);
-  socket = ws;
-  say(attempts ? "Reconnecting…" : "Connecting…");
-  ws.onmessage = (event) => {
-    let message;
-    try {
-      message = JSON.parse(event.data);
-    } catch {
-      return;
-    }
-    switch (message.type) {
-      case "Begin": {
-        attempts = 0;
-        const provider = message.config && message.config.provider;
-        const where = provider === "local" ? " (local Whisper)" : provider === "simulated" ? " (simulated Whisper: not real words)" : "";
-        say(`Listening${where}. Speak and your words appear below.`, "ok");
-        break;
-      }
-      case "Interim":
-        showInterim(message);
-        break;
-      case "Transcript":
-        appendTranscript(message);
-        break;
-      case "Warning":
-        say(WARNINGS[message.code] || "The transcription service reported a problem; it keeps going.", "warn");
-        break;
-      case "Budget":
-        say(`Your school has used ${Math.round(message.percent_used)} % of today's transcription budget.`, "warn");
-        break;
-      case "Error":
-        if (typeof message.retry_after === "number") retryAfter = message.retry_after;
-        break;
-      case "Termination":
-        say(`Stopped. ${Math.round(message.audio_seconds)} s of audio, ${message.transcribed} parts transcribed.`, "info");
-        break;
-      default:
-        break;
-    }
-  };
-  ws.onclose = (event) => {
-    socket = null;
-    clearInterval(keepAlive);
-    const known = CLOSE_REASONS[event.code] || `The connection closed (code ${event.code}).`;
-    if (wanted && RECONNECT.has(event.code)) {
-      attempts += 1;
-      const backoff = Math.min(30, 2 ** Math.min(attempts - 1, 5));
-      const wait = Math.max(backoff, retryAfter || 0);
-      say(`${known} Next try in ${Math.round(wait)} s.`, "warn");
-      reconnectTimer = setTimeout(connect, wait * 1000);
-      return;
-    }
-    if (event.code !== 1000) say(known, event.code === 1000 ? "info" : "error");
-    if (event.code === 4001 || event.code === 4008) forgetToken();
-    finish();
-  };
-  ws.onopen = () => {
-    keepAlive = setInterval(() => {
-      if (muted && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "KeepAlive" }));
-    }, KEEPALIVE_MS);
-  };
+  if (microphone) microphone.stop();
+  microphone = null;
 }
 
 function finish() {
-  wanted = false;
+  clearInterval(keepAlive);
   closeMicrophone();
+  stream = null;
   startButton.disabled = false;
   stopButton.disabled = true;
   muteButton.disabled = true;
@@ -183,30 +151,30 @@ function finish() {
 
 async function start() {
   startButton.disabled = true;
+  const listen = new ListenStream(listenUrl(), { token: () => token, interimResults: true });
   try {
-    audio = await openMicrophone();
+    microphone = await openMicrophone({ onFrame: (frame) => muted || listen.send(frame) });
   } catch {
     say("The microphone could not be opened. Allow it in the browser and press Start again.", "error");
     startButton.disabled = false;
     return;
   }
-  wanted = true;
-  attempts = 0;
+  stream = listen;
+  watch(listen);
   stopButton.disabled = false;
   muteButton.disabled = false;
-  connect();
+  keepAlive = setInterval(() => muted && listen.keepAlive(), KEEPALIVE_MS);
+  listen.start();
 }
 
 function stop() {
-  wanted = false;
   stopButton.disabled = true;
-  clearTimeout(reconnectTimer);
-  if (socket && socket.readyState === WebSocket.OPEN) {
+  closeMicrophone(); // nothing after Stop is sent
+  if (stream.state === "live" || stream.state === "reconnecting") {
     say("Finishing the last transcripts…");
-    socket.send(JSON.stringify({ type: "CloseStream" }));
+    stream.finish(); // after a drop: once resumed
   } else {
-    finish();
-    say("Stopped.");
+    stream.close();
   }
 }
 
