@@ -65,9 +65,7 @@ def _files_under(root: Path) -> list[Path]:
     """Every file under ``root``, through linked directories too (``client/`` is the
     JavaScript client's own ``clients/js/src`` in a source checkout)."""
     return [
-        Path(folder, name)
-        for folder, _, names in os.walk(root, followlinks=True)
-        for name in names
+        Path(folder, name) for folder, _, names in os.walk(root, followlinks=True) for name in names
     ]
 
 
