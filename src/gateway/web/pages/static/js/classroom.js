@@ -170,12 +170,8 @@ async function start() {
 function stop() {
   stopButton.disabled = true;
   closeMicrophone(); // nothing after Stop is sent
-  if (stream.state === "live" || stream.state === "reconnecting") {
-    say("Finishing the last transcripts…");
-    stream.finish(); // after a drop: once resumed
-  } else {
-    stream.close();
-  }
+  say("Finishing the last transcripts…");
+  stream.finish(); // still connecting, or away after a drop: once connected
 }
 
 function toggleMute() {
