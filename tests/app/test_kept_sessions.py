@@ -8,6 +8,9 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
+from gateway.budget.ledger import Ledger, ScopeDay
+from gateway.budget.policy import SchoolBudget
+from gateway.budget.settlement import Charge, Hold
 from gateway.fleet.claims import CLAIM_SECONDS
 from gateway.fleet.kept import (
     HANDING_OVER,
@@ -16,6 +19,7 @@ from gateway.fleet.kept import (
     said_key,
     state_key,
 )
+from gateway.redis.layout import day_key
 from gateway.stream.protocol import StreamConfig
 from tests.support.redis_server import RedisServer
 
@@ -79,3 +83,50 @@ async def test_a_hand_over_is_said_then_finished(redis: aioredis.Redis) -> None:
     await a.released("s3")
     stored = await b.load("s3")
     assert stored is not None and stored.owner == ""
+
+
+def _charge(rid: str, actual: int) -> Charge:
+    school = SchoolBudget("school", 10**9, "UTC", (), None, None)
+    hold = Hold(rid, school, "2026-12-03", "whisper-1", 1000, (day_key("school:school", "d"),))
+    return Charge(hold, 2.0, actual)
+
+
+async def _hold(redis: aioredis.Redis, rid: str, *, lease_ms: int = 60_000) -> None:
+    ledger = Ledger(redis)
+    scopes = [ScopeDay("school:school", "d", None)]
+    reserved = await ledger.reserve(
+        scopes=scopes,
+        amount_micro=1000,
+        school_id="school",
+        model="whisper-1",
+        now_ms=1_000,
+        lease_ms=lease_ms,
+        rid=rid,
+    )
+    assert reserved.ok
+
+
+async def test_a_window_is_charged_in_the_write_that_settles_it_and_only_once(
+    redis: aioredis.Redis,
+) -> None:
+    """The state moves past a window and its hold is charged in one script: no replica can
+    die between the two, so a resume elsewhere never sends (and charges) it again."""
+    kept = KeptSessions(redis, 30, "replica-a")
+    await kept.opened("s5", "school", "group", "s5.secret", CONFIG)
+    await _hold(redis, "w0")
+    await _hold(redis, "w1")
+    taken = await kept.settled(
+        "s5", [_transcript(0), _transcript(1)], 32000, {}, charges=(_charge("w0", 900),)
+    )
+    assert [(c.hold.reservation_id, r.status) for c, r in taken] == [("w0", 1)]
+    day = await Ledger(redis).day("school:school", "d")
+    assert day["spent"] == 900 and day["reserved"] == 1000  # w1 is still held
+    assert day["audio_ms"] == 2000 and day["spent:whisper-1"] == 900
+    again = await kept.settled("s5", [_transcript(1)], 32000, {}, charges=(_charge("w0", 900),))
+    assert [r.status for _, r in again] == [0]  # a second write charges nothing
+    # A hold its replica never settled (it died first) is given back when its lease ends.
+    assert await Ledger(redis).reclaim(now_ms=10**12) >= 1
+    day = await Ledger(redis).day("school:school", "d")
+    assert day["spent"] == 900 and day["reserved"] == 0
+    stored = await kept.load("s5")
+    assert stored is not None and stored.settled.next_seq == 2

@@ -3,7 +3,9 @@ close frame), resumed with the token from ``Begin``; nothing lost, nothing bille
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
@@ -190,3 +192,33 @@ async def test_a_shutdown_ends_a_detached_session_without_waiting_for_its_client
         assert server.state.metrics.sessions_detached._value.get() == 0
     finally:
         await cutting.close()
+
+
+async def test_a_window_is_charged_only_in_the_write_that_settles_the_session_past_it(
+    gateway: GatewayServer, fake_whisper: FakeWhisper, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Charge and state move together, so a replica dying between them cannot leave a
+    charged window for the resuming replica to charge again: here the state write waits
+    (a slow Redis), and the charges wait with it."""
+    kept = gateway.state.kept
+    assert kept is not None
+    gate = asyncio.Event()
+    settle = kept.settled
+
+    async def held_back(*args: Any, **kwargs: Any) -> Any:
+        await gate.wait()
+        return await settle(*args, **kwargs)
+
+    monkeypatch.setattr(kept, "settled", held_back)
+    stream = await open_stream(gateway, token())
+    await stream.send_audio(SPEECH)
+    billed = gateway.state.metrics.audio_billed.labels(model="whisper-1")
+    await eventually(lambda: billed._value.get() >= 3)  # three windows came back billed
+    assert (await usage(gateway, "s-1"))["spent_usd"] == 0
+    gate.set()
+    await stream.finish()
+    await stream.close()
+    transcripts, termination = one_whole_session(stream)
+    spent = (await usage(gateway, "s-1"))["spent_usd"]
+    assert spent == pytest.approx(termination["cost_usd"]) and spent > 0
+    assert spent == pytest.approx(sum(m["billed_seconds"] for m in transcripts) * 0.0001)

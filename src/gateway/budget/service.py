@@ -8,7 +8,6 @@ been refused, and still records spend); ``disabled`` makes no ledger calls.
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -16,17 +15,17 @@ from typing import Any, NoReturn
 
 from gateway.budget.alerting import AlertEvents, ThresholdAlerts
 from gateway.budget.journal import CommitJournal
-from gateway.budget.ledger import Ledger, ReserveResult, ScopeDay, read_overrides
+from gateway.budget.ledger import CommitResult, Ledger, ReserveResult, ScopeDay
 from gateway.budget.policy import Policy, SchoolBudget
 from gateway.budget.scopes import day_in, percent, scopes_for
-from gateway.budget.settlement import Hold, Settlement, overspent, pending_commit
+from gateway.budget.settlement import Charge, Hold, Settlement, overspent, pending_commit
+from gateway.budget.stored_settings import StoredSettings
 from gateway.errors import BudgetRefused, BudgetUnavailable, LedgerUnavailable
 from gateway.observability.logging import get_logger
 from gateway.observability.metrics import Metrics
 
 log = get_logger("gateway.budget")
 
-OVERRIDE_CACHE_SECONDS = 2.0
 RELEASE_RETRY_DELAYS = (0.5, 1, 2, 5, 10, 30, 60, 120)
 
 
@@ -49,8 +48,7 @@ class BudgetService:
         self._metrics = metrics
         self._lease_ms = int(lease_seconds * 1000)
         self._clock = clock
-        #: school → (read at, stored settings as stored, as values)
-        self._overrides: dict[str, tuple[float, str | None, dict[str, Any]]] = {}
+        self._stored = StoredSettings()
         self._percent: dict[str, float] = {}
         self.events = events or AlertEvents()
         self.alerts = ThresholdAlerts(metrics, clock, self.events)
@@ -77,33 +75,15 @@ class BudgetService:
         base = self.policy.school(school_id, district_claim)
         if not self.enabled:
             return base
-        return base.with_overrides(await self._cached_overrides(school_id, for_window))
-
-    async def _cached_overrides(self, school_id: str, any_age: bool = False) -> dict[str, Any]:
-        now = time.monotonic()
-        cached = self._overrides.get(school_id)
-        if cached and (any_age or now - cached[0] < OVERRIDE_CACHE_SECONDS):
-            return cached[2]
         assert self.ledger is not None
-        try:
-            raw = await self.ledger.stored_settings(school_id)
-        except LedgerUnavailable:
-            return cached[2] if cached else {}
-        return self._remember(school_id, raw)
-
-    def _remember(self, school_id: str, raw: str | None) -> dict[str, Any]:
-        """Cache a school's stored settings as read now; their values."""
-        values = read_overrides(school_id, raw)
-        self._overrides[school_id] = (time.monotonic(), raw, values)
-        return values
+        return base.with_overrides(await self._stored.values(self.ledger, school_id, for_window))
 
     def _settings_changed_since(self, school: SchoolBudget, raw: str | None) -> SchoolBudget | None:
         """The school as its stored settings ``raw`` (returned by a reservation) make it, if
         they differ from what this replica had; None if they are the same."""
-        cached = self._overrides.get(school.school_id)
-        if cached is not None and cached[1] == raw:
+        if self._stored.same(school.school_id, raw):
             return None
-        values = self._remember(school.school_id, raw)
+        values = self._stored.remember(school.school_id, raw)
         fresh = self.policy.school(school.school_id, school.district_id).with_overrides(values)
         return None if fresh == school else fresh
 
@@ -111,7 +91,7 @@ class BudgetService:
         """Re-read a school's settings after a change and recompute its state from the ledger:
         a refusal under the old limit no longer marks today ``exceeded`` and the downgrade
         follows the new limit at once (other replicas follow on their next reservation)."""
-        self._overrides.pop(school_id, None)
+        self._stored.forget(school_id)
         school = await self.school(school_id)
         if self.ledger is not None:
             day = day_in(school.timezone, self._clock())
@@ -201,24 +181,40 @@ class BudgetService:
         self._spawn(self._fire(school, day, 100.0, committed))
         raise BudgetRefused(result.refused_scope or "school")
 
+    def charge_for(self, hold: Hold, seconds: float) -> Charge:
+        """What billing ``seconds`` against ``hold`` costs, to be settled later."""
+        return Charge(hold, seconds, self.policy.pricing.cost_micro(hold.model, seconds))
+
     async def commit(self, hold: Hold, seconds: float) -> int:
         """Charge the billed ``seconds``; returns the cost in micro-dollars."""
-        actual = self.policy.pricing.cost_micro(hold.model, seconds)
-        if hold.reservation_id is None or self.ledger is None:
-            return actual
-        try:
-            await self._commit(hold, actual, round(seconds * 1000))
-        except LedgerUnavailable:
-            self._defer(hold, actual, round(seconds * 1000))
-        return actual
+        charge = self.charge_for(hold, seconds)
+        await self.settle(charge)
+        return charge.actual_micro
 
-    def _defer(self, hold: Hold, actual: int, audio_ms: int) -> None:
-        """The ledger is unreachable: journal the charge durably, replay it until taken."""
-        log.error("budget.commit_deferred", school_id=hold.school.school_id)
-        if self.journal is None:
-            self._spawn(self._settlement.retry(hold, actual, audio_ms))
+    async def settle(self, charge: Charge) -> None:
+        """Charge ``charge`` now; one the ledger cannot take is journaled and replayed."""
+        if charge.hold.reservation_id is None or self.ledger is None:
             return
-        self.journal.add(pending_commit(hold, actual, audio_ms))
+        try:
+            await self._commit(charge.hold, charge.actual_micro, charge.audio_ms)
+        except LedgerUnavailable:
+            self.defer(charge)
+        except asyncio.CancelledError:  # the gateway stops: the next start replays it
+            self.defer(charge)
+            raise
+
+    def defer(self, charge: Charge) -> None:
+        """The charge could not be confirmed: journal it durably and replay it until taken
+        (a commit is idempotent per reservation: one that did land is not charged twice)."""
+        hold = charge.hold
+        if hold.reservation_id is None or self.ledger is None:
+            return
+        log.error("budget.commit_deferred", school_id=hold.school.school_id)
+        entry = (hold, charge.actual_micro, charge.audio_ms)
+        if self.journal is None:
+            self._spawn(self._settlement.retry(*entry))
+            return
+        self.journal.add(pending_commit(*entry))
         self.start_replay()
 
     def start_replay(self) -> None:
@@ -244,6 +240,10 @@ class BudgetService:
             day_keys=hold.day_keys,
             amount_micro=hold.amount_micro,
         )
+        self.charged(hold, actual, result)
+
+    def charged(self, hold: Hold, actual: int, result: CommitResult) -> None:
+        """What follows a charge the ledger took: overspend counted, the school's use, alerts."""
         if result.status != 1:
             return
         if result.overspend_micro:

@@ -37,6 +37,21 @@ class Hold:
     day_keys: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class Charge:
+    """What a settled window owes: ``seconds`` billed against ``hold``, ``actual_micro``
+    micro-dollars. A stream's window is charged when its Transcript is kept and delivered
+    (in one write with the session's state, so no replica can charge it twice)."""
+
+    hold: Hold
+    seconds: float
+    actual_micro: int
+
+    @property
+    def audio_ms(self) -> int:
+        return round(self.seconds * 1000)
+
+
 def pending_commit(hold: Hold, actual: int, audio_ms: int) -> PendingCommit:
     """The journal entry of a charge the ledger did not take."""
     assert hold.reservation_id is not None

@@ -29,22 +29,46 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from gateway.budget.ledger import REPLICA_WAIT_MS, CommitResult
+from gateway.budget.settlement import Charge
+from gateway.errors import LedgerNotReplicated
 from gateway.fleet.claims import CLAIM_SECONDS
 from gateway.redis.connection import text
 from gateway.redis.errors import translated
-from gateway.redis.layout import PREFIX
+from gateway.redis.layout import (
+    CHARGE_FUNCTION,
+    DAY_TTL_SECONDS,
+    HOLD_TTL_SECONDS,
+    LEASES,
+    PREFIX,
+    hold_key,
+)
 from gateway.stream.protocol import StreamConfig
 from gateway.stream.resume import Settled
 
-# KEYS: state, said. ARGV: next seq, samples, counts, ttl, kept, the Transcripts (JSON).
-SETTLE = """
+# KEYS: state, said, leases, a hold per charge. ARGV: next seq, samples, counts, ttl, kept,
+# day ttl, hold ttl, n, n Transcripts (JSON), then rid, actual, audio ms, model, amount
+# held per charge. The session's state moves past its windows and their holds are charged
+# in one step: a replica that dies before it leaves them held (released when their lease
+# runs out; the client sends that audio again), one that dies after has charged them.
+SETTLE = (
+    CHARGE_FUNCTION
+    + """
 redis.call('HSET', KEYS[1], 'next_seq', ARGV[1], 'samples', ARGV[2], 'counts', ARGV[3])
-redis.call('RPUSH', KEYS[2], unpack(ARGV, 6))
+local n = tonumber(ARGV[8])
+redis.call('RPUSH', KEYS[2], unpack(ARGV, 9, 8 + n))
 redis.call('LTRIM', KEYS[2], -tonumber(ARGV[5]), -1)
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 redis.call('EXPIRE', KEYS[2], ARGV[4])
-return 1
+local results = {}
+for i = 4, #KEYS do
+  local at = 9 + n + (i - 4) * 5
+  results[#results + 1] = charge(KEYS[3], KEYS[i], ARGV[at], ARGV[at + 1], ARGV[at + 2],
+                                 ARGV[at + 3], ARGV[6], ARGV[7], ARGV[at + 4], {})
+end
+return results
 """
+)
 #: ``owner`` while the replica running a session finishes it for another.
 HANDING_OVER = "~"
 #: Transcripts kept in Redis per session (the replica running it keeps more in memory).
@@ -114,8 +138,12 @@ class Stored:
 
 
 class KeptSessions:
-    def __init__(self, redis: aioredis.Redis, resume_seconds: float, replica: str) -> None:
+    def __init__(
+        self, redis: aioredis.Redis, resume_seconds: float, replica: str, *, replicas: int = 0
+    ) -> None:
+        """``replicas``: how many Redis replicas must have a charge (as :class:`Ledger`)."""
         self._redis = redis
+        self._replicas = replicas
         self._resume = max(1, int(resume_seconds))
         self._live = self._resume + int(CLAIM_SECONDS)
         self.replica = replica
@@ -152,22 +180,49 @@ class KeptSessions:
         samples: int,
         counts: dict[str, Any],
         *,
+        charges: tuple[Charge, ...] = (),
         detached: bool = False,
-    ) -> None:
+    ) -> list[tuple[Charge, CommitResult]]:
         """Transcripts were delivered (or would have been, to a client away: ``detached``,
         and the state keeps the ``RESUME_SECONDS`` it was given at the drop): the session
-        stands at the end of the last one. One script call: the cheapest round trip."""
-        await self._settle(
-            keys=[state_key(session_id), said_key(session_id)],
-            args=[
-                int(transcripts[-1]["seq"]) + 1,
-                samples,
-                _compact(counts),
-                self._resume if detached else self._live,
-                KEPT_IN_REDIS,
-                *(_compact(t) for t in transcripts),
-            ],
-        )
+        stands at the end of the last one, and their ``charges`` are taken, in one script
+        call. Returns what the ledger made of each charge (none without a reservation)."""
+        charged = [c for c in charges if c.hold.reservation_id is not None]
+        keys = [state_key(session_id), said_key(session_id), LEASES]
+        args: list[Any] = [
+            int(transcripts[-1]["seq"]) + 1,
+            samples,
+            _compact(counts),
+            self._resume if detached else self._live,
+            KEPT_IN_REDIS,
+            DAY_TTL_SECONDS,
+            HOLD_TTL_SECONDS,
+            len(transcripts),
+            *(_compact(t) for t in transcripts),
+        ]
+        for charge in charged:
+            hold = charge.hold
+            assert hold.reservation_id is not None
+            keys.append(hold_key(hold.reservation_id))
+            args += [
+                hold.reservation_id,
+                charge.actual_micro,
+                charge.audio_ms,
+                hold.model,
+                hold.amount_micro,
+            ]
+        if not (self._replicas and charged):
+            results = await self._settle(keys=keys, args=args)
+        else:  # durable only once a replica has it, as the ledger's own commits
+            async with self._redis.pipeline(transaction=False) as pipe:
+                await self._settle(keys=keys, args=args, client=pipe)
+                pipe.execute_command("WAIT", self._replicas, REPLICA_WAIT_MS)
+                results, acked = await pipe.execute()
+            if int(acked) < self._replicas:
+                raise LedgerNotReplicated(f"{acked} of {self._replicas} replicas have the charges")
+        return [
+            (c, CommitResult(*(int(v) for v in r))) for c, r in zip(charged, results, strict=True)
+        ]
 
     @translated
     async def refresh(self, session_ids: list[str], *, detached: bool = False) -> None:

@@ -104,43 +104,59 @@ return {1, 0, tonumber(redis.call('HGET', school, 'spent') or '0'),
 """
 ).replace("RECLAIM_BATCH_N", str(RECLAIM_BATCH))
 
+# charge(leases, hold, rid, actual, audio_ms, model, day_ttl, hold_ttl, amount, day keys):
+# charge a reservation once; the day keys (the hold's own) are used only when the hold
+# itself has expired. Returns {1 charged now | 0 already settled | -1 unknown, overspend,
+# the school's spent, the school's reserved}.
+CHARGE_FUNCTION = (
+    _HOLD_KEYS
+    + """
+local function charge(leases, hold, rid, actual, audio_ms, model, day_ttl, hold_ttl, held,
+                      given)
+  local state = redis.call('HGET', hold, 'state')
+  local amount = 0
+  local keys = {}
+  if not state then
+    if #given == 0 then return {-1, 0, 0, 0} end
+    keys = given
+    amount = tonumber(held)
+    state = 'gone'
+  else
+    if state == 'committed' or state == 'released' then return {0, 0, 0, 0} end
+    amount = tonumber(redis.call('HGET', hold, 'amount'))
+    keys = hold_keys(hold)
+  end
+  actual = tonumber(actual)
+  local last
+  for _, key in ipairs(keys) do
+    if state == 'held' then redis.call('HINCRBY', key, 'reserved', 0 - amount) end
+    redis.call('HINCRBY', key, 'spent', actual)
+    redis.call('HINCRBY', key, 'spent:' .. model, actual)
+    redis.call('HINCRBY', key, 'audio_ms', audio_ms)
+    redis.call('HINCRBY', key, 'audio_ms:' .. model, audio_ms)
+    redis.call('EXPIRE', key, day_ttl)
+    last = key
+  end
+  local over = actual - amount
+  if over > 0 then redis.call('HINCRBY', last, 'overspend', over) else over = 0 end
+  redis.call('HSET', hold, 'state', 'committed')
+  if state == 'gone' then redis.call('EXPIRE', hold, hold_ttl) end
+  redis.call('ZREM', leases, rid)
+  return {1, over, tonumber(redis.call('HGET', last, 'spent') or '0'),
+          tonumber(redis.call('HGET', last, 'reserved') or '0')}
+end
+"""
+)
+
 # KEYS: leases, hold, day keys… (the hold's own, used only when the hold itself has expired)
 # ARGV: rid, actual, audio_ms, model, day_ttl, hold_ttl, amount held
 COMMIT = (
-    _HOLD_KEYS
+    CHARGE_FUNCTION
     + """
-local state = redis.call('HGET', KEYS[2], 'state')
-local amount = 0
-local keys = {}
-if not state then
-  if #KEYS < 3 then return {-1, 0, 0, 0} end
-  for i = 3, #KEYS do keys[#keys + 1] = KEYS[i] end
-  amount = tonumber(ARGV[7])
-  state = 'gone'
-else
-  if state == 'committed' or state == 'released' then return {0, 0, 0, 0} end
-  amount = tonumber(redis.call('HGET', KEYS[2], 'amount'))
-  keys = hold_keys(KEYS[2])
-end
-local actual = tonumber(ARGV[2])
-local model = ARGV[4]
-local last
-for _, key in ipairs(keys) do
-  if state == 'held' then redis.call('HINCRBY', key, 'reserved', 0 - amount) end
-  redis.call('HINCRBY', key, 'spent', actual)
-  redis.call('HINCRBY', key, 'spent:' .. model, actual)
-  redis.call('HINCRBY', key, 'audio_ms', ARGV[3])
-  redis.call('HINCRBY', key, 'audio_ms:' .. model, ARGV[3])
-  redis.call('EXPIRE', key, ARGV[5])
-  last = key
-end
-local over = actual - amount
-if over > 0 then redis.call('HINCRBY', last, 'overspend', over) else over = 0 end
-redis.call('HSET', KEYS[2], 'state', 'committed')
-if state == 'gone' then redis.call('EXPIRE', KEYS[2], ARGV[6]) end
-redis.call('ZREM', KEYS[1], ARGV[1])
-return {1, over, tonumber(redis.call('HGET', last, 'spent') or '0'),
-        tonumber(redis.call('HGET', last, 'reserved') or '0')}
+local given = {}
+for i = 3, #KEYS do given[#given + 1] = KEYS[i] end
+return charge(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6],
+              ARGV[7], given)
 """
 )
 

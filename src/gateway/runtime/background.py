@@ -54,11 +54,16 @@ async def _sweep(budget: BudgetService, auth_guard: AuthGuard) -> None:
 
 @asynccontextmanager
 async def open_fleet(
-    redis: aioredis.Redis | None, registry: SessionRegistry, resume_seconds: float
+    redis: aioredis.Redis | None,
+    registry: SessionRegistry,
+    resume_seconds: float,
+    *,
+    replicas: int = 0,
 ) -> AsyncIterator[tuple[Fleet | None, Presence, KeptSessions | None]]:
     """Open streams published fleet-wide, in the ledger's Redis (this replica's alone without),
     the fleet's claims on groups (one stream per group, the schools' caps), and what sessions
-    keep there to be resumed on any replica (with ``resume_seconds``)."""
+    keep there to be resumed on any replica (with ``resume_seconds``; ``replicas``: the Redis
+    replicas a charge must reach, as the ledger's)."""
     presence = Presence(redis)
     fleet = (
         None
@@ -68,7 +73,7 @@ async def open_fleet(
     kept = (
         None
         if fleet is None or not resume_seconds
-        else KeptSessions(fleet.redis, resume_seconds, fleet.replica)
+        else KeptSessions(fleet.redis, resume_seconds, fleet.replica, replicas=replicas)
     )
     if kept is not None:
         with contextlib.suppress(LedgerUnavailable):

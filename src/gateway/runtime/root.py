@@ -96,7 +96,12 @@ async def open_gateway(base: Foundation) -> AsyncIterator[Gateway]:
         )
         registry = SessionRegistry(settings.MAX_SESSIONS, metrics)
         fleet, presence, kept = await stack.enter_async_context(
-            open_fleet(ledger.redis, registry, settings.RESUME_SECONDS)
+            open_fleet(
+                ledger.redis,
+                registry,
+                settings.RESUME_SECONDS,
+                replicas=ledger.ledger.replicas if ledger.ledger else 0,
+            )
         )
         webhooks = WebhookSender(guarded=settings.APP_ENV != "dev")
         webhooks.start()

@@ -10,13 +10,14 @@ transcribe → settle.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 from gateway.auth.tokens import Claims
 from gateway.budget.policy import SchoolBudget
 from gateway.budget.pricing import usd
 from gateway.budget.service import BudgetService
-from gateway.budget.settlement import Hold
+from gateway.budget.settlement import Charge, Hold
 from gateway.errors import BudgetRefused, BudgetUnavailable, LedgerUnavailable, UpstreamError
 from gateway.observability import tracing
 from gateway.observability.logging import get_logger
@@ -30,6 +31,9 @@ from gateway.stt.transcriber import TranscriptionRequest, TranscriptionResult
 from gateway.window.charge import billed_school, held
 
 log = get_logger("gateway.budget")
+
+#: Where a stream's window hands its charge, for the session to take with its Transcript.
+ChargeLater = Callable[[Charge], None]
 
 
 class _NoEvents:
@@ -73,9 +77,11 @@ class WindowProcessor:
         language: str | None,
         prompt: str | None,
         events: UpstreamEvents,
+        charge_later: ChargeLater,
     ) -> Outcome:
         """A stream's window, sent to ``model`` (the session chose it when the window
-        closed); a refusal or an upstream failure is a dropped outcome."""
+        closed); a refusal or an upstream failure is a dropped outcome. Its charge goes to
+        ``charge_later``: the session takes it when it delivers the window's Transcript."""
         try:
             school = await billed_school(self.budget, claims)
         except LedgerUnavailable:
@@ -89,7 +95,9 @@ class WindowProcessor:
                 "stt.school_id": school.school_id,
             },
         ):
-            return await self._process(window, model, school, language, prompt, events)
+            return await self._process(
+                window, model, school, language, prompt, events, charge_later
+            )
 
     async def _process(
         self,
@@ -99,6 +107,7 @@ class WindowProcessor:
         language: str | None,
         prompt: str | None,
         events: UpstreamEvents,
+        charge_later: ChargeLater,
     ) -> Outcome:
         request = TranscriptionRequest(
             wav=wav_bytes(window.pcm, window.sample_rate),
@@ -108,7 +117,7 @@ class WindowProcessor:
             prompt=prompt or None,
         )
         try:
-            return await self.transcribe(school, request, events)
+            return await self.transcribe(school, request, events, charge_later=charge_later)
         except BudgetRefused:
             return Outcome.dropped(DropReason.BUDGET_EXCEEDED, model)
         except BudgetUnavailable:
@@ -123,11 +132,13 @@ class WindowProcessor:
         events: UpstreamEvents,
         *,
         at_most_seconds: float | None = None,
+        charge_later: ChargeLater | None = None,
     ) -> Outcome:
         """Reserve, transcribe, settle: the one path of a window and of a passthrough request.
 
         ``at_most_seconds``: reserve that bound and never settle more (an uploaded file,
-        whose length the upstream decides). Raises :class:`BudgetRefused`,
+        whose length the upstream decides); ``charge_later``: hand the charge there rather
+        than take it now. Raises :class:`BudgetRefused`,
         :class:`BudgetUnavailable` or :class:`UpstreamError`; a hold whose request fails or
         is cancelled (or times out) is released first."""
         model = request.model
@@ -138,7 +149,7 @@ class WindowProcessor:
                 return await self.service.transcribe(request, events)
 
         hold, result = await held(self.budget, school, model, reserve, call)
-        return await self.settle(hold, result, request.duration, at_most_seconds)
+        return await self.settle(hold, result, request.duration, at_most_seconds, charge_later)
 
     async def settle(
         self,
@@ -146,9 +157,11 @@ class WindowProcessor:
         result: TranscriptionResult,
         duration: float,
         at_most_seconds: float | None = None,
+        charge_later: ChargeLater | None = None,
     ) -> Outcome:
         """Commit the billed duration of ``result`` against ``hold`` (never more than
-        ``at_most_seconds`` when given: the bound that was reserved); the window's outcome."""
+        ``at_most_seconds`` when given: the bound that was reserved), or hand the charge to
+        ``charge_later``; the window's outcome."""
         billed = result.billed_seconds if result.billed_seconds is not None else duration
         if at_most_seconds is not None and billed > at_most_seconds:
             log.warning(
@@ -158,8 +171,13 @@ class WindowProcessor:
                 reserved_seconds=at_most_seconds,
             )
             billed = at_most_seconds
-        with tracing.span("budget.commit"):
-            cost = usd(await self.budget.commit(hold, billed))
+        if charge_later is not None:
+            charge = self.budget.charge_for(hold, billed)
+            charge_later(charge)
+            cost = usd(charge.actual_micro)
+        else:
+            with tracing.span("budget.commit"):
+                cost = usd(await self.budget.commit(hold, billed))
         self._metrics.audio_billed.labels(model=hold.model).inc(billed)
         self._metrics.cost_usd.labels(model=hold.model).inc(cost)
         text = result.text

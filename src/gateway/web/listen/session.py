@@ -58,7 +58,7 @@ class StreamSession:
         self.resume_token = start.resume_token
         self.core = SessionCore(start, time.monotonic(), SessionMetrics(metrics))
         self._tasks = SessionWork(self.core, processor, interims, self, self._flush)
-        self._kept = KeptWriter(kept, start) if kept is not None else None
+        self._kept = KeptWriter(kept, start, processor.budget) if kept is not None else None
         self._handed_over = False
         self.session_id = start.session_id
         self.school_id = self.core.school_id
@@ -168,6 +168,7 @@ class StreamSession:
         finally:
             self._tasks.cancel_all()
             self._wakeup.cancel()
+            await self._tasks.settled()
             away = self.connection is None
             if self.connection is not None:
                 await self.connection.let_go()
@@ -229,16 +230,30 @@ class StreamSession:
         """Carry out what the core asks for."""
         core = self.core
         actions = core.take_actions()
+        charges = self._tasks.take_charges(actions.messages)
         if self._kept is not None:
-            self._kept.deliver(actions.messages, core.counts, self._put)
+            # What waits for the write goes to this connection (the replay after a resume
+            # repeats it on the next one, after its Begin).
+            self._kept.deliver(actions.messages, core.counts, self._put_to(), charges)
         else:
             for message in actions.messages:
                 self._put(message)
+            self._tasks.charge(charges)
         self._tasks.start(actions)
         if actions.ending is not None:
             self._done.set()
         else:
             self._wakeup.arm(core.next_deadline)
+
+    def _put_to(self) -> Callable[[Queued], None]:
+        """A sender to the connection the client has now (nothing while detached)."""
+        connection = self.connection
+
+        def put(queued: Queued) -> None:
+            if connection is not None:
+                connection.outbox.put(queued[0], key=queued[1])
+
+        return put
 
     def _put(self, queued: Queued) -> None:
         """To the connection now (none while detached: the core keeps Transcripts for a

@@ -1,18 +1,24 @@
 """A session's work in flight: a task per window (its transcription) and per interim (its
 decode), each reporting back to the session's core when it ends; cancelled when the core
-says so, and all of it when the session ends."""
+says so, and all of it when the session ends. A transcribed window's charge waits here for
+its Transcript: taken with it when it is delivered (or kept for its client), given back if
+the Transcript says the window was dropped or never goes out."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
+from gateway.budget.settlement import Charge
+from gateway.observability import tracing
 from gateway.observability.logging import get_logger
 from gateway.stream.actions import Actions, Submission
 from gateway.stream.core import SessionCore
 from gateway.stream.interims import InterimRequest
 from gateway.stream.outcome import DropReason, Outcome
+from gateway.stream.outgoing import Queued
 from gateway.stt.service import UpstreamEvents
 from gateway.window.interim import FAILED, InterimDecoder
 from gateway.window.pipeline import WindowProcessor
@@ -40,6 +46,11 @@ class SessionWork:
         self.claims = core.start.claims
         self._windows: dict[int, asyncio.Task[None]] = {}
         self._decodes: set[asyncio.Task[None]] = set()
+        #: Charges of transcribed windows by seq, until their Transcript goes out.
+        self._charges: dict[int, Charge] = {}
+        #: The last seq whose Transcript went out (they go in order).
+        self._delivered = -1
+        self._settling: set[asyncio.Task[None]] = set()
 
     def start(self, actions: Actions) -> None:
         """Start what ``actions`` hands out; cancel what it takes back."""
@@ -60,6 +71,46 @@ class SessionWork:
             task.cancel()
         if work:
             await asyncio.gather(*work, return_exceptions=True)
+
+    def take_charges(self, messages: list[Queued]) -> list[Charge]:
+        """The charges of the windows whose Transcripts are in ``messages`` and say they were
+        transcribed; those of windows dropped after all (the backlog, a shutdown) are given
+        back."""
+        taken = []
+        for message, _ in messages:
+            if message["type"] != "Transcript":
+                continue
+            self._delivered = seq = int(message["seq"])
+            if (charge := self._charges.pop(seq, None)) is None:
+                continue
+            if message["status"] == "ok":
+                taken.append(charge)
+            else:
+                self._spawn(self._processor.budget.release(charge.hold))
+        return taken
+
+    def charge(self, charges: list[Charge]) -> None:
+        """Take ``charges`` now (a session no other replica could resume)."""
+        for charge in charges:
+            self._spawn(self._settle(charge))
+
+    async def settled(self) -> None:
+        """The session ended: give back charges no Transcript took; wait for the charges
+        and releases under way (journaled if the gateway stops first)."""
+        for charge in self._charges.values():
+            self._spawn(self._processor.budget.release(charge.hold))
+        self._charges.clear()
+        if self._settling:
+            await asyncio.gather(*list(self._settling), return_exceptions=True)
+
+    async def _settle(self, charge: Charge) -> None:
+        with tracing.span("budget.commit", {"stt.windows": 1}):
+            await self._processor.budget.settle(charge)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
 
     def cancel_all(self) -> None:
         for task in (*self._windows.values(), *self._decodes):
@@ -85,6 +136,7 @@ class SessionWork:
                 language=self._core.config.language,
                 prompt=job.prompt,
                 events=self._events,
+                charge_later=lambda charge: self._charges.__setitem__(job.seq, charge),
             )
         except asyncio.CancelledError:
             pass  # the core dropped the window (backlog, the client left): no answer
@@ -96,6 +148,9 @@ class SessionWork:
         self.steer()
         self._core.window_resolved(job.seq, outcome, time.monotonic())
         self._flush()
+        if job.seq <= self._delivered and (late := self._charges.pop(job.seq, None)):
+            # Its Transcript went out before it answered (dropped from the backlog).
+            self._spawn(self._processor.budget.release(late.hold))
 
     async def _interim(self, request: InterimRequest) -> None:
         """Decode the open window's audio so far; the core decides what the answer becomes."""
