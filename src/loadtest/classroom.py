@@ -15,7 +15,6 @@ from tqdm import tqdm
 
 from gateway.auth.tokens import mint
 from loadtest.audio import FRAME_SECONDS, group_audio, group_frequency, load_wav
-from loadtest.dropping import run_dropping_group
 from loadtest.group import run_group
 from loadtest.report import Thresholds, build_report
 from loadtest.verify import GroupResult
@@ -120,18 +119,6 @@ def _group(
     seen: Callable[[dict[str, object]], None],
 ) -> Coroutine[Any, Any, GroupResult]:
     """One group's run: straight to the gateway, or through a proxy that drops it."""
-    if config.drops:
-        return run_dropping_group(
-            config.url,
-            jwt,
-            result,
-            pcm,
-            drops=config.drops,
-            rng=rng,
-            sample_rate=config.sample_rate,
-            pace=config.pace,
-            on_message=seen,
-        )
     return run_group(
         config.url,
         jwt,
@@ -140,6 +127,8 @@ def _group(
         sample_rate=config.sample_rate,
         pace=config.pace,
         on_message=seen,
+        drops=config.drops,
+        rng=rng,
     )
 
 

@@ -120,3 +120,27 @@ async def test_a_session_gone_meanwhile_goes_on_as_a_new_one_from_the_last_trans
     covered = first_session[-1]["end"] if first_session else 0.0
     # The new session starts where the last Transcript of the old one ended: no audio lost.
     assert covered + termination["audio_seconds"] == pytest.approx(SECONDS, abs=1e-3)
+
+
+async def test_a_refused_first_connection_is_tried_again_unless_told_not_to(
+    make_gateway: Any,
+) -> None:
+    """A gateway at its limit refuses a new stream (OVERLOADED, 1013, ``retry_after``): by
+    default the client comes back after it and streams once there is room; a load harness
+    measuring capacity asks for the refusal itself."""
+    server = await make_gateway(MAX_SESSIONS=1)
+    url = server.ws_url
+    async with ListenStream(url, token(group="g-0")) as holder:
+        await holder.__anext__()  # Begin: the gateway is full
+        async with ListenStream(url, token(group="g-1"), retry_refused=False) as told:
+            said = [m async for m in told]
+        assert [m["type"] for m in said] == ["Error"] and said[0]["code"] == "OVERLOADED"
+        assert told.close_code == 1013 and told.resumes == 0
+        waiting = ListenStream(url, token(group="g-1"))
+        async with waiting:
+            await asyncio.sleep(0.3)
+            await holder.finish()
+            first = await asyncio.wait_for(waiting.__anext__(), t(20))
+            assert first["type"] == "Error" and first["retry_after"] > 0
+            second = await asyncio.wait_for(waiting.__anext__(), t(20))
+            assert second["type"] == "Begin" and waiting.resumes == 1

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlencode
@@ -51,10 +52,18 @@ class ListenStream:
         query: dict[str, str] | None = None,
         keep_seconds: float = 120.0,
         max_attempts: int = 8,
+        retry_refused: bool = True,
+        give_up_after: float | None = None,
+        open_timeout: float = 10.0,
     ) -> None:
         """``url``: the listen endpoint; ``token``: a stream token, or an async function
         that returns a fresh one for each connection; ``keep_seconds``: audio kept to send
-        again (at least the gateway's ``RESUME_SECONDS`` + ``MAX_PENDING_AUDIO_SECONDS``)."""
+        again (at least the gateway's ``RESUME_SECONDS`` + ``MAX_PENDING_AUDIO_SECONDS``);
+        ``max_attempts``: connections tried in a row without a ``Begin``;
+        ``retry_refused``: whether a first connection the gateway refuses (``Error`` before
+        any ``Begin``, e.g. ``OVERLOADED``) is tried again after its ``retry_after`` — if
+        not, the refusal ends the stream; ``give_up_after``: seconds the gateway may be
+        unreachable (after it was reached) before the stream gives up."""
         self._url = url
         self._token = token
         self._rate = sample_rate
@@ -64,6 +73,10 @@ class ListenStream:
         self._params = params
         self._ring = AudioRing(int(keep_seconds * sample_rate) * 2)
         self._max_attempts = max_attempts
+        self._retry_refused = retry_refused
+        self._give_up_after = give_up_after
+        self._open_timeout = open_timeout
+        self._began_once = False
         self._messages: asyncio.Queue[dict[str, Any] | BaseException | None] = asyncio.Queue()
         self._ws: ClientConnection | None = None
         self._runner: asyncio.Task[None] | None = None
@@ -127,19 +140,22 @@ class ListenStream:
 
     async def _run(self) -> None:
         attempt, retry_after = 0, None
+        reached_at = time.monotonic()
         try:
             while True:
                 if attempt:
-                    await asyncio.sleep(delay(attempt - 1, retry_after))
+                    await asyncio.sleep(self._wait(attempt, retry_after, reached_at))
                 try:
                     ws = await connect(**await self._connect_args())
                 except (OSError, InvalidHandshake, TimeoutError) as exc:
-                    if attempt >= self._max_attempts:
-                        raise StreamRefused(f"cannot connect: {exc}") from exc
+                    self._unreachable(exc, attempt, reached_at)
                     attempt, retry_after = attempt + 1, None
                     continue
+                reached_at = time.monotonic()
                 began, retry_after = await self._serve(ws)
                 attempt = 1 if began else attempt + 1
+                if not self._began_once and not self._retry_refused:
+                    break  # refused at once: said so (its Error), not tried again
                 if self._done:
                     break
                 if not may_reconnect(self.close_code) or attempt > self._max_attempts:
@@ -150,6 +166,24 @@ class ListenStream:
         finally:
             self._messages.put_nowait(None)
 
+    def _wait(self, attempt: int, retry_after: float | None, reached_at: float) -> float:
+        """The backoff before ``attempt``, never past the moment the stream gives up."""
+        wait = delay(attempt - 1, retry_after)
+        if self._give_up_after is not None and retry_after is None:
+            left = self._give_up_after - (time.monotonic() - reached_at)
+            wait = max(0.0, min(wait, left))
+        return wait
+
+    def _unreachable(self, exc: Exception, attempt: int, reached_at: float) -> None:
+        """A connection attempt failed: raise if the stream gives up now."""
+        away = time.monotonic() - reached_at
+        if self._give_up_after is not None and self._began_once:
+            if away >= self._give_up_after:
+                why = type(exc).__name__
+                raise StreamRefused(f"gateway unreachable for {away:.0f} s ({why}): gave up")
+        elif attempt >= self._max_attempts:
+            raise StreamRefused(f"cannot connect: {exc}") from exc
+
     async def _connect_args(self) -> dict[str, Any]:
         token = self._token if isinstance(self._token, str) else await self._token()
         params = dict(self._params)
@@ -159,6 +193,9 @@ class ListenStream:
             "uri": f"{self._url}?{urlencode(params)}",
             "additional_headers": {"Authorization": f"Bearer {token}"},
             "max_size": None,
+            # Audio does not compress: per-message deflate would only cost both ends CPU.
+            "compression": None,
+            "open_timeout": self._open_timeout,
         }
 
     async def _serve(self, ws: ClientConnection) -> tuple[bool, float | None]:
@@ -194,6 +231,7 @@ class ListenStream:
     async def _begun(self, ws: ClientConnection, begin: dict[str, Any]) -> None:
         """A connection's ``Begin``: continue (or start) the session, send the audio the
         gateway does not have yet, then go live."""
+        self._began_once = True
         if not begin.get("resumed"):
             self._base = self._covered if self.session_id is not None else 0
             self._last_seq = -1
