@@ -63,6 +63,8 @@ async def make_gateway(fake_whisper: FakeWhisper, tmp_path: Path) -> AsyncIterat
             "SHUTDOWN_GRACE_SECONDS": 10.0,
             "BREAKER_RESET_SECONDS": 0.5,
             "INTERIM_PROVIDER": "off",  # the interim tests turn it on
+            # The test's own client shares the loop: its lag is not the gateway's alone.
+            "ADMISSION_LAG_MS": 0,  # the admission tests turn it on
             **overrides,
         }
         server = await start_gateway(env, fake_whisper, **(app_kwargs or {}))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,10 @@ from gateway.observability.metrics import Metrics
 from gateway.stream.admission import Occupancy, fair_share, refusal
 from gateway.stream.ending import Ending
 from gateway.stream.registry import SessionRegistry
+from gateway.stream.saturation import Saturation, SaturationLimits
 from tests.conftest import GatewayFactory
-from tests.support.helpers import connect, token
+from tests.support.audio import tone
+from tests.support.helpers import connect, eventually, http_json, open_stream, token
 
 
 def test_a_school_at_its_cap_is_refused_whatever_the_load() -> None:
@@ -116,3 +119,98 @@ async def test_without_a_fleet_the_cap_holds_on_one_gateway(
     assert streams[2].close_code == 1013
     for stream in streams:
         await stream.close()
+
+
+def _saturated_registry(capacity: int, max_sessions: int = 100) -> SessionRegistry:
+    limits = SaturationLimits(enter_seconds=0.1, leave_seconds=0.03, hold_seconds=5.0)
+    saturation = Saturation(limits)
+    saturation.observe(0.5, 0.0, capacity)  # the signal, injected
+    return SessionRegistry(max_sessions, Metrics(), saturation, rand=lambda: 0.5)
+
+
+def test_a_saturated_process_refuses_new_streams_but_not_replacements() -> None:
+    registry = _saturated_registry(capacity=1)
+    registry.register(_Session("a", "g0"))  # type: ignore[arg-type]
+    with pytest.raises(Overloaded, match="saturated") as refused:
+        registry.check_admission(("b", "g0"))
+    assert refused.value.retry_after == 7.5  # 5 s, jittered
+    registry.check_admission(("a", "g0"))  # its replacement (or resume) adds no load
+    refusals = registry._metrics.admission_refused
+    assert refusals.labels(reason="saturated")._value.get() == 1
+    assert refusals.labels(reason="max_sessions")._value.get() == 0
+
+
+def test_after_saturating_the_fair_share_is_of_what_the_process_served() -> None:
+    """Saturated at 10 streams, it reopens: near those 10 (not near MAX_SESSIONS), a school
+    past its fair share waits so that another school's group gets in."""
+    registry = _saturated_registry(capacity=10)
+    for now in range(1, 80):  # the load falls: the lag settles, and admission reopens
+        registry.saturation.observe(0.001, now / 10, 9)
+    assert not registry.saturation.saturated and registry.saturation.capacity == 10
+    for n in range(8):
+        registry.register(_Session("hog", f"g{n}"))  # type: ignore[arg-type]
+    registry.register(_Session("other", "g0"))  # type: ignore[arg-type]
+    with pytest.raises(Overloaded, match="fair share"):
+        registry.check_admission(("hog", "g8"))
+    registry.check_admission(("other", "g1"))
+    refusals = registry._metrics.admission_refused
+    assert refusals.labels(reason="school_cap")._value.get() == 1
+
+
+async def test_a_saturated_gateway_refuses_in_time_and_reopens_by_itself(
+    make_gateway: GatewayFactory,
+) -> None:
+    """The signal is pushed over the bound once: a new stream gets OVERLOADED with a
+    jittered retry_after and 1013 right after the handshake, readiness says saturated,
+    the stream already admitted goes on to its Termination; then the real loop's lag
+    (small) brings admission back on its own."""
+    server = await make_gateway(ADMISSION_LAG_MS=100, ADMISSION_HOLD_SECONDS=0.5)
+    admitted = await open_stream(server, token("s-1", "g-0"))
+    saturation = server.state.registry.saturation
+    saturation.observe(0.3, asyncio.get_running_loop().time(), 1)
+    assert saturation.saturated
+    refused = await connect(server, token("s-2", "g-0"))
+    error = await refused.next()
+    assert error["type"] == "Error" and error["code"] == "OVERLOADED"
+    assert 5.0 <= error["retry_after"] < 10.0
+    await refused.collect()
+    assert refused.close_code == 1013
+    await refused.close()
+    status, body = await http_json("GET", f"{server.http}/api/v1/ready")
+    assert status == 503 and body["status"] == "saturated"
+    assert body["checks"]["admission"]["status"] == "saturated"
+    await admitted.send_audio(tone(440, 1.5))
+    messages = await admitted.finish()
+    assert [m for m in messages if m["type"] == "Termination"]
+    assert not [m for m in messages if m["type"] == "Error"]
+    await admitted.close()
+    await eventually(lambda: not saturation.saturated, timeout=20)
+    status, body = await http_json("GET", f"{server.http}/api/v1/ready")
+    assert status == 200 and body["checks"]["admission"]["status"] == "open"
+    again = await open_stream(server, token("s-2", "g-0"))
+    assert again.messages[0]["type"] == "Begin"
+    await again.close()
+    metrics = server.state.metrics
+    assert metrics.admission_refused.labels(reason="saturated")._value.get() == 1
+    assert metrics.event_loop_lag._sum.get() > 0  # the loop's lag was measured meanwhile
+
+
+async def test_a_blocked_event_loop_is_measured_as_lag(make_gateway: GatewayFactory) -> None:
+    server = await make_gateway(ADMISSION_LAG_MS=100)
+    lag = server.state.metrics.event_loop_lag
+    before = _over(lag, 0.25)
+    await asyncio.sleep(0.2)
+    time.sleep(0.4)  # noqa: ASYNC251 — the loop does nothing else for 400 ms: its timer fires late
+    await eventually(lambda: _over(lag, 0.25) > before)
+
+
+def _over(histogram: Any, bound: float) -> float:
+    """Observations above ``bound`` (a bucket edge)."""
+    total = 0.0
+    for metric in histogram.collect():
+        for sample in metric.samples:
+            if sample.name.endswith("_count"):
+                total = sample.value
+            elif sample.name.endswith("_bucket") and float(sample.labels["le"]) == bound:
+                under = sample.value
+    return total - under

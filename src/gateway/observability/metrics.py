@@ -20,6 +20,7 @@ from prometheus_client import (
 )
 
 from gateway import __version__
+from gateway.observability import admission_metrics as admission
 
 CIRCUIT_STATES = ("closed", "open", "half_open")
 SESSION_OUTCOMES = (
@@ -63,6 +64,7 @@ class Metrics:
         self._upstream_metrics(r)
         self._budget_metrics(r)
         self._http_metrics(r)
+        self.event_loop_lag, self.admission_refused, self.saturated = admission.register(r)
         self._prime()
 
     def _stream_metrics(self, r: CollectorRegistry) -> None:

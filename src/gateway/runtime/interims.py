@@ -15,6 +15,7 @@ from gateway.observability.metrics import Metrics
 from gateway.runtime.background import cancelled
 from gateway.runtime.upstream import Upstream, load_local, local_transcriber
 from gateway.settings import Settings
+from gateway.stream.saturation import Saturation
 from gateway.stt.aiohttp_transcriber import AiohttpTranscriber
 from gateway.stt.local_transcriber import LocalTranscriber
 from gateway.stt.transcriber import Transcriber
@@ -30,8 +31,14 @@ REMOTE_TIMEOUT_SECONDS = 5.0
 
 @asynccontextmanager
 async def open_interims(
-    settings: Settings, metrics: Metrics, budget: BudgetService, upstream: Upstream
+    settings: Settings,
+    metrics: Metrics,
+    budget: BudgetService,
+    upstream: Upstream,
+    saturation: Saturation | None = None,
 ) -> AsyncIterator[InterimDecoder | None]:
+    """The interim decoder (None when off); ``saturation``: while the process is saturated,
+    interims are skipped (the first thing it gives up)."""
     provider = settings.interim_provider
     if provider == "off":
         yield None
@@ -48,7 +55,7 @@ async def open_interims(
             stack.push_async_callback(transcriber.close)
             decoder = InterimDecoder(
                 transcriber, budget, metrics, model=settings.INTERIM_MODEL,
-                max_in_flight=REMOTE_IN_FLIGHT,
+                max_in_flight=REMOTE_IN_FLIGHT, saturation=saturation,
             )  # fmt: skip
         else:
             local = _shared_local(settings, upstream)
@@ -59,6 +66,7 @@ async def open_interims(
             decoder = InterimDecoder(
                 local, budget, metrics, model=settings.INTERIM_MODEL,
                 max_in_flight=local.workers, finals_waiting=lambda: local.busy,
+                saturation=saturation,
             )  # fmt: skip
         log.info("interim.ready", provider=provider, model=settings.INTERIM_MODEL)
         yield decoder

@@ -7,7 +7,8 @@ here, each one's close registered as it starts, and yields the frozen
 :class:`~gateway.runtime.gateway.Gateway`; leaving it closes them in reverse::
 
     DATA_DIR lock → ledger (Redis, audit anchor) → budget (replay owed charges)
-    → upstream (Whisper, window processor) → interims → fleet and presence →
+    → saturation → upstream (Whisper, window processor) → interims → loop-lag
+    measuring → fleet and presence →
     alerts and webhooks → lease sweeper
 """
 
@@ -37,11 +38,13 @@ from gateway.runtime.background import open_fleet, sweeping
 from gateway.runtime.gateway import Gateway
 from gateway.runtime.interims import open_interims
 from gateway.runtime.ledger import LedgerLink, open_ledger
+from gateway.runtime.looplag import measuring
 from gateway.runtime.pings import Pings
 from gateway.runtime.upstream import Upstream, open_upstream
 from gateway.settings import Settings
 from gateway.stream.limits import SessionLimits
 from gateway.stream.registry import SessionRegistry
+from gateway.stream.saturation import Saturation, SaturationLimits
 from gateway.stream.vad import VadParams
 
 JOURNAL_FILE = "ledger-journal.jsonl"
@@ -88,13 +91,15 @@ async def open_gateway(base: Foundation) -> AsyncIterator[Gateway]:
         stack.push_async_callback(events.close)
         budget = _budget(base, ledger, events)
         stack.push_async_callback(budget.close)
+        saturation = _saturation(settings)
         upstream = await stack.enter_async_context(
-            open_upstream(settings, metrics, budget, ledger.redis)
+            open_upstream(settings, metrics, budget, ledger.redis, saturation)
         )
         interims = await stack.enter_async_context(
-            open_interims(settings, metrics, budget, upstream)
+            open_interims(settings, metrics, budget, upstream, saturation)
         )
-        registry = SessionRegistry(settings.MAX_SESSIONS, metrics)
+        registry = SessionRegistry(settings.MAX_SESSIONS, metrics, saturation)
+        await stack.enter_async_context(measuring(saturation, metrics, lambda: len(registry)))
         fleet, presence, kept = await stack.enter_async_context(
             open_fleet(
                 ledger.redis,
@@ -184,6 +189,18 @@ def _pings(
     pings.register("whisper", whisper)
     pings.register("budget_policy", budget_policy)
     return pings
+
+
+def _saturation(settings: Settings) -> Saturation:
+    """When the process stops admitting streams (docs/Scaling.md, "Admission")."""
+    enter = settings.ADMISSION_LAG_MS / 1000
+    return Saturation(
+        SaturationLimits(
+            enter_seconds=enter,
+            leave_seconds=min(enter, settings.ADMISSION_REOPEN_LAG_MS / 1000),
+            hold_seconds=settings.ADMISSION_HOLD_SECONDS,
+        )
+    )
 
 
 def session_limits(settings: Settings) -> SessionLimits:

@@ -22,6 +22,7 @@ from gateway.observability.metrics import Metrics
 from gateway.runtime.background import cancelled
 from gateway.settings import Settings
 from gateway.simulated import whisper as simulated_whisper
+from gateway.stream.saturation import Saturation
 from gateway.stt.aiohttp_transcriber import AiohttpTranscriber
 from gateway.stt.local_transcriber import LocalTranscriber
 from gateway.stt.openai_transcriber import OpenAITranscriber
@@ -105,6 +106,7 @@ async def open_upstream(
     metrics: Metrics,
     budget: BudgetService,
     redis: aioredis.Redis | None,
+    saturation: Saturation | None = None,
 ) -> AsyncIterator[Upstream]:
     """Start the transcriber (loading a local model in the background, or the simulated
     Whisper), the service and the window processor; at the end, stop them, awaiting the
@@ -132,7 +134,7 @@ async def open_upstream(
         stack.push_async_callback(service.close)
         yield Upstream(
             service=service,
-            processor=WindowProcessor(service, budget, metrics),
+            processor=WindowProcessor(service, budget, metrics, saturation),
             url=url,
             provider=settings.provider,
             simulated=settings.simulated_upstream,

@@ -1,20 +1,25 @@
-"""Live sessions: one per (school, group), the MAX_SESSIONS bound, draining."""
+"""Live sessions: one per (school, group), the MAX_SESSIONS bound, saturation, draining."""
 
 from __future__ import annotations
 
 import asyncio
+import random
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from gateway.errors import Overloaded, Replaced
 from gateway.observability.metrics import Metrics
 from gateway.stream.admission import Occupancy, refusal
 from gateway.stream.ending import SHUTDOWN, Ending, from_error
+from gateway.stream.saturation import Saturation, SaturationLimits, jittered
 
 RESTART_WINDOW_SECONDS = 300.0
 OVERLOADED_RETRY_AFTER = 5.0
 #: When a school at its cap (or its fair share) is asked to try again.
 SCHOOL_RETRY_AFTER = 10.0
+#: When a saturated process asks a new stream to come back (jittered up to twice that).
+SATURATED_RETRY_AFTER = 5.0
 
 
 class StreamSession(Protocol):
@@ -38,8 +43,18 @@ class StreamSession(Protocol):
 
 
 class SessionRegistry:
-    def __init__(self, max_sessions: int, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        max_sessions: int,
+        metrics: Metrics,
+        saturation: Saturation | None = None,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        """``saturation``: whether the process can serve one more stream (None: never
+        saturated); ``rand``: the jitter of a saturated refusal's ``retry_after``."""
         self.max_sessions = max_sessions
+        self.saturation = saturation or Saturation(SaturationLimits(enter_seconds=0))
+        self._rand = rand
         self._metrics = metrics
         self._by_key: dict[tuple[str, str], StreamSession] = {}
         self._all: set[StreamSession] = set()
@@ -63,26 +78,41 @@ class SessionRegistry:
 
     def check_admission(self, key: tuple[str, str], cap: int | None = None) -> None:
         """Raise :class:`Overloaded` when a new stream for ``key`` may not start: draining,
-        at ``MAX_SESSIONS``, or the school at its ``cap`` or its fair share
-        (:mod:`gateway.stream.admission`). A group's replacement always may."""
+        saturated (with a jittered ``retry_after``), at ``MAX_SESSIONS``, or the school at its
+        ``cap`` or its fair share of what the process can serve
+        (:mod:`gateway.stream.admission`). A group's replacement always may (it adds no
+        load), and so may a resume of a session held here."""
         if self.draining:
+            self._refused("draining")
             raise Overloaded(
                 "the gateway is shutting down; reconnect to another instance",
                 retry_after=OVERLOADED_RETRY_AFTER,
             )
         if key in self._by_key:
             return
+        if self.saturation.saturated:
+            self._refused("saturated")
+            raise Overloaded(
+                "the gateway is saturated; retry later or elsewhere",
+                retry_after=jittered(SATURATED_RETRY_AFTER, self._rand),
+            )
         if len(self._all) >= self.max_sessions:
+            self._refused("max_sessions")
             raise Overloaded("the gateway is at capacity", retry_after=OVERLOADED_RETRY_AFTER)
+        capacity = self.saturation.capacity
         occupancy = Occupancy(
             total=len(self._all),
-            max_sessions=self.max_sessions,
+            max_sessions=min(self.max_sessions, capacity or self.max_sessions),
             school_sessions=self._per_school.get(key[0], 0),
             schools=len(self._per_school),
         )
         why = refusal(occupancy, cap)
         if why is not None:
+            self._refused("school_cap")
             raise Overloaded(why, retry_after=SCHOOL_RETRY_AFTER)
+
+    def _refused(self, reason: str) -> None:
+        self._metrics.admission_refused.labels(reason=reason).inc()
 
     def register(self, session: StreamSession) -> None:
         key = session.key

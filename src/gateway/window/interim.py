@@ -22,6 +22,7 @@ from gateway.errors import BudgetError, LedgerUnavailable, UpstreamError
 from gateway.observability.logging import get_logger
 from gateway.observability.metrics import Metrics
 from gateway.stream.interims import InterimRequest
+from gateway.stream.saturation import Saturation
 from gateway.stream.wav import wav_bytes
 from gateway.stt.transcriber import Transcriber, TranscriptionRequest
 from gateway.window.charge import billed_school, held
@@ -51,14 +52,17 @@ class InterimDecoder:
         model: str,
         max_in_flight: int,
         finals_waiting: Callable[[], bool] = lambda: False,
+        saturation: Saturation | None = None,
     ) -> None:
-        """``finals_waiting``: whether the shared local model is busy with windows."""
+        """``finals_waiting``: whether the shared local model is busy with windows;
+        ``saturation``: the process's (a saturated process skips every interim)."""
         self.transcriber = transcriber
         self.model = model
         self._budget = budget
         self._metrics = metrics
         self._max = max_in_flight
         self._finals_waiting = finals_waiting
+        self._saturation = saturation
         self.in_flight = 0
         #: The error of the current run of failures (logged once, and its end once).
         self.failing: str | None = None
@@ -66,7 +70,8 @@ class InterimDecoder:
     async def decode(
         self, request: InterimRequest, claims: Claims, language: str | None
     ) -> Decoded:
-        if self.in_flight >= self._max or self._finals_waiting():
+        saturated = self._saturation is not None and self._saturation.saturated
+        if saturated or self.in_flight >= self._max or self._finals_waiting():
             self._metrics.interims.labels(outcome="skipped_busy").inc()
             return BUSY
         self.in_flight += 1

@@ -24,6 +24,7 @@ from gateway.observability.logging import get_logger
 from gateway.observability.metrics import Metrics
 from gateway.stream.audio_window import Window
 from gateway.stream.outcome import DropReason, Outcome
+from gateway.stream.saturation import Saturation
 from gateway.stream.wav import wav_bytes
 from gateway.stt.service import SttService, UpstreamEvents
 from gateway.stt.suppression import filter_segments
@@ -53,10 +54,28 @@ _NO_EVENTS = _NoEvents()
 
 
 class WindowProcessor:
-    def __init__(self, service: SttService, budget: BudgetService, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        service: SttService,
+        budget: BudgetService,
+        metrics: Metrics,
+        saturation: Saturation | None = None,
+    ) -> None:
         self.service = service
         self.budget = budget
         self._metrics = metrics
+        self._saturation = saturation
+
+    @property
+    def window_seconds(self) -> float:
+        """The window target now: the service's (longer while Whisper rate-limits), doubled
+        (up to ``STT_WINDOW_MAX_SECONDS``) while the process is saturated — fewer upstream
+        calls and ledger writes per second of audio, the second thing a saturated process
+        gives up after interims."""
+        target = self.service.window_seconds
+        if self._saturation is not None and self._saturation.saturated:
+            return max(target, min(self.service.adaptive.maximum, 2 * target))
+        return target
 
     async def upload(
         self, claims: Claims, request: TranscriptionRequest, *, at_most_seconds: float

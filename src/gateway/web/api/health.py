@@ -74,13 +74,21 @@ async def ready(request: web.Request) -> web.Response:
         or whisper["status"] == "loading"
         or (redis_state["status"] == "down" and settings.BUDGET_ENFORCEMENT_MODE == "strict")
     )
+    saturation = gateway.registry.saturation
     if not_ready:
         status, code = "not_ready", 503
+    elif saturation.saturated:  # new connections to other replicas; admitted streams go on
+        status, code = "saturated", 503
     elif not whisper_healthy:
         status = "degraded"
         code = 503 if settings.READY_REQUIRES_WHISPER else 200
     else:
         status, code = "ready", 200
+    checks["admission"] = {
+        "status": "saturated" if saturation.saturated else "open",
+        "event_loop_lag_ms": round(saturation.lag * 1000, 1),
+        "streams": len(gateway.registry),
+    }
     body: dict[str, Any] = {"status": status, "draining": draining, "checks": checks}
     if gateway.simulated:
         body["simulated"] = True

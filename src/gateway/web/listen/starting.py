@@ -60,7 +60,7 @@ def session_start(
         provider=gateway.provider,
         vocabulary=vocabulary_prompt(keyterms.merge(claims.keyterms, config.keyterms)),
         expires_in=claims.exp - time.time(),
-        window_seconds=processor.service.window_seconds,
+        window_seconds=processor.window_seconds,
         model=processor.budget.model_for(claims.school_id or "", config.model),
         interim_interval=settings.INTERIM_INTERVAL_SECONDS if live else None,
         resume_token=new_token(session_id, secrets.token_urlsafe(24)),
@@ -221,6 +221,7 @@ async def _claim(fleet: Fleet | None, gateway: Gateway, claims: Claims, session_
             ) from None
         return
     if not claim.ok:
+        gateway.metrics.admission_refused.labels(reason="school_cap").inc()
         raise Overloaded(
             f"the school already has {claim.streaming} of its {cap} concurrent streams",
             retry_after=SCHOOL_CAP_RETRY_AFTER,

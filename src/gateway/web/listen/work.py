@@ -123,7 +123,7 @@ class SessionWork:
         core, processor = self._core, self._processor
         core.steer(
             model=processor.budget.model_for(core.school_id, core.config.model),
-            window_seconds=processor.service.window_seconds,
+            window_seconds=processor.window_seconds,
         )
 
     async def _transcribe(self, job: Submission) -> None:

@@ -1,0 +1,78 @@
+"""Whether this process is saturated (pure): its event loop's lag, smoothed, with hysteresis.
+
+A periodic timer measures how late the loop runs it (:mod:`gateway.runtime.looplag`): the
+lag is what every stream's frames, windows and messages wait before the process gets to
+them, so it rises with the admitted streams' latency (docs/Scaling.md, "Admission": why
+this signal and not CPU or work in flight). The lag is smoothed (an exponential average
+over ``smoothing_seconds``) so one slow turn — a garbage collection, a model load — does
+not close admission. The process becomes saturated when the smoothed lag reaches
+``enter_seconds``; it reopens once the lag stayed at or under ``leave_seconds`` for
+``hold_seconds``: admission does not flap between the two. The number of streams open
+when it last became saturated is what this process could serve — the bound for the
+schools' fair share until the load falls below it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class SaturationLimits:
+    """``enter_seconds`` 0 never saturates (admission by ``MAX_SESSIONS`` only)."""
+
+    enter_seconds: float = 0.1
+    leave_seconds: float = 0.03
+    hold_seconds: float = 5.0
+    smoothing_seconds: float = 1.0
+
+
+class Saturation:
+    def __init__(self, limits: SaturationLimits) -> None:
+        self.limits = limits
+        #: The smoothed lag, seconds.
+        self.lag = 0.0
+        self.saturated = False
+        #: Streams open when the process last became saturated (None: not yet, or the
+        #: load fell well below it since).
+        self.capacity: int | None = None
+        self._last: float | None = None
+        self._calm_since: float | None = None
+
+    def observe(self, lag: float, now: float, streams: int) -> bool:
+        """One measurement: the loop ran a timer ``lag`` seconds late at ``now`` with
+        ``streams`` open. Returns whether ``saturated`` changed."""
+        limits = self.limits
+        lag = max(0.0, lag)
+        if self._last is None:
+            self.lag = lag
+        else:
+            dt = max(0.0, now - self._last)
+            self.lag += (lag - self.lag) * (1.0 - math.exp(-dt / limits.smoothing_seconds))
+        self._last = now
+        if not self.saturated:
+            if limits.enter_seconds > 0 and self.lag >= limits.enter_seconds:
+                self.saturated = True
+                self.capacity = streams
+                self._calm_since = None
+                return True
+            if self.capacity is not None and streams < self.capacity // 2:
+                self.capacity = None  # the load fell: what it could serve is measured again
+            return False
+        if self.lag > limits.leave_seconds:
+            self._calm_since = None
+            return False
+        if self._calm_since is None:
+            self._calm_since = now
+        if now - self._calm_since >= limits.hold_seconds:
+            self.saturated = False
+            self._calm_since = None
+            return True
+        return False
+
+
+def jittered(retry_after: float, rand: Callable[[], float]) -> float:
+    """``retry_after`` spread over [1×, 2×) so refused classrooms do not come back in step."""
+    return round(retry_after * (1.0 + rand()), 1)
