@@ -36,14 +36,20 @@ from typing import Any
 
 from loadtest.capacity_loader import COUNTS, empty_stats
 from loadtest.capacity_servers import Server, cpu_seconds, rss_bytes
+from loadtest.capacity_signals import Signals
 from loadtest.report import percentile
 
 KINDS = ("sink", "gateway-silent", "gateway", "bare-post")
+#: The overload step's streams arrive over this long.
+OVERLOAD_RAMP_SECONDS = 15.0
 
 
-def run_step(kind: str, streams: int, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    """One server under ``streams`` streams. ``gateway-silent`` streams silence: the frame
-    path only (VAD marks every window silent: no upstream call, no ledger call)."""
+def run_step(
+    kind: str, streams: int, args: argparse.Namespace, workdir: Path, ramp: float | None = None
+) -> dict[str, Any]:
+    """One server under ``streams`` streams (started over ``ramp`` seconds). ``gateway-silent``
+    streams silence: the frame path only (VAD marks every window silent: no upstream call,
+    no ledger call). A gateway's own load signals are sampled meanwhile."""
     if kind == "bare-post":
         return run_post_baseline(streams, args, workdir)
     silent = kind == "gateway-silent"
@@ -54,17 +60,22 @@ def run_step(kind: str, streams: int, args: argparse.Namespace, workdir: Path) -
         args.upstream_latency_ms,
         args.window_seconds,
         interims=args.interims if live else "off",
+        cpus=getattr(args, "cpus", None),
     )
     server.start()
+    signals = Signals(server.port, server.pid) if kind != "sink" else None
     try:
         idle_rss = rss_bytes(server.pid)
         cpu_before = cpu_seconds(server.pid)
-        ramp = min(5.0, args.step_seconds / 4)
+        ramp = min(5.0, args.step_seconds / 4) if ramp is None else ramp
+        if signals is not None:
+            signals.start()
         procs = start_loaders(server.url, streams, args, ramp, silent, live)
         time.sleep(ramp + args.step_seconds * 0.6)
         loaded_rss = rss_bytes(server.pid)
         outputs = [p.communicate(timeout=args.step_seconds * 4 + 120)[0] for p in procs]
         cpu = cpu_seconds(server.pid) - cpu_before
+        load = signals.stop() if signals is not None else {}
     finally:
         server.stop()
     stats = merge(outputs)
@@ -84,6 +95,10 @@ def run_step(kind: str, streams: int, args: argparse.Namespace, workdir: Path) -
         "windows_ok": len(stats["latency_ms"]),
         "windows_dropped": stats["dropped"],
         "interims": stats["interims"],
+        "admitted": stats["connected"],
+        "refused": len(stats["refused_ms"]),
+        "refused_after_ms_max": max(stats["refused_ms"], default=None),
+        "signals": load,
         "added_latency_ms": None
         if kind not in ("gateway", "gateway-interims")
         else {
@@ -126,6 +141,7 @@ def merge(outputs: list[bytes]) -> dict[str, Any]:
             stats[key] += part[key]
         stats["errors"] += part["errors"]
         stats["latency_ms"] += part["latency_ms"]
+        stats["refused_ms"] += part.get("refused_ms", [])
     return stats
 
 
@@ -250,12 +266,18 @@ def main(args: argparse.Namespace) -> int:
     steps = [int(s) for s in str(args.steps).split(",") if s.strip()]
     rows = []
     with tempfile.TemporaryDirectory(prefix="stt-capacity-") as tmp:
-        kinds = KINDS if args.interims == "off" else (*KINDS, "gateway-interims")
-        for streams in steps:
-            for kind in kinds:
-                row = run_step(kind, streams, args, Path(tmp))
-                rows.append(row)
-                print(json.dumps(row), file=sys.stderr, flush=True)
+        kinds: tuple[str, ...] = KINDS if args.interims == "off" else (*KINDS, "gateway-interims")
+        if args.servers:
+            kinds = tuple(k for k in kinds if k in args.servers.split(","))
+        plan: list[tuple[str, int, float | None]] = [
+            (kind, streams, None) for streams in steps for kind in kinds
+        ]
+        if args.overload:  # more than it can serve, ramped as a school morning is
+            plan.append(("gateway", args.overload, OVERLOAD_RAMP_SECONDS))
+        for kind, streams, ramp in plan:
+            row = run_step(kind, streams, args, Path(tmp), ramp)
+            rows.append(row)
+            print(json.dumps(row), file=sys.stderr, flush=True)
     per_window(rows)
     table = markdown(rows, args)
     print(table)

@@ -24,7 +24,7 @@ COUNTS = ("connected", "held", "frames", "late_frames", "dropped", "interims")
 
 def empty_stats() -> dict[str, Any]:
     """What a loader reports: counts, error kinds and transcript latencies."""
-    return {**dict.fromkeys(COUNTS, 0), "errors": [], "latency_ms": []}
+    return {**dict.fromkeys(COUNTS, 0), "errors": [], "latency_ms": [], "refused_ms": []}
 
 
 async def _stream(
@@ -33,6 +33,7 @@ async def _stream(
     from websockets.asyncio.client import connect
 
     await asyncio.sleep(start_delay)
+    asked = time.monotonic()
     try:
         async with connect(
             url,
@@ -45,6 +46,8 @@ async def _stream(
             begin = json.loads(await ws.recv())
             if begin.get("type") != "Begin":
                 stats["errors"].append(str(begin.get("code")))
+                if begin.get("code") == "OVERLOADED" and begin.get("retry_after"):
+                    stats["refused_ms"].append(round((time.monotonic() - asked) * 1000))
                 return
             stats["connected"] += 1
 

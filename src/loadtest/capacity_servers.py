@@ -38,8 +38,10 @@ class Server:
         upstream_latency_ms: float,
         window_seconds: float,
         interims: str = "off",
+        cpus: str | None = None,
     ) -> None:
-        """``interims``: the gateway's INTERIM_PROVIDER (``openai``: the simulated Whisper)."""
+        """``interims``: the gateway's INTERIM_PROVIDER (``openai``: the simulated Whisper);
+        ``cpus``: the CPUs the gateway (and the sink) may run on (``taskset -c``)."""
         self.kind = kind
         self.interims = interims
         self.port = free_port()
@@ -48,6 +50,7 @@ class Server:
         self.logs: list[Path] = []
         self.latency_ms = upstream_latency_ms
         self.window_seconds = window_seconds
+        self.pinned = ["taskset", "-c", cpus] if cpus else []
 
     @property
     def url(self) -> str:
@@ -59,7 +62,7 @@ class Server:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         if self.kind == "sink":
             self.pid = self._spawn(
-                [sys.executable, "-m", "loadtest.sink", "--port", str(self.port)], env
+                [*self.pinned, sys.executable, "-m", "loadtest.sink", "--port", str(self.port)], env
             )
         elif self.kind == "bare-post":
             self.start_fake(env, port=self.port)
@@ -82,7 +85,7 @@ class Server:
                     "INTERIM_BASE_URL": f"http://127.0.0.1:{fake_port}/v1",
                 }
             )
-            self.pid = self._spawn([sys.executable, "-m", "gateway", "serve"], env)
+            self.pid = self._spawn([*self.pinned, sys.executable, "-m", "gateway", "serve"], env)
         self._wait_ready()
 
     def start_fake(self, env: dict[str, str] | None = None, port: int | None = None) -> int:
@@ -96,7 +99,8 @@ class Server:
     def _spawn(self, argv: list[str], env: dict[str, str]) -> int:
         """Start a child; its output goes to a log file beside its data (shown if it fails)."""
         self.workdir.mkdir(parents=True, exist_ok=True)
-        log_path = self.workdir / f"{len(self.procs)}-{argv[2].replace('.', '-')}.log"
+        name = argv[len(self.pinned) + 2] if argv[0] == "taskset" else argv[2]
+        log_path = self.workdir / f"{len(self.procs)}-{name.replace('.', '-')}.log"
         with log_path.open("wb") as log_file:
             proc = subprocess.Popen(argv, env=env, stdout=log_file, stderr=subprocess.STDOUT)
         self.procs.append(proc)

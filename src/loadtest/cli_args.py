@@ -264,6 +264,18 @@ def capacity(cap: argparse.ArgumentParser) -> argparse.ArgumentParser:
         help="also run each step with interim_results (gateway-interims): live words from the "
         "local model in the gateway, or from the simulated Whisper (openai)",
     )
+    cap.add_argument(
+        "--servers", help="only these servers, comma-separated (sink,gateway-silent,gateway,…)"
+    )
+    cap.add_argument(
+        "--overload",
+        type=int,
+        metavar="STREAMS",
+        help="one more gateway step: this many speaking streams over 15 s (more than it "
+        "serves): admitted, refused (and how soon), and the admitted streams' drops and "
+        "latency",
+    )
+    cap.add_argument("--cpus", help="pin the gateway to these CPUs (taskset -c), e.g. 0")
     cap.add_argument("--json", type=Path, help="write the results here")
     cap.add_argument("--markdown", type=Path, help="write a docs-ready table here")
     return cap

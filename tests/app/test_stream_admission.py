@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -122,7 +123,9 @@ async def test_without_a_fleet_the_cap_holds_on_one_gateway(
 
 
 def _saturated_registry(capacity: int, max_sessions: int = 100) -> SessionRegistry:
-    limits = SaturationLimits(enter_seconds=0.1, leave_seconds=0.03, hold_seconds=5.0)
+    limits = SaturationLimits(
+        enter_seconds=0.1, leave_seconds=0.03, hold_seconds=5.0, warmup_seconds=0
+    )
     saturation = Saturation(limits)
     saturation.observe(0.5, 0.0, capacity)  # the signal, injected
     return SessionRegistry(max_sessions, Metrics(), saturation, rand=lambda: 0.5)
@@ -167,7 +170,10 @@ async def test_a_saturated_gateway_refuses_in_time_and_reopens_by_itself(
     server = await make_gateway(ADMISSION_LAG_MS=100, ADMISSION_HOLD_SECONDS=0.5)
     admitted = await open_stream(server, token("s-1", "g-0"))
     saturation = server.state.registry.saturation
-    saturation.observe(0.3, asyncio.get_running_loop().time(), 1)
+    saturation.limits = dataclasses.replace(saturation.limits, warmup_seconds=0)
+    start = asyncio.get_running_loop().time()
+    for tick in range(40):  # two seconds of a 300 ms lag, as the loop would measure them
+        saturation.observe(0.3, start + tick * 0.05, 1)
     assert saturation.saturated
     refused = await connect(server, token("s-2", "g-0"))
     error = await refused.next()

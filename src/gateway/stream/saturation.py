@@ -27,6 +27,8 @@ class SaturationLimits:
     leave_seconds: float = 0.03
     hold_seconds: float = 5.0
     smoothing_seconds: float = 1.0
+    #: The process's first seconds (imports, connections, a model loading) decide nothing.
+    warmup_seconds: float = 5.0
 
 
 class Saturation:
@@ -39,6 +41,7 @@ class Saturation:
         #: load fell well below it since).
         self.capacity: int | None = None
         self._last: float | None = None
+        self._first: float | None = None
         self._calm_since: float | None = None
 
     def observe(self, lag: float, now: float, streams: int) -> bool:
@@ -46,6 +49,10 @@ class Saturation:
         ``streams`` open. Returns whether ``saturated`` changed."""
         limits = self.limits
         lag = max(0.0, lag)
+        if self._first is None:
+            self._first = now
+        if now - self._first < limits.warmup_seconds:
+            return False  # starting up: not what the streams will see
         if self._last is None:
             self.lag = lag
         else:

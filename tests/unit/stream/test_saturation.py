@@ -8,7 +8,7 @@ import pytest
 from gateway.stream.saturation import Saturation, SaturationLimits, jittered
 
 LIMITS = SaturationLimits(
-    enter_seconds=0.1, leave_seconds=0.03, hold_seconds=5.0, smoothing_seconds=1.0
+    enter_seconds=0.1, leave_seconds=0.03, hold_seconds=5.0, smoothing_seconds=1.0, warmup_seconds=0
 )
 
 
@@ -58,8 +58,16 @@ def test_what_it_could_serve_is_kept_until_the_load_falls_well_below_it() -> Non
     assert s.capacity is None
 
 
+def test_the_first_seconds_decide_nothing() -> None:
+    s = Saturation(SaturationLimits(enter_seconds=0.1, warmup_seconds=5.0))
+    now = _feed(s, 2.0, 0.0, 4.9)  # starting up: slow turns
+    assert not s.saturated
+    _feed(s, 0.002, now, 5.0)
+    assert not s.saturated and s.lag < 0.1
+
+
 def test_a_zero_bound_never_saturates() -> None:
-    s = Saturation(SaturationLimits(enter_seconds=0))
+    s = Saturation(SaturationLimits(enter_seconds=0, warmup_seconds=0))
     _feed(s, 5.0, 0.0, 10.0)
     assert not s.saturated
 
