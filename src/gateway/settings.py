@@ -85,8 +85,8 @@ class Settings(BaseSettings):
     MAX_SESSIONS: int = Field(2000, ge=1)
     #: Event-loop lag (smoothed) at which the process is saturated (0: never), and at or
     #: under which it reopens after ADMISSION_HOLD_SECONDS.
-    ADMISSION_LAG_MS: float = Field(100.0, ge=0, le=60_000)
-    ADMISSION_REOPEN_LAG_MS: float = Field(30.0, ge=0, le=60_000)
+    ADMISSION_LAG_MS: float = Field(8.0, ge=0, le=60_000)
+    ADMISSION_REOPEN_LAG_MS: float = Field(3.0, ge=0, le=60_000)
     ADMISSION_HOLD_SECONDS: float = Field(5.0, ge=0, le=3600)
     IDLE_TIMEOUT_SECONDS: float = Field(30.0, gt=0)
     MAX_PENDING_AUDIO_SECONDS: float = Field(60.0, gt=0)

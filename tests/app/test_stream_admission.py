@@ -167,7 +167,9 @@ async def test_a_saturated_gateway_refuses_in_time_and_reopens_by_itself(
     jittered retry_after and 1013 right after the handshake, readiness says saturated,
     the stream already admitted goes on to its Termination; then the real loop's lag
     (small) brings admission back on its own."""
-    server = await make_gateway(ADMISSION_LAG_MS=100, ADMISSION_HOLD_SECONDS=0.5)
+    server = await make_gateway(
+        ADMISSION_LAG_MS=100, ADMISSION_REOPEN_LAG_MS=30, ADMISSION_HOLD_SECONDS=0.5
+    )
     admitted = await open_stream(server, token("s-1", "g-0"))
     saturation = server.state.registry.saturation
     saturation.limits = dataclasses.replace(saturation.limits, warmup_seconds=0)

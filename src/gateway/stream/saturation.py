@@ -23,8 +23,8 @@ from dataclasses import dataclass
 class SaturationLimits:
     """``enter_seconds`` 0 never saturates (admission by ``MAX_SESSIONS`` only)."""
 
-    enter_seconds: float = 0.1
-    leave_seconds: float = 0.03
+    enter_seconds: float = 0.008
+    leave_seconds: float = 0.003
     hold_seconds: float = 5.0
     smoothing_seconds: float = 1.0
     #: The process's first seconds (imports, connections, a model loading) decide nothing.
