@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from loadtest.capacity_loader import COUNTS, empty_stats
+from loadtest.capacity_report import markdown, per_window
 from loadtest.capacity_servers import Server, cpu_seconds, rss_bytes
 from loadtest.capacity_signals import Signals
 from loadtest.report import percentile
@@ -79,7 +79,22 @@ def run_step(
     finally:
         server.stop()
     stats = merge(outputs)
-    added = [max(0.0, v - args.upstream_latency_ms) for v in stats["latency_ms"]]
+    memory = (idle_rss, loaded_rss)
+    return _row(kind, streams, stats, cpu, memory, load, args.upstream_latency_ms)
+
+
+def _row(
+    kind: str,
+    streams: int,
+    stats: dict[str, Any],
+    cpu: float,
+    memory: tuple[int, int],
+    load: dict[str, Any],
+    upstream_latency_ms: float,
+) -> dict[str, Any]:
+    """One step's line of the report."""
+    idle_rss, loaded_rss = memory
+    added = [max(0.0, v - upstream_latency_ms) for v in stats["latency_ms"]]
     return {
         "server": kind,
         "streams": streams,
@@ -173,93 +188,6 @@ def run_post_baseline(streams: int, args: argparse.Namespace, workdir: Path) -> 
         "cpu_seconds": round(part["cpu_seconds"], 3),
         "cpu_ms_per_post": round(part["cpu_seconds"] / max(1, part["posts"]) * 1000, 3),
     }
-
-
-def per_window(rows: list[dict[str, Any]]) -> None:
-    """Add each speaking row's gateway CPU per window: its CPU less what the same frames
-    cost silent (the frame path), over the windows transcribed; and the ratio to one bare
-    POST of the same window measured in the same step."""
-    by = {(r["server"], r["streams"]): r for r in rows}
-    for r in rows:
-        silent = by.get(("gateway-silent", r["streams"]))
-        if r["server"] != "gateway" or silent is None or not r["windows_ok"]:
-            continue
-        frame_path = silent["cpu_seconds_per_1000_frames"] / 1000 * r["frames"]
-        r["cpu_ms_per_window"] = round((r["cpu_seconds"] - frame_path) / r["windows_ok"] * 1000, 3)
-        post = by.get(("bare-post", r["streams"]))
-        if post and post["cpu_ms_per_post"]:
-            r["window_ratio_to_post"] = round(r["cpu_ms_per_window"] / post["cpu_ms_per_post"], 2)
-
-
-def markdown(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
-    lines = [
-        f"Steps of {args.step_seconds:g} s, 16 kHz mono in 100 ms frames, window "
-        f"{args.window_seconds:g} s, simulated upstream at {args.upstream_latency_ms:g} ms, "
-        f"{args.loaders} loader processes, on {os.cpu_count()} cores.",
-        "",
-        "| streams | server | held | errors | dropped windows | CPU s / 1k frames | ratio | "
-        "RSS / stream | added latency p50 / p99 |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    base = {r["streams"]: r for r in rows if r["server"] == "sink"}
-    for r in rows:
-        if r["server"] == "bare-post":
-            continue
-        ratio = ""
-        if r["server"] != "sink" and r["streams"] in base:
-            b = base[r["streams"]]["cpu_seconds_per_1000_frames"]
-            ratio = f"{r['cpu_seconds_per_1000_frames'] / b:.2f}×" if b else "∞"
-        added = _latency(r["added_latency_ms"])
-        lines.append(
-            f"| {r['streams']} | {r['server']} | {r['held']} | {r['errors']} | "
-            f"{r.get('windows_dropped', 0)} | {r['cpu_seconds_per_1000_frames']:.3f} | {ratio} | "
-            f"{r['rss_per_stream_kib']:.0f} KiB | {added} |"
-        )
-    lines += _live_words(rows, args)
-    posts = {r["streams"]: r for r in rows if r["server"] == "bare-post"}
-    speaking = [r for r in rows if "cpu_ms_per_window" in r and r["streams"] in posts]
-    if speaking:
-        lines += [
-            "",
-            "| streams | gateway CPU / window | one bare aiohttp POST of the window | ratio |",
-            "|---|---|---|---|",
-        ]
-        for r in speaking:
-            post = posts[r["streams"]]["cpu_ms_per_post"]
-            lines.append(
-                f"| {r['streams']} | {r['cpu_ms_per_window']:.2f} ms | {post:.2f} ms | "
-                f"{r.get('window_ratio_to_post', 0):.2f}× |"
-            )
-    return "\n".join(lines) + "\n"
-
-
-def _latency(lat: dict[str, Any] | None) -> str:
-    return "-" if not lat or lat["p50"] is None else f"{lat['p50']:.0f} / {lat['p99']:.0f} ms"
-
-
-def _live_words(rows: list[dict[str, Any]], args: argparse.Namespace) -> list[str]:
-    """Per step: the interims each stream got per second, and the finals' added latency
-    without and with interims."""
-    plain = {r["streams"]: r for r in rows if r["server"] == "gateway"}
-    live = [r for r in rows if r["server"] == "gateway-interims" and r["streams"] in plain]
-    if not live:
-        return []
-    out = [
-        "",
-        f"| streams | interims ({args.interims}) / stream / s | finals' added latency p50 / p99, "
-        "without | with interims |",
-        "|---|---|---|---|",
-    ]
-    for r in live:
-        rate = r["interims"] / max(1, r["streams"]) / args.step_seconds
-        cells = []
-        for row in (plain[r["streams"]], r):
-            lat = row["added_latency_ms"]
-            cells.append(
-                "-" if not lat or lat["p50"] is None else f"{lat['p50']:.0f} / {lat['p99']:.0f} ms"
-            )
-        out.append(f"| {r['streams']} | {rate:.2f} | {cells[0]} | {cells[1]} |")
-    return out
 
 
 def main(args: argparse.Namespace) -> int:
