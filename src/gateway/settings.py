@@ -84,9 +84,9 @@ class Settings(BaseSettings):
 
     MAX_SESSIONS: int = Field(2000, ge=1)
     #: Event-loop lag (smoothed) at which the process is saturated (0: never), and at or
-    #: under which it reopens after ADMISSION_HOLD_SECONDS.
-    ADMISSION_LAG_MS: float = Field(8.0, ge=0, le=60_000)
-    ADMISSION_REOPEN_LAG_MS: float = Field(3.0, ge=0, le=60_000)
+    #: under which it reopens after ADMISSION_HOLD_SECONDS (None: see admission_lag_ms).
+    ADMISSION_LAG_MS: float | None = Field(None, ge=0, le=60_000)
+    ADMISSION_REOPEN_LAG_MS: float | None = Field(None, ge=0, le=60_000)
     ADMISSION_HOLD_SECONDS: float = Field(5.0, ge=0, le=3600)
     IDLE_TIMEOUT_SECONDS: float = Field(30.0, gt=0)
     MAX_PENDING_AUDIO_SECONDS: float = Field(60.0, gt=0)
@@ -205,6 +205,16 @@ class Settings(BaseSettings):
         if self.INTERIM_PROVIDER != "auto":
             return self.INTERIM_PROVIDER
         return "local" if local_available() else "off"
+
+    @property
+    def admission_lag_ms(self) -> tuple[float, float]:
+        """The lag that closes admission and the lag that reopens it: 8 / 3 ms, or 50 / 15
+        with a Whisper model decoding in this process (its decodes hold the interpreter, so
+        the lag measures the model as much as the streams: docs/Scaling.md)."""
+        local = "local" in (self.provider, self.interim_provider)
+        enter, reopen = self.ADMISSION_LAG_MS, self.ADMISSION_REOPEN_LAG_MS
+        enter = (50.0 if local else 8.0) if enter is None else enter
+        return enter, min(enter, (15.0 if local else 3.0) if reopen is None else reopen)
 
     @property
     def simulated_upstream(self) -> bool:

@@ -157,3 +157,14 @@ def test_prod_refuses_the_example_secrets() -> None:
     env["AUTH_JWT_SECRET"], env["AUDIT_HMAC_KEY"] = "x" * 32, values["AUDIT_HMAC_KEY"]
     with pytest.raises(ConfigurationError, match="AUDIT_HMAC_KEY is the example's placeholder"):
         load_settings(env)
+
+
+def test_admission_bounds_follow_where_whisper_decodes() -> None:
+    """A model in the process lifts the loop's lag by itself: its bounds are wider."""
+    remote = {"OPENAI_API_KEY": "k", "INTERIM_PROVIDER": "off"}
+    assert load_settings(remote).admission_lag_ms == (8.0, 3.0)
+    assert load_settings({"STT_PROVIDER": "local"}).admission_lag_ms == (50.0, 15.0)
+    assert load_settings({**remote, "INTERIM_PROVIDER": "local"}).admission_lag_ms == (50.0, 15.0)
+    chosen = {**remote, "ADMISSION_LAG_MS": "20", "ADMISSION_REOPEN_LAG_MS": "30"}
+    assert load_settings(chosen).admission_lag_ms == (20.0, 20.0)  # reopening never above
+    assert load_settings({**remote, "ADMISSION_LAG_MS": "0"}).admission_lag_ms[0] == 0

@@ -193,11 +193,11 @@ def _pings(
 
 def _saturation(settings: Settings) -> Saturation:
     """When the process stops admitting streams (docs/Scaling.md, "Admission")."""
-    enter = settings.ADMISSION_LAG_MS / 1000
+    enter, reopen = settings.admission_lag_ms
     return Saturation(
         SaturationLimits(
-            enter_seconds=enter,
-            leave_seconds=min(enter, settings.ADMISSION_REOPEN_LAG_MS / 1000),
+            enter_seconds=enter / 1000,
+            leave_seconds=reopen / 1000,
             hold_seconds=settings.ADMISSION_HOLD_SECONDS,
         )
     )
