@@ -231,13 +231,14 @@ class StreamSession:
         core = self.core
         actions = core.take_actions()
         charges = self._tasks.take_charges(actions.messages)
+        # To this connection, also what waits for the kept write (the replay after a resume
+        # repeats it on the next one, after its Begin).
+        put = self._put_to()
         if self._kept is not None:
-            # What waits for the write goes to this connection (the replay after a resume
-            # repeats it on the next one, after its Begin).
-            self._kept.deliver(actions.messages, core.counts, self._put_to(), charges)
+            self._kept.deliver(actions.messages, core.counts, put, charges)
         else:
             for message in actions.messages:
-                self._put(message)
+                put(message)
             self._tasks.charge(charges)
         self._tasks.start(actions)
         if actions.ending is not None:
@@ -246,7 +247,8 @@ class StreamSession:
             self._wakeup.arm(core.next_deadline)
 
     def _put_to(self) -> Callable[[Queued], None]:
-        """A sender to the connection the client has now (nothing while detached)."""
+        """A sender to the connection the client has now (nothing while detached: the core
+        keeps Transcripts for a replay)."""
         connection = self.connection
 
         def put(queued: Queued) -> None:
@@ -254,13 +256,6 @@ class StreamSession:
                 connection.outbox.put(queued[0], key=queued[1])
 
         return put
-
-    def _put(self, queued: Queued) -> None:
-        """To the connection now (none while detached: the core keeps Transcripts for a
-        replay)."""
-        if self.connection is not None:
-            message, key = queued
-            self.connection.outbox.put(message, key=key)
 
     def _tick(self) -> None:
         self.core.tick(time.monotonic())

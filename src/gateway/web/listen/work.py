@@ -86,7 +86,7 @@ class SessionWork:
             if message["status"] == "ok":
                 taken.append(charge)
             else:
-                self._spawn(self._processor.budget.release(charge.hold))
+                self._give_back(charge)
         return taken
 
     def charge(self, charges: list[Charge]) -> None:
@@ -98,10 +98,14 @@ class SessionWork:
         """The session ended: give back charges no Transcript took; wait for the charges
         and releases under way (journaled if the gateway stops first)."""
         for charge in self._charges.values():
-            self._spawn(self._processor.budget.release(charge.hold))
+            self._give_back(charge)
         self._charges.clear()
         if self._settling:
             await asyncio.gather(*list(self._settling), return_exceptions=True)
+
+    def _give_back(self, charge: Charge) -> None:
+        """Release the hold of a window no Transcript charges."""
+        self._spawn(self._processor.budget.release(charge.hold))
 
     async def _settle(self, charge: Charge) -> None:
         with tracing.span("budget.commit", {"stt.windows": 1}):
@@ -150,7 +154,7 @@ class SessionWork:
         self._flush()
         if job.seq <= self._delivered and (late := self._charges.pop(job.seq, None)):
             # Its Transcript went out before it answered (dropped from the backlog).
-            self._spawn(self._processor.budget.release(late.hold))
+            self._give_back(late)
 
     async def _interim(self, request: InterimRequest) -> None:
         """Decode the open window's audio so far; the core decides what the answer becomes."""
