@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from websockets.asyncio.server import ServerConnection, serve
 
 from gateway.client import ListenStream
 from gateway.simulated.whisper import FakeWhisper
@@ -144,3 +145,26 @@ async def test_a_refused_first_connection_is_tried_again_unless_told_not_to(
             assert first["type"] == "Error" and first["retry_after"] > 0
             second = await asyncio.wait_for(waiting.__anext__(), t(20))
             assert second["type"] == "Begin" and waiting.resumes == 1
+
+
+async def test_a_first_connection_dropped_before_its_begin_is_tried_again_unlike_a_refusal(
+    gateway: GatewayServer, proxy: CuttingProxy
+) -> None:
+    """A connection the network drops between the handshake and the ``Begin`` was not
+    refused: a harness that asks for refusals still reconnects and streams its audio."""
+
+    async def handshake_then_gone(connection: ServerConnection) -> None:
+        proxy.target = ("127.0.0.1", gateway.port)  # the network comes back for the next
+        connection.transport.abort()  # RST right after the 101, no Begin, no close frame
+
+    async with serve(handshake_then_gone, "127.0.0.1", 0) as flaky:
+        proxy.target = ("127.0.0.1", flaky.sockets[0].getsockname()[1])
+        url = proxy.url("ws") + "/api/v1/listen"
+        async with ListenStream(url, token(), retry_refused=False) as stream:
+            await stream.send(SPEECH[: RATE * 2 * 2])  # two seconds
+            await stream.finish()
+            async with asyncio.timeout(t(30)):
+                said = [m async for m in stream]
+    assert said[0]["type"] == "Begin" and said[-1]["type"] == "Termination"
+    assert said[-1]["audio_seconds"] == pytest.approx(2.0)
+    assert stream.close_code == 1000 and proxy.connections == 2

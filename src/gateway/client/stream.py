@@ -152,9 +152,9 @@ class ListenStream:
                     attempt, retry_after = attempt + 1, None
                     continue
                 reached_at = time.monotonic()
-                began, retry_after = await self._serve(ws)
+                began, refused, retry_after = await self._serve(ws)
                 attempt = 1 if began else attempt + 1
-                if not self._began_once and not self._retry_refused:
+                if refused and not self._began_once and not self._retry_refused:
                     break  # refused at once: said so (its Error), not tried again
                 if self._done:
                     break
@@ -198,10 +198,11 @@ class ListenStream:
             "open_timeout": self._open_timeout,
         }
 
-    async def _serve(self, ws: ClientConnection) -> tuple[bool, float | None]:
-        """One connection, until it ends: whether it got a ``Begin``, and the ``retry_after``
-        its ``Error`` asked for."""
-        began, retry_after = False, None
+    async def _serve(self, ws: ClientConnection) -> tuple[bool, bool, float | None]:
+        """One connection, until it ends: whether it got a ``Begin``, whether the gateway
+        refused it (an ``Error`` before any ``Begin``; a connection dropped before its
+        ``Begin`` was not refused), and the ``retry_after`` its ``Error`` asked for."""
+        began, refused, retry_after = False, False, None
         try:
             async for raw in ws:
                 if not isinstance(raw, str):
@@ -216,6 +217,7 @@ class ListenStream:
                 elif kind == "Termination":
                     self._ended(message)
                 elif kind == "Error":
+                    refused = refused or not began
                     retry_after = message.get("retry_after")
                 self._messages.put_nowait(message)
         except ConnectionClosed:
@@ -226,7 +228,7 @@ class ListenStream:
         self.close_code = closed
         if closed == 1000 or (closed is not None and not may_reconnect(closed)):
             self._done = True
-        return began, retry_after
+        return began, refused, retry_after
 
     async def _begun(self, ws: ClientConnection, begin: dict[str, Any]) -> None:
         """A connection's ``Begin``: continue (or start) the session, send the audio the
