@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from loadtest.capacity_loader import COUNTS, empty_stats
-from loadtest.capacity_report import markdown, per_window
+from loadtest.capacity_report import markdown, overload_summary, per_window
 from loadtest.capacity_servers import Server, cpu_seconds, rss_bytes
 from loadtest.capacity_signals import Signals
 from loadtest.report import percentile
@@ -45,11 +45,17 @@ OVERLOAD_RAMP_SECONDS = 15.0
 
 
 def run_step(
-    kind: str, streams: int, args: argparse.Namespace, workdir: Path, ramp: float | None = None
+    kind: str,
+    streams: int,
+    args: argparse.Namespace,
+    workdir: Path,
+    ramp: float | None = None,
+    env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """One server under ``streams`` streams (started over ``ramp`` seconds). ``gateway-silent``
-    streams silence: the frame path only (VAD marks every window silent: no upstream call,
-    no ledger call). A gateway's own load signals are sampled meanwhile."""
+    """One server under ``streams`` streams (started over ``ramp`` seconds; ``env``: more of
+    the gateway's environment). ``gateway-silent`` streams silence: the frame path only (VAD
+    marks every window silent: no upstream call, no ledger call). A gateway's own load
+    signals are sampled meanwhile."""
     if kind == "bare-post":
         return run_post_baseline(streams, args, workdir)
     silent = kind == "gateway-silent"
@@ -61,6 +67,7 @@ def run_step(
         args.window_seconds,
         interims=args.interims if live else "off",
         cpus=getattr(args, "cpus", None),
+        env=env,
     )
     server.start()
     signals = Signals(server.port, server.pid) if kind != "sink" else None
@@ -197,16 +204,21 @@ def main(args: argparse.Namespace) -> int:
         kinds: tuple[str, ...] = KINDS if args.interims == "off" else (*KINDS, "gateway-interims")
         if args.servers:
             kinds = tuple(k for k in kinds if k in args.servers.split(","))
-        plan: list[tuple[str, int, float | None]] = [
-            (kind, streams, None) for streams in steps for kind in kinds
+        # With an overload step, the others measure what the process serves with nothing
+        # refused (admission off): the reference its admission is judged against.
+        reference = {"ADMISSION_LAG_MS": "0"} if args.overload else None
+        plan: list[tuple[str, int, float | None, dict[str, str] | None]] = [
+            (kind, streams, None, reference) for streams in steps for kind in kinds
         ]
         if args.overload:  # more than it can serve, ramped as a school morning is
-            plan.append(("gateway", args.overload, OVERLOAD_RAMP_SECONDS))
-        for kind, streams, ramp in plan:
-            row = run_step(kind, streams, args, Path(tmp), ramp)
+            plan.append(("gateway", args.overload, OVERLOAD_RAMP_SECONDS, None))
+        for kind, streams, ramp, env in plan:
+            row = run_step(kind, streams, args, Path(tmp), ramp, env)
             rows.append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)
     per_window(rows)
+    if args.overload:
+        rows[-1]["overload"] = overload_summary(rows[:-1], rows[-1])
     table = markdown(rows, args)
     print(table)
     if args.json:

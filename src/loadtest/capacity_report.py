@@ -23,6 +23,70 @@ def per_window(rows: list[dict[str, Any]]) -> None:
             r["window_ratio_to_post"] = round(r["cpu_ms_per_window"] / post["cpu_ms_per_post"], 2)
 
 
+#: The admitted streams' p99 may be this much over the process's own at its lightest step.
+LATENCY_MARGIN_MS = 250.0
+#: A refused stream hears so within this long of connecting.
+REFUSED_WITHIN_MS = 2000
+#: Streams served to the end under overload, against what the process serves at most.
+GOODPUT_SHARE = 0.9
+
+
+def overload_summary(steps: list[dict[str, Any]], overload: dict[str, Any]) -> dict[str, Any]:
+    """The overload step judged against the steps before it (admission off): what the
+    process serves (the most streams of a step with nothing dropped and a p99 within
+    :data:`LATENCY_MARGIN_MS` of the lightest step's), and whether the overload step kept
+    its admitted streams there, refused the rest in time and still served about as many."""
+    speaking = [
+        r
+        for r in steps
+        if r["server"] == "gateway" and (r["added_latency_ms"] or {}).get("p99") is not None
+    ]
+    if not speaking:
+        return {}
+    lightest = min(speaking, key=lambda r: r["streams"])
+    bound = lightest["added_latency_ms"]["p99"] + LATENCY_MARGIN_MS
+    served = [
+        r["streams"]
+        for r in speaking
+        if not r["windows_dropped"] and not r["errors"] and r["added_latency_ms"]["p99"] <= bound
+    ]
+    capacity = max(served, default=0)
+    p99 = (overload["added_latency_ms"] or {}).get("p99")
+    refused_ms = overload["refused_after_ms_max"]
+    checks = {
+        "no_window_dropped": overload["windows_dropped"] == 0,
+        "latency_within_bound": p99 is not None and p99 <= bound,
+        "refused_in_time": refused_ms is None or refused_ms <= REFUSED_WITHIN_MS,
+        "saturated_while_refusing": not overload["refused"]
+        or overload["signals"].get("saturated_share", 0) > 0,
+        "goodput": capacity > 0 and overload["held"] >= GOODPUT_SHARE * capacity,
+    }
+    return {
+        "capacity": capacity,
+        "latency_bound_ms": round(bound, 1),
+        "goodput": round(overload["held"] / capacity, 2) if capacity else None,
+        "checks": checks,
+        "met": all(checks.values()),
+    }
+
+
+def _overload_lines(rows: list[dict[str, Any]]) -> list[str]:
+    found = [r for r in rows if r.get("overload")]
+    if not found:
+        return []
+    r, o = found[-1], found[-1]["overload"]
+    missed = [name for name, ok in o["checks"].items() if not ok]
+    return [
+        "",
+        f"Overload: {r['streams']} offered, {r['admitted']} admitted, {r['refused']} refused "
+        f"(each within {r['refused_after_ms_max'] or 0} ms), {r['held']} served to the end; "
+        f"the process serves {o['capacity']} (steps above, admission off), goodput "
+        f"{(o['goodput'] or 0) * 100:.0f} %; admitted: {r['windows_dropped']} windows dropped, "
+        f"added latency {_latency(r['added_latency_ms'])} (bound {o['latency_bound_ms']:.0f} "
+        f"ms); " + ("all targets met." if o["met"] else f"missed: {', '.join(missed)}."),
+    ]
+
+
 def markdown(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
     lines = [
         f"Steps of {args.step_seconds:g} s, 16 kHz mono in 100 ms frames, window "
@@ -48,6 +112,7 @@ def markdown(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
             f"{r['rss_per_stream_kib']:.0f} KiB | {added} |"
         )
     lines += _live_words(rows, args)
+    lines += _overload_lines(rows)
     posts = {r["streams"]: r for r in rows if r["server"] == "bare-post"}
     speaking = [r for r in rows if "cpu_ms_per_window" in r and r["streams"] in posts]
     if speaking:

@@ -39,9 +39,11 @@ class Server:
         window_seconds: float,
         interims: str = "off",
         cpus: str | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         """``interims``: the gateway's INTERIM_PROVIDER (``openai``: the simulated Whisper);
-        ``cpus``: the CPUs the gateway (and the sink) may run on (``taskset -c``)."""
+        ``cpus``: the CPUs the gateway (and the sink) may run on (``taskset -c``);
+        ``env``: more of the gateway's environment (over the harness's own)."""
         self.kind = kind
         self.interims = interims
         self.port = free_port()
@@ -51,6 +53,7 @@ class Server:
         self.latency_ms = upstream_latency_ms
         self.window_seconds = window_seconds
         self.pinned = ["taskset", "-c", cpus] if cpus else []
+        self.env = env or {}
 
     @property
     def url(self) -> str:
@@ -83,6 +86,7 @@ class Server:
                     "IDLE_TIMEOUT_SECONDS": "120",
                     "INTERIM_PROVIDER": self.interims,
                     "INTERIM_BASE_URL": f"http://127.0.0.1:{fake_port}/v1",
+                    **self.env,
                 }
             )
             self.pid = self._spawn([*self.pinned, sys.executable, "-m", "gateway", "serve"], env)

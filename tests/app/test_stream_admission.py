@@ -16,6 +16,7 @@ from gateway.errors import Overloaded
 from gateway.observability.metrics import Metrics
 from gateway.stream.admission import Occupancy, fair_share, refusal
 from gateway.stream.ending import Ending
+from gateway.stream.pacing import PaceLimits
 from gateway.stream.registry import SessionRegistry
 from gateway.stream.saturation import Saturation, SaturationLimits
 from tests.conftest import GatewayFactory
@@ -143,6 +144,27 @@ def test_a_saturated_process_refuses_new_streams_but_not_replacements() -> None:
     assert refusals.labels(reason="max_sessions")._value.get() == 0
 
 
+def test_near_saturation_the_registry_lets_new_streams_in_at_the_pace() -> None:
+    """The lag between the bounds: not saturated (readiness stays ready), but new streams
+    come in a few a second, each refusal a jittered OVERLOADED; replacements are not paced."""
+    limits = SaturationLimits(enter_seconds=0.1, leave_seconds=0.03, warmup_seconds=0)
+    saturation = Saturation(limits)
+    saturation.observe(0.06, 0.0, 0)
+    clock = [100.0]
+    registry = SessionRegistry(100, Metrics(), saturation, rand=lambda: 0.0, clock=lambda: clock[0])
+    registry.check_admission(("a", "g0"))
+    registry.register(_Session("a", "g0"))  # type: ignore[arg-type]
+    with pytest.raises(Overloaded, match="near saturation") as refused:
+        registry.check_admission(("a", "g1"))
+    assert refused.value.retry_after == 5.0 and not saturation.saturated
+    registry.check_admission(("a", "g0"))  # a replacement adds no load
+    clock[0] += 0.5  # two a second at the least
+    registry.check_admission(("a", "g1"))
+    registry.check_admission(("a", "g1"), paced=False)  # after its claim: its place is taken
+    refusals = registry._metrics.admission_refused
+    assert refusals.labels(reason="saturated")._value.get() == 1
+
+
 def test_after_saturating_the_fair_share_is_of_what_the_process_served() -> None:
     """Saturated at 10 streams, it reopens: near those 10 (not near MAX_SESSIONS), a school
     past its fair share waits so that another school's group gets in."""
@@ -201,6 +223,32 @@ async def test_a_saturated_gateway_refuses_in_time_and_reopens_by_itself(
     metrics = server.state.metrics
     assert metrics.admission_refused.labels(reason="saturated")._value.get() == 1
     assert metrics.event_loop_lag._sum.get() > 0  # the loop's lag was measured meanwhile
+
+
+async def test_near_saturation_a_stream_comes_in_once_through_the_whole_handshake(
+    make_gateway: GatewayFactory,
+) -> None:
+    """Near saturation (the lag between the bounds), one new stream takes the one place in
+    the pace and gets its Begin — its second look after the group's claim does not take
+    another — and the stream right behind it is told to come back."""
+    server = await make_gateway(ADMISSION_LAG_MS=100, ADMISSION_REOPEN_LAG_MS=30)
+    saturation = server.state.registry.saturation
+    # The lag injected, held there: the loop's own (small) measurements barely move it.
+    limits = dataclasses.replace(saturation.limits, warmup_seconds=0, smoothing_seconds=1e9)
+    saturation.limits = limits
+    saturation.observe(0.0, asyncio.get_running_loop().time(), 0)
+    saturation.lag = 0.06  # between the bounds: near, not saturated
+    server.state.registry.pace.limits = PaceLimits(share_per_second=0, min_per_second=0.01)
+    assert saturation.near(0) and not saturation.saturated
+    first = await open_stream(server, token("s-1", "g-0"))
+    assert first.messages[0]["type"] == "Begin"
+    second = await connect(server, token("s-2", "g-0"))
+    error = await second.next()
+    assert error["code"] == "OVERLOADED" and "near saturation" in error["message"]
+    await second.collect()
+    assert second.close_code == 1013
+    for stream in (first, second):
+        await stream.close()
 
 
 async def test_a_blocked_event_loop_is_measured_as_lag(make_gateway: GatewayFactory) -> None:

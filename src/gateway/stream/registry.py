@@ -12,6 +12,7 @@ from gateway.errors import Overloaded, Replaced
 from gateway.observability.metrics import Metrics
 from gateway.stream.admission import Occupancy, refusal
 from gateway.stream.ending import SHUTDOWN, Ending, from_error
+from gateway.stream.pacing import Pace
 from gateway.stream.saturation import Saturation, SaturationLimits, jittered
 
 RESTART_WINDOW_SECONDS = 300.0
@@ -49,11 +50,16 @@ class SessionRegistry:
         metrics: Metrics,
         saturation: Saturation | None = None,
         rand: Callable[[], float] = random.random,
+        pace: Pace | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``saturation``: whether the process can serve one more stream (None: never
-        saturated); ``rand``: the jitter of a saturated refusal's ``retry_after``."""
+        saturated); ``rand``: the jitter of a saturated refusal's ``retry_after``;
+        ``pace``: how fast new streams come in near saturation, by ``clock``."""
         self.max_sessions = max_sessions
         self.saturation = saturation or Saturation(SaturationLimits(enter_seconds=0))
+        self.pace = pace or Pace()
+        self._clock = clock
         self._rand = rand
         self._metrics = metrics
         self._by_key: dict[tuple[str, str], StreamSession] = {}
@@ -76,12 +82,16 @@ class SessionRegistry:
     def sessions_of_school(self, school_id: str) -> list[StreamSession]:
         return [s for s in self._all if s.school_id == school_id]
 
-    def check_admission(self, key: tuple[str, str], cap: int | None = None) -> None:
+    def check_admission(
+        self, key: tuple[str, str], cap: int | None = None, *, paced: bool = True
+    ) -> None:
         """Raise :class:`Overloaded` when a new stream for ``key`` may not start: draining,
-        saturated (with a jittered ``retry_after``), at ``MAX_SESSIONS``, or the school at its
+        saturated (with a jittered ``retry_after``), at ``MAX_SESSIONS``, the school at its
         ``cap`` or its fair share of what the process can serve
-        (:mod:`gateway.stream.admission`). A group's replacement always may (it adds no
-        load), and so may a resume of a session held here."""
+        (:mod:`gateway.stream.admission`), or near saturation faster than the pace
+        (:mod:`gateway.stream.pacing`; ``paced=False``: a stream looked at again after its
+        claim, its place in the pace taken already). A group's replacement always may (it
+        adds no load), and so may a resume of a session held here."""
         if self.draining:
             self._refused("draining")
             raise Overloaded(
@@ -110,6 +120,18 @@ class SessionRegistry:
         if why is not None:
             self._refused("school_cap")
             raise Overloaded(why, retry_after=SCHOOL_RETRY_AFTER)
+        if paced:
+            self._paced()
+
+    def _paced(self) -> None:
+        streams = len(self._all)
+        if not self.pace.admit(self._clock(), streams, self.saturation.near(streams)):
+            self._refused("saturated")
+            raise Overloaded(
+                "the gateway is near saturation and lets new streams in a few a second; "
+                "retry later or elsewhere",
+                retry_after=jittered(SATURATED_RETRY_AFTER, self._rand),
+            )
 
     def _refused(self, reason: str) -> None:
         self._metrics.admission_refused.labels(reason=reason).inc()

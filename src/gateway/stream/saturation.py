@@ -9,7 +9,9 @@ not close admission. The process becomes saturated when the smoothed lag reaches
 ``enter_seconds``; it reopens once the lag stayed at or under ``leave_seconds`` for
 ``hold_seconds``: admission does not flap between the two. The number of streams open
 when it last became saturated is what this process could serve — the bound for the
-schools' fair share until the load falls below it.
+schools' fair share until the load falls below it. *Near* saturation (the lag past the
+reopening bound, or the streams open close to that number) new streams are paced
+(:mod:`gateway.stream.pacing`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+
+#: Near saturation from this share of the streams open when the process last saturated.
+NEAR_CAPACITY = 0.9
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,8 +32,10 @@ class SaturationLimits:
     leave_seconds: float = 0.003
     hold_seconds: float = 5.0
     smoothing_seconds: float = 1.0
-    #: The process's first seconds (imports, connections, a model loading) decide nothing.
+    #: The process's first seconds (imports, connections, a model loading) decide nothing:
+    #: until its loop stayed calm for ``calm_seconds``, and at most this long.
     warmup_seconds: float = 5.0
+    calm_seconds: float = 1.0
 
 
 class Saturation:
@@ -42,6 +49,7 @@ class Saturation:
         self.capacity: int | None = None
         self._last: float | None = None
         self._first: float | None = None
+        self._warm = False
         self._calm_since: float | None = None
 
     def observe(self, lag: float, now: float, streams: int) -> bool:
@@ -49,9 +57,7 @@ class Saturation:
         ``streams`` open. Returns whether ``saturated`` changed."""
         limits = self.limits
         lag = max(0.0, lag)
-        if self._first is None:
-            self._first = now
-        if now - self._first < limits.warmup_seconds:
+        if not self._warm and not self._warmed_up(lag, now):
             return False  # starting up: not what the streams will see
         if self._last is None:
             self.lag = lag
@@ -78,6 +84,32 @@ class Saturation:
             self._calm_since = None
             return True
         return False
+
+    def _warmed_up(self, lag: float, now: float) -> bool:
+        """Whether the start-up is over: the loop calm (at or under the reopening bound)
+        for ``calm_seconds``, or ``warmup_seconds`` gone by. A process that takes streams
+        at once is measured from its first calm second, not five seconds later."""
+        limits = self.limits
+        if self._first is None:
+            self._first = now
+        if lag > limits.leave_seconds:
+            self._calm_since = None
+        elif self._calm_since is None:
+            self._calm_since = now
+        calm = self._calm_since is not None and now - self._calm_since >= limits.calm_seconds
+        if calm or now - self._first >= limits.warmup_seconds:
+            self._warm, self._calm_since = True, None
+        return self._warm
+
+    def near(self, streams: int) -> bool:
+        """Whether a process not saturated is close to it with ``streams`` open: its lag
+        past the reopening bound, or ``streams`` near what it served when it saturated."""
+        limits = self.limits
+        if limits.enter_seconds <= 0:
+            return False
+        if self.saturated or self.lag > limits.leave_seconds:
+            return True
+        return self.capacity is not None and streams >= NEAR_CAPACITY * self.capacity
 
 
 def jittered(retry_after: float, rand: Callable[[], float]) -> float:

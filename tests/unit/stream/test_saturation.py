@@ -66,6 +66,21 @@ def test_the_first_seconds_decide_nothing() -> None:
     assert not s.saturated and s.lag < 0.1
 
 
+def test_a_calm_second_ends_the_start_up_early() -> None:
+    """Streams that arrive as soon as the process listens are measured from its first
+    calm second, not only once the whole warm-up has gone by."""
+    limits = SaturationLimits(enter_seconds=0.1, leave_seconds=0.03, warmup_seconds=5.0)
+    s = Saturation(limits)
+    now = _feed(s, 0.5, 0.0, 0.5)  # a slow start
+    now = _feed(s, 0.002, now, 0.6)  # calm, but not yet for a second
+    now = _feed(s, 0.5, now, 0.3)  # slow again: the calm starts over
+    assert not s.saturated and s.lag == 0.0
+    now = _feed(s, 0.002, now, 1.1)  # a calm second: measured from here on
+    assert now < 5.0 and not s.saturated
+    _feed(s, 0.3, now, 2.0, streams=120)  # 3 s into the process, well before 5
+    assert s.saturated and s.capacity == 120
+
+
 def test_a_zero_bound_never_saturates() -> None:
     s = Saturation(SaturationLimits(enter_seconds=0, warmup_seconds=0))
     _feed(s, 5.0, 0.0, 10.0)

@@ -233,8 +233,9 @@ def _admit_again(fleet: Fleet | None, gateway: Gateway, claims: Claims, session_
     other streams may have started while the group was claimed. Refused: the claim is
     given back."""
     assert claims.school_id is not None and claims.group_id is not None
+    key, cap = (claims.school_id, claims.group_id), _cap(gateway, claims)
     try:
-        gateway.registry.check_admission((claims.school_id, claims.group_id), _cap(gateway, claims))
+        gateway.registry.check_admission(key, cap, paced=False)  # its place is taken
     except StreamError:
         if fleet is not None:
             gateway.presence.spawn(fleet.release(claims.school_id, claims.group_id, session_id))
