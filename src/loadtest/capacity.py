@@ -40,8 +40,6 @@ from loadtest.capacity_signals import Signals
 from loadtest.report import percentile
 
 KINDS = ("sink", "gateway-silent", "gateway", "bare-post")
-#: The overload step's streams arrive over this long.
-OVERLOAD_RAMP_SECONDS = 15.0
 
 
 def run_step(
@@ -204,14 +202,14 @@ def main(args: argparse.Namespace) -> int:
         kinds: tuple[str, ...] = KINDS if args.interims == "off" else (*KINDS, "gateway-interims")
         if args.servers:
             kinds = tuple(k for k in kinds if k in args.servers.split(","))
-        # With an overload step, the others measure what the process serves with nothing
-        # refused (admission off): the reference its admission is judged against.
-        reference = {"ADMISSION_LAG_MS": "0"} if args.overload else None
+        # The steps measure what the process serves with nothing refused (admission off);
+        # the overload step, its admission (as configured), judged against them.
+        reference = {"ADMISSION_LAG_MS": "0"}
         plan: list[tuple[str, int, float | None, dict[str, str] | None]] = [
             (kind, streams, None, reference) for streams in steps for kind in kinds
         ]
         if args.overload:  # more than it can serve, ramped as a school morning is
-            plan.append(("gateway", args.overload, OVERLOAD_RAMP_SECONDS, None))
+            plan.append(("gateway", args.overload, args.overload_ramp, None))
         for kind, streams, ramp, env in plan:
             row = run_step(kind, streams, args, Path(tmp), ramp, env)
             rows.append(row)

@@ -271,9 +271,17 @@ def capacity(cap: argparse.ArgumentParser) -> argparse.ArgumentParser:
         "--overload",
         type=int,
         metavar="STREAMS",
-        help="one more gateway step: this many speaking streams over 15 s (more than it "
-        "serves): admitted, refused (and how soon), and the admitted streams' drops and "
-        "latency",
+        help="one more gateway step, with admission as configured: this many speaking "
+        "streams over --overload-ramp seconds (more than it serves): admitted, refused (and "
+        "how soon), the admitted streams' drops and latency, judged against the steps "
+        "(admission off)",
+    )
+    cap.add_argument(
+        "--overload-ramp",
+        type=float,
+        default=15.0,
+        metavar="SECONDS",
+        help="the overload step's streams arrive over this long",
     )
     cap.add_argument("--cpus", help="pin the gateway to these CPUs (taskset -c), e.g. 0")
     cap.add_argument("--json", type=Path, help="write the results here")

@@ -1,15 +1,19 @@
-"""How fast new streams are let in near saturation (pure): a few a second, not a burst.
+"""How fast new streams are let in (pure): a slow start, and a trickle near saturation.
 
 A stream's load shows in the loop's lag only after it has run a while — its frames at
-once, its first window seconds later (its upstream call, its charge, its Transcript). A
-process that admits every stream until the smoothed lag reaches the bound admits the
-burst of the last few seconds on top of what it can serve (docs/Scaling.md,
-"Admission": 1,000 streams arriving at 270 a second, 748 admitted, a third of their
-windows dropped). So once the process is *near* saturation — its smoothed lag past the
-reopening bound, or its open streams close to what it served when it last saturated —
-new streams are let in at ``share_per_second`` of the open streams a second (at least
-``min_per_second``), each one's load showing before many more join. Far from saturation
-nothing is paced: a fresh process takes a whole school at once.
+once, its first window seconds later — and starting it costs several times a second of
+serving it (the handshake, the group's claim, the kept state, the audit line:
+docs/Scaling.md, "Admission"). A process that admits every stream until the smoothed lag
+reaches the bound admits the burst of the last seconds on top of what it can serve, and
+the burst's own start-up work is what closes admission. So new streams come in at a pace,
+as a token bucket:
+
+- far from saturation, a *slow start*: ``start_per_second`` plus ``growth_per_second`` of
+  the streams open, a second (``burst`` at once: a fresh process takes whole classrooms);
+- *near* saturation — the smoothed lag past the reopening bound, or the streams open close
+  to what the process served when it last saturated — a trickle of ``share_per_second``
+  of the streams open a second (at least ``min_per_second``), so each one's load shows
+  before many more join.
 """
 
 from __future__ import annotations
@@ -19,37 +23,40 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class PaceLimits:
-    #: New streams a second near saturation, as a share of the streams open.
+    #: Far from saturation: new streams a second, plus a share of the streams open ...
+    start_per_second: float = 25.0
+    growth_per_second: float = 0.15
+    #: ... and as many as this at once.
+    burst: float = 50.0
+    #: Near saturation: new streams a second as a share of the streams open ...
     share_per_second: float = 0.02
     #: ... and never fewer than this many a second.
     min_per_second: float = 2.0
 
 
 class Pace:
-    """A token bucket that fills at the pace while near saturation (at most a second's
-    worth saved up) and is set aside while far from it."""
-
     def __init__(self, limits: PaceLimits | None = None) -> None:
         self.limits = limits or PaceLimits()
         self._tokens: float | None = None
         self._last = 0.0
 
-    def rate(self, streams: int) -> float:
-        """New streams a second near saturation with ``streams`` open."""
-        return max(self.limits.min_per_second, self.limits.share_per_second * streams)
+    def rate(self, streams: int, near: bool) -> float:
+        """New streams a second with ``streams`` open."""
+        limits = self.limits
+        if near:
+            return max(limits.min_per_second, limits.share_per_second * streams)
+        return limits.start_per_second + limits.growth_per_second * streams
 
     def admit(self, now: float, streams: int, near: bool) -> bool:
         """Whether one more stream may start at ``now`` with ``streams`` open (taking its
         place if so); ``near``: whether the process is near saturation."""
-        if not near:
-            self._tokens = None  # far from it: nothing paced, nothing saved up
-            return True
-        rate = self.rate(streams)
+        rate = self.rate(streams, near)
+        most = max(1.0, rate) if near else max(self.limits.burst, rate)
         if self._tokens is None:
-            self._tokens = 1.0  # the first stream near saturation goes in
+            self._tokens = 1.0 if near else most  # a fresh process: a burst (or one)
         else:
             earned = max(0.0, now - self._last) * rate
-            self._tokens = min(max(1.0, rate), self._tokens + earned)
+            self._tokens = min(most, self._tokens + earned)
         self._last = now
         if self._tokens < 1.0:
             return False

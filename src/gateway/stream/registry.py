@@ -124,6 +124,8 @@ class SessionRegistry:
             self._paced()
 
     def _paced(self) -> None:
+        if self.saturation.limits.enter_seconds <= 0:
+            return  # admission by saturation off: nothing paced either
         streams = len(self._all)
         if not self.pace.admit(self._clock(), streams, self.saturation.near(streams)):
             self._refused("saturated")

@@ -7,36 +7,55 @@ import pytest
 from gateway.stream.pacing import Pace, PaceLimits
 from gateway.stream.saturation import Saturation, SaturationLimits
 
-LIMITS = PaceLimits(share_per_second=0.02, min_per_second=2.0)
+LIMITS = PaceLimits(
+    start_per_second=25.0,
+    growth_per_second=0.15,
+    burst=50.0,
+    share_per_second=0.02,
+    min_per_second=2.0,
+)
 
 
-def test_far_from_saturation_a_whole_school_comes_in_at_once() -> None:
+def _admitted(pace: Pace, at: float, streams: int, near: bool, asked: int) -> int:
+    return sum(pace.admit(at, streams, near) for _ in range(asked))
+
+
+def test_a_fresh_process_takes_a_burst_then_starts_slowly() -> None:
     pace = Pace(LIMITS)
-    assert all(pace.admit(0.0, n, near=False) for n in range(500))
+    assert _admitted(pace, 0.0, 0, False, 80) == 50  # two classrooms at once
+    assert pace.rate(0, near=False) == 25.0 and pace.rate(200, near=False) == 55.0
+    assert _admitted(pace, 1.0, 50, False, 80) == 32  # a second at 25 + 15 % of 50
 
 
-def test_near_saturation_new_streams_come_in_at_the_pace() -> None:
+def test_a_quiet_spell_saves_up_at_most_the_burst() -> None:
     pace = Pace(LIMITS)
-    assert pace.rate(400) == pytest.approx(8.0) and pace.rate(10) == 2.0
-    assert pace.admit(0.0, 400, near=True)  # the first one near saturation
-    assert not pace.admit(0.0, 401, near=True)  # ... and not a burst behind it
+    _admitted(pace, 0.0, 0, False, 50)
+    assert _admitted(pace, 600.0, 100, False, 200) == 50
+
+
+def test_near_saturation_new_streams_trickle_in() -> None:
+    pace = Pace(LIMITS)
+    assert pace.rate(400, near=True) == pytest.approx(8.0) and pace.rate(10, near=True) == 2.0
+    _admitted(pace, 0.0, 0, False, 50)  # the slow start's burst, spent
+    assert _admitted(pace, 0.0, 400, True, 10) == 0
     admitted = sum(pace.admit(t / 100, 401, near=True) for t in range(1, 101))
     assert admitted == 8  # one second at 2 % of the streams open
 
 
-def test_a_quiet_spell_saves_up_at_most_a_second_of_pace() -> None:
+def test_coming_near_keeps_no_more_than_a_second_of_the_trickle() -> None:
     pace = Pace(LIMITS)
-    pace.admit(0.0, 400, near=True)
-    burst = [pace.admit(60.0, 400, near=True) for _ in range(20)]
-    assert sum(burst) == 8
+    pace.admit(0.0, 0, near=False)  # 49 left of the burst
+    assert _admitted(pace, 0.0, 400, True, 60) == 8
 
 
-def test_leaving_the_neighbourhood_of_saturation_ends_the_pacing() -> None:
+def test_leaving_the_neighbourhood_of_saturation_brings_no_new_burst() -> None:
+    """The lag dipping under the bound does not let a burst in: what was saved up near
+    saturation (nothing) goes on at the slow start's rate."""
     pace = Pace(LIMITS)
-    pace.admit(0.0, 400, near=True)
-    assert not pace.admit(0.0, 400, near=True)
-    assert pace.admit(0.0, 400, near=False)
-    assert pace.admit(0.0, 400, near=True)  # near again: starts with one, as at first
+    _admitted(pace, 0.0, 0, False, 50)
+    assert _admitted(pace, 0.0, 300, True, 5) == 0
+    assert _admitted(pace, 0.0, 300, False, 5) == 0  # far again, at once: nothing saved
+    assert _admitted(pace, 0.1, 300, False, 20) == 7  # 0.1 s at 25 + 45 a second
 
 
 def _saturation() -> Saturation:
