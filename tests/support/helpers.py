@@ -285,6 +285,9 @@ def gateway_env(fake: FakeWhisper, data_dir: Path, **overrides: str) -> dict[str
         "STT_WINDOW_SECONDS": "1",
         "LOG_FORMAT": "json",
         "INTERIM_PROVIDER": "off",
+        # Admission answers the machine's own lag (a shared test machine's, here): the
+        # admission tests and the capacity harness's overload step turn it on.
+        "ADMISSION_LAG_MS": "0",
         **overrides,
     }
 
