@@ -128,7 +128,8 @@ def _saturated_registry(capacity: int, max_sessions: int = 100) -> SessionRegist
         enter_seconds=0.1, leave_seconds=0.03, hold_seconds=5.0, warmup_seconds=0
     )
     saturation = Saturation(limits)
-    saturation.observe(0.5, 0.0, capacity)  # the signal, injected
+    saturation.observe(0.5, -5.0, capacity)  # the signal, injected: it starts the clock,
+    saturation.observe(0.5, 0.0, capacity)  # and five seconds of it saturate
     return SessionRegistry(max_sessions, Metrics(), saturation, rand=lambda: 0.5)
 
 
@@ -149,7 +150,8 @@ def test_near_saturation_the_registry_lets_new_streams_in_at_the_pace() -> None:
     come in a few a second, each refusal a jittered OVERLOADED; replacements are not paced."""
     limits = SaturationLimits(enter_seconds=0.1, leave_seconds=0.03, warmup_seconds=0)
     saturation = Saturation(limits)
-    saturation.observe(0.06, 0.0, 0)
+    saturation.observe(0.06, -5.0, 0)
+    saturation.observe(0.06, 0.0, 0)  # five seconds of 60 ms
     clock = [100.0]
     registry = SessionRegistry(100, Metrics(), saturation, rand=lambda: 0.0, clock=lambda: clock[0])
     registry.check_admission(("a", "g0"))

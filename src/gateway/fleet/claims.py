@@ -31,6 +31,7 @@ import redis.asyncio as aioredis
 
 from gateway.errors import LedgerUnavailable
 from gateway.observability.logging import get_logger
+from gateway.redis.batches import in_batches
 from gateway.redis.connection import text
 from gateway.redis.errors import map_redis_errors, translated
 from gateway.redis.layout import PREFIX
@@ -147,13 +148,12 @@ class Fleet:
     async def refresh(self, claims: Iterable[tuple[str, str]]) -> None:
         """Keep this replica's claims (school, group) from lapsing."""
         lapse = int((self._clock() + CLAIM_SECONDS) * 1000)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            count = 0
-            for school_id, group_id in claims:
-                pipe.zadd(streams_key(school_id), {group_id: lapse}, xx=True)
-                count += 1
-            if count:
-                await pipe.execute()
+
+        def add(pipe: Any, claim: tuple[str, str]) -> int:
+            pipe.zadd(streams_key(claim[0]), {claim[1]: lapse}, xx=True)
+            return 1
+
+        await in_batches(self._redis, claims, add)
 
     @translated
     async def notify(self, notice: dict[str, Any]) -> None:

@@ -33,6 +33,7 @@ from gateway.budget.ledger import REPLICA_WAIT_MS, CommitResult
 from gateway.budget.settlement import Charge
 from gateway.errors import LedgerNotReplicated
 from gateway.fleet.claims import CLAIM_SECONDS
+from gateway.redis.batches import in_batches
 from gateway.redis.connection import text
 from gateway.redis.errors import translated
 from gateway.redis.layout import (
@@ -231,11 +232,13 @@ class KeptSessions:
         if not session_ids:
             return
         ttl = self._resume if detached else self._live
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for session_id in session_ids:
-                pipe.expire(state_key(session_id), ttl)
-                pipe.expire(said_key(session_id), ttl)
-            await pipe.execute()
+
+        def add(pipe: Any, session_id: str) -> int:
+            pipe.expire(state_key(session_id), ttl)
+            pipe.expire(said_key(session_id), ttl)
+            return 2
+
+        await in_batches(self._redis, session_ids, add)
 
     @translated
     async def beat(self) -> None:

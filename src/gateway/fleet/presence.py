@@ -24,6 +24,7 @@ from gateway.errors import LedgerUnavailable
 from gateway.fleet.claims import Fleet
 from gateway.fleet.kept import KeptSessions
 from gateway.observability.logging import get_logger
+from gateway.redis.batches import in_batches
 from gateway.redis.errors import translated
 from gateway.redis.layout import PREFIX
 
@@ -121,16 +122,18 @@ class Presence:
         if self._redis is None:
             return
         now = time.time()
-        async with self._redis.pipeline(transaction=False) as pipe:
-            schools = set()
-            for session in sessions:
-                key = sessions_key(session.school_id)
-                pipe.hset(key, session.session_id, record(session, now))
-                schools.add(key)
-            for key in schools:
-                pipe.expire(key, KEY_TTL_SECONDS)
-            if schools:
-                await pipe.execute()
+        schools: set[str] = set()
+
+        def add(pipe: Any, session: Visible) -> int:
+            key = sessions_key(session.school_id)
+            pipe.hset(key, session.session_id, record(session, now))
+            if key in schools:
+                return 1
+            schools.add(key)
+            pipe.expire(key, KEY_TTL_SECONDS)
+            return 2
+
+        await in_batches(self._redis, sessions, add)
 
     @translated
     async def withdraw(self, session: Visible) -> None:

@@ -8,8 +8,8 @@ reaches the bound admits the burst of the last seconds on top of what it can ser
 the burst's own start-up work is what closes admission. So new streams come in at a pace,
 as a token bucket:
 
-- far from saturation, a *slow start*: ``start_per_second`` plus ``growth_per_second`` of
-  the streams open, a second (``burst`` at once: a fresh process takes whole classrooms);
+- far from saturation, a *slow start*: ``start_per_second`` (``burst`` at once: a fresh
+  process takes whole classrooms);
 - *near* saturation — the smoothed lag past the reopening bound, or the streams open close
   to what the process served when it last saturated — a trickle of ``share_per_second``
   of the streams open a second (at least ``min_per_second``), so each one's load shows
@@ -23,9 +23,9 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class PaceLimits:
-    #: Far from saturation: new streams a second, plus a share of the streams open ...
+    #: Far from saturation: new streams a second (a process is one core, and a start
+    #: costs it the same whatever it serves) ...
     start_per_second: float = 25.0
-    growth_per_second: float = 0.15
     #: ... and as many as this at once.
     burst: float = 50.0
     #: Near saturation: new streams a second as a share of the streams open ...
@@ -45,7 +45,7 @@ class Pace:
         limits = self.limits
         if near:
             return max(limits.min_per_second, limits.share_per_second * streams)
-        return limits.start_per_second + limits.growth_per_second * streams
+        return limits.start_per_second
 
     def admit(self, now: float, streams: int, near: bool) -> bool:
         """Whether one more stream may start at ``now`` with ``streams`` open (taking its

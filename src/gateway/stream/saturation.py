@@ -59,10 +59,8 @@ class Saturation:
         lag = max(0.0, lag)
         if not self._warm and not self._warmed_up(lag, now):
             return False  # starting up: not what the streams will see
-        if self._last is None:
-            self.lag = lag
-        else:
-            dt = max(0.0, now - self._last)
+        if self._last is not None:  # the first one only starts the clock: the smoothed
+            dt = max(0.0, now - self._last)  # lag starts calm, never at one raw sample
             self.lag += (lag - self.lag) * (1.0 - math.exp(-dt / limits.smoothing_seconds))
         self._last = now
         if not self.saturated:

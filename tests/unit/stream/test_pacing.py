@@ -9,7 +9,6 @@ from gateway.stream.saturation import Saturation, SaturationLimits
 
 LIMITS = PaceLimits(
     start_per_second=25.0,
-    growth_per_second=0.15,
     burst=50.0,
     share_per_second=0.02,
     min_per_second=2.0,
@@ -23,8 +22,8 @@ def _admitted(pace: Pace, at: float, streams: int, near: bool, asked: int) -> in
 def test_a_fresh_process_takes_a_burst_then_starts_slowly() -> None:
     pace = Pace(LIMITS)
     assert _admitted(pace, 0.0, 0, False, 80) == 50  # two classrooms at once
-    assert pace.rate(0, near=False) == 25.0 and pace.rate(200, near=False) == 55.0
-    assert _admitted(pace, 1.0, 50, False, 80) == 32  # a second at 25 + 15 % of 50
+    assert pace.rate(0, near=False) == 25.0 == pace.rate(400, near=False)
+    assert _admitted(pace, 1.0, 50, False, 80) == 25  # then 25 a second
 
 
 def test_a_quiet_spell_saves_up_at_most_the_burst() -> None:
@@ -55,7 +54,7 @@ def test_leaving_the_neighbourhood_of_saturation_brings_no_new_burst() -> None:
     _admitted(pace, 0.0, 0, False, 50)
     assert _admitted(pace, 0.0, 300, True, 5) == 0
     assert _admitted(pace, 0.0, 300, False, 5) == 0  # far again, at once: nothing saved
-    assert _admitted(pace, 0.1, 300, False, 20) == 7  # 0.1 s at 25 + 45 a second
+    assert _admitted(pace, 0.2, 300, False, 20) == 5  # 0.2 s at 25 a second
 
 
 def _saturation() -> Saturation:

@@ -66,6 +66,18 @@ def test_the_first_seconds_decide_nothing() -> None:
     assert not s.saturated and s.lag < 0.1
 
 
+def test_one_slow_turn_as_the_start_up_ends_does_not_close_admission() -> None:
+    """The smoothed lag starts calm when the start-up ends, not at that moment's sample:
+    streams arriving from the first second kept the loop busy through the warm-up, and
+    one 20 ms turn right after it closed admission for good."""
+    s = Saturation(SaturationLimits(enter_seconds=0.008, leave_seconds=0.003))
+    now = _feed(s, 0.004, 0.0, 4.9)  # busy from the start: never a calm second
+    s.observe(0.021, now + 0.3, 150)  # the first turn after the 5 s of start-up
+    assert not s.saturated and s.lag < 0.008
+    _feed(s, 0.02, now + 0.3, 3.0, streams=150)  # a lasting 20 ms does
+    assert s.saturated
+
+
 def test_a_calm_second_ends_the_start_up_early() -> None:
     """Streams that arrive as soon as the process listens are measured from its first
     calm second, not only once the whole warm-up has gone by."""
