@@ -37,7 +37,7 @@ async def _stream(
     try:
         async with connect(
             url,
-            subprotocols=["token", jwt],  # type: ignore[list-item]
+            subprotocols=["token", jwt],  # type: ignore[list-item, unused-ignore]
             open_timeout=30,
             max_size=None,
             compression=None,

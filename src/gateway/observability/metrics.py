@@ -54,7 +54,7 @@ class Metrics:
     """Every gateway metric, registered in one registry."""
 
     def __init__(self) -> None:
-        disable_created_metrics()  # type: ignore[no-untyped-call]  # no *_created series
+        disable_created_metrics()  # type: ignore[no-untyped-call, unused-ignore]  # no *_created series
         r = self.registry = CollectorRegistry(auto_describe=True)
         process_collector.ProcessCollector(registry=r)
         platform_collector.PlatformCollector(registry=r)

@@ -93,7 +93,7 @@ def connect(url: str, mode: RedisMode = "standalone", master: str = "mymaster") 
         return cast(aioredis.Redis, cluster)
     if mode == "sentinel":
         address = parse_sentinel_url(url)
-        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        sentinel = Sentinel(  # type: ignore[no-untyped-call, unused-ignore]
             list(address.sentinels),
             sentinel_kwargs={**timeouts, "password": address.password},
             **timeouts,

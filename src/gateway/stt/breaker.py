@@ -123,7 +123,7 @@ class CircuitGuard:
         self._wake()
 
 
-class _Listener(CircuitBreakerListener):  # type: ignore[misc]
+class _Listener(CircuitBreakerListener):  # type: ignore[misc, unused-ignore]
     def __init__(self, guard: CircuitGuard) -> None:
         self._guard = guard
 
