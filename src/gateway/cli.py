@@ -219,6 +219,7 @@ async def _serve_until(
     settings: Settings, stop: asyncio.Event
 ) -> tuple[LocalTranscriber, float] | None:
     """Run until SIGTERM/SIGINT, then drain: not ready, no new sessions, finish, close."""
+    from gateway.runtime.heap import freeze_startup
     from gateway.runtime.upstream import announce
     from gateway.web.app import create_app
     from gateway.web.keys import GATEWAY
@@ -242,6 +243,7 @@ async def _serve_until(
             f"cannot be used: {exc.strerror or exc}"
         ) from None
     gateway = app[GATEWAY]
+    frozen = freeze_startup()
     announce(settings, gateway.upstream.url)
     for address in runner.addresses:
         host, port = address[0], address[1]
@@ -252,6 +254,7 @@ async def _serve_until(
             provider=gateway.provider,
             model=settings.upstream_model_label,
             simulated=gateway.simulated,
+            heap_frozen_objects=frozen,
         )
     if settings.APP_ENV == "dev":
         log.info(

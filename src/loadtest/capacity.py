@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from loadtest.capacity_loader import COUNTS, empty_stats
-from loadtest.capacity_report import markdown, overload_summary, per_window
+from loadtest.capacity_report import markdown, overload_summary, per_window, serves
 from loadtest.capacity_servers import Server, cpu_seconds, rss_bytes
 from loadtest.capacity_signals import Signals
 from loadtest.report import percentile
@@ -202,21 +202,14 @@ def main(args: argparse.Namespace) -> int:
         kinds: tuple[str, ...] = KINDS if args.interims == "off" else (*KINDS, "gateway-interims")
         if args.servers:
             kinds = tuple(k for k in kinds if k in args.servers.split(","))
-        # The steps measure what the process serves with nothing refused (admission off);
-        # the overload step, its admission (as configured), judged against them.
+        # The steps measure what the process serves with nothing refused (admission off).
         reference = {"ADMISSION_LAG_MS": "0"}
-        plan: list[tuple[str, int, float | None, dict[str, str] | None]] = [
-            (kind, streams, None, reference) for streams in steps for kind in kinds
-        ]
-        if args.overload:  # more than it can serve, ramped as a school morning is
-            plan.append(("gateway", args.overload, args.overload_ramp, None))
-        for kind, streams, ramp, env in plan:
-            row = run_step(kind, streams, args, Path(tmp), ramp, env)
-            rows.append(row)
-            print(json.dumps(row), file=sys.stderr, flush=True)
+        for streams in steps:
+            for kind in kinds:
+                rows.append(_step(kind, streams, args, Path(tmp), None, reference))
+        if args.overload:
+            rows += _overload_steps(rows, args, Path(tmp))
     per_window(rows)
-    if args.overload:
-        rows[-1]["overload"] = overload_summary(rows[:-1], rows[-1])
     table = markdown(rows, args)
     print(table)
     if args.json:
@@ -224,3 +217,32 @@ def main(args: argparse.Namespace) -> int:
     if args.markdown:
         args.markdown.write_text(table)
     return 0
+
+
+def _step(
+    kind: str,
+    streams: int,
+    args: argparse.Namespace,
+    workdir: Path,
+    ramp: float | None,
+    env: dict[str, str] | None,
+) -> dict[str, Any]:
+    row = run_step(kind, streams, args, workdir, ramp, env)
+    print(json.dumps(row), file=sys.stderr, flush=True)
+    return row
+
+
+def _overload_steps(
+    steps: list[dict[str, Any]], args: argparse.Namespace, workdir: Path
+) -> list[dict[str, Any]]:
+    """With admission as configured, streams ramped as a school morning is: exactly what
+    the steps say the process serves, then ``args.overload`` (more than it serves); the
+    latter judged against both (:func:`overload_summary`)."""
+    capacity, _ = serves(steps)
+    at_capacity = None
+    if capacity:
+        at_capacity = _step("gateway", capacity, args, workdir, args.overload_ramp, None)
+        at_capacity["at_capacity"] = True
+    overload = _step("gateway", args.overload, args, workdir, args.overload_ramp, None)
+    overload["overload"] = overload_summary(steps, overload, at_capacity)
+    return [r for r in (at_capacity, overload) if r is not None]

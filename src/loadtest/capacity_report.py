@@ -27,22 +27,22 @@ def per_window(rows: list[dict[str, Any]]) -> None:
 LATENCY_MARGIN_MS = 250.0
 #: A refused stream hears so within this long of connecting.
 REFUSED_WITHIN_MS = 2000
-#: Streams served to the end under overload, against what the process serves at most.
+#: Streams served to the end under overload, against those served when offered exactly
+#: what the process serves.
 GOODPUT_SHARE = 0.9
 
 
-def overload_summary(steps: list[dict[str, Any]], overload: dict[str, Any]) -> dict[str, Any]:
-    """The overload step judged against the steps before it (admission off): what the
-    process serves (the most streams of a step with nothing dropped and a p99 within
-    :data:`LATENCY_MARGIN_MS` of the lightest step's), and whether the overload step kept
-    its admitted streams there, refused the rest in time and still served about as many."""
+def serves(steps: list[dict[str, Any]]) -> tuple[int, float]:
+    """What the process serves, from steps run with admission off: the most streams of a
+    step with nothing dropped and a p99 within :data:`LATENCY_MARGIN_MS` of the lightest
+    step's; and that bound (0 streams when no speaking step)."""
     speaking = [
         r
         for r in steps
         if r["server"] == "gateway" and (r["added_latency_ms"] or {}).get("p99") is not None
     ]
     if not speaking:
-        return {}
+        return 0, 0.0
     lightest = min(speaking, key=lambda r: r["streams"])
     bound = lightest["added_latency_ms"]["p99"] + LATENCY_MARGIN_MS
     served = [
@@ -50,21 +50,38 @@ def overload_summary(steps: list[dict[str, Any]], overload: dict[str, Any]) -> d
         for r in speaking
         if not r["windows_dropped"] and not r["errors"] and r["added_latency_ms"]["p99"] <= bound
     ]
-    capacity = max(served, default=0)
+    return max(served, default=0), bound
+
+
+def overload_summary(
+    steps: list[dict[str, Any]], overload: dict[str, Any], at_capacity: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The overload step judged against the steps before it (admission off: what the process
+    serves, :func:`serves`) and against ``at_capacity`` (exactly that many streams offered
+    the same way, admission on): whether it kept its admitted streams within the bound,
+    refused the rest in time, and still served at least :data:`GOODPUT_SHARE` of what it
+    serves when offered exactly its capacity (goodput; also shown against the capacity)."""
+    capacity, bound = serves(steps)
+    if not capacity:
+        return {}
     p99 = (overload["added_latency_ms"] or {}).get("p99")
     refused_ms = overload["refused_after_ms_max"]
+    served_at_capacity = at_capacity["held"] if at_capacity else capacity
     checks = {
         "no_window_dropped": overload["windows_dropped"] == 0,
         "latency_within_bound": p99 is not None and p99 <= bound,
         "refused_in_time": refused_ms is None or refused_ms <= REFUSED_WITHIN_MS,
         "saturated_while_refusing": not overload["refused"]
         or overload["signals"].get("saturated_share", 0) > 0,
-        "goodput": capacity > 0 and overload["held"] >= GOODPUT_SHARE * capacity,
+        "goodput": served_at_capacity > 0
+        and overload["held"] >= GOODPUT_SHARE * served_at_capacity,
     }
     return {
         "capacity": capacity,
+        "served_at_capacity": served_at_capacity,
         "latency_bound_ms": round(bound, 1),
-        "goodput": round(overload["held"] / capacity, 2) if capacity else None,
+        "goodput": round(overload["held"] / served_at_capacity, 2) if served_at_capacity else None,
+        "share_of_capacity": round(overload["held"] / capacity, 2),
         "checks": checks,
         "met": all(checks.values()),
     }
@@ -80,8 +97,10 @@ def _overload_lines(rows: list[dict[str, Any]]) -> list[str]:
         "",
         f"Overload: {r['streams']} offered, {r['admitted']} admitted, {r['refused']} refused "
         f"(each within {r['refused_after_ms_max'] or 0} ms), {r['held']} served to the end; "
-        f"the process serves {o['capacity']} (steps above, admission off), goodput "
-        f"{(o['goodput'] or 0) * 100:.0f} %; admitted: {r['windows_dropped']} windows dropped, "
+        f"the process serves {o['capacity']} (steps above, admission off) and served "
+        f"{o['served_at_capacity']} of them offered exactly that (admission on): goodput "
+        f"{(o['goodput'] or 0) * 100:.0f} % ({o['share_of_capacity'] * 100:.0f} % of the "
+        f"capacity); admitted: {r['windows_dropped']} windows dropped, "
         f"added latency {_latency(r['added_latency_ms'])} (bound {o['latency_bound_ms']:.0f} "
         f"ms); " + ("all targets met." if o["met"] else f"missed: {', '.join(missed)}."),
     ]

@@ -4,8 +4,11 @@ A periodic timer measures how late the loop runs it (:mod:`gateway.runtime.loopl
 lag is what every stream's frames, windows and messages wait before the process gets to
 them, so it rises with the admitted streams' latency (docs/Scaling.md, "Admission": why
 this signal and not CPU or work in flight). The lag is smoothed (an exponential average
-over ``smoothing_seconds``) so one slow turn — a garbage collection, a model load — does
-not close admission. The process becomes saturated when the smoothed lag reaches
+over ``smoothing_seconds``), and one measurement counts for at most :data:`SAMPLE_CAP`
+times the saturation bound, so one slow turn — a full garbage collection (60–120 ms with
+200 streams open), a model load — moves it by a few milliseconds, while a loop late turn
+after turn (an overloaded process's queue) still reaches the bound within a second. The
+process becomes saturated when the smoothed lag reaches
 ``enter_seconds``; it reopens once the lag stayed at or under ``leave_seconds`` for
 ``hold_seconds``: admission does not flap between the two. The number of streams open
 when it last became saturated is what this process could serve — the bound for the
@@ -22,6 +25,8 @@ from dataclasses import dataclass
 
 #: Near saturation from this share of the streams open when the process last saturated.
 NEAR_CAPACITY = 0.9
+#: One measurement counts for at most this many times the saturation bound.
+SAMPLE_CAP = 3.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +62,8 @@ class Saturation:
         ``streams`` open. Returns whether ``saturated`` changed."""
         limits = self.limits
         lag = max(0.0, lag)
+        if limits.enter_seconds > 0:  # one long turn is not a load (module docstring)
+            lag = min(lag, SAMPLE_CAP * limits.enter_seconds)
         if not self._warm and not self._warmed_up(lag, now):
             return False  # starting up: not what the streams will see
         if self._last is not None:  # the first one only starts the clock: the smoothed

@@ -1,4 +1,5 @@
-"""The overload step judged against the steps before it (pure: rows in, verdict out)."""
+"""The overload step judged against the steps before it and against exactly the capacity
+offered (pure: rows in, verdict out)."""
 
 from __future__ import annotations
 
@@ -39,10 +40,21 @@ def test_what_the_process_serves_is_its_largest_step_within_the_latency_bound() 
         refused_after_ms_max=400,
         signals={"saturated_share": 0.7},
     )
-    summary = overload_summary(STEPS, overload)
+    summary = overload_summary(STEPS, overload, None)
     assert summary["capacity"] == 200  # 300 is past 40 + 250 ms, 400 dropped windows
     assert summary["latency_bound_ms"] == 290.0
     assert summary["goodput"] == 0.95 and summary["met"]
+
+
+def test_goodput_is_against_what_it_served_offered_exactly_its_capacity() -> None:
+    overload = _row(1200, 100.0, held=170, refused=1030, signals={"saturated_share": 0.5})
+    at_capacity = _row(200, 90.0, held=180, refused=20)
+    summary = overload_summary(STEPS, overload, at_capacity)
+    assert summary["served_at_capacity"] == 180
+    assert summary["goodput"] == 0.94 and summary["checks"]["goodput"]
+    assert summary["share_of_capacity"] == 0.85  # shown, not judged
+    at_capacity["held"] = 200
+    assert not overload_summary(STEPS, overload, at_capacity)["checks"]["goodput"]
 
 
 def test_each_missed_target_is_named() -> None:
@@ -56,7 +68,7 @@ def test_each_missed_target_is_named() -> None:
         refused_after_ms_max=2500,
         signals={"saturated_share": 0.0},
     )
-    summary = overload_summary(STEPS, overload)
+    summary = overload_summary(STEPS, overload, None)
     assert not summary["met"]
     assert {name for name, ok in summary["checks"].items() if not ok} == {
         "no_window_dropped",
@@ -69,7 +81,8 @@ def test_each_missed_target_is_named() -> None:
     args = argparse.Namespace(step_seconds=15, window_seconds=5, upstream_latency_ms=300, loaders=2)
     text = markdown([*STEPS, overload], args)
     assert "the process serves 200" in text and "missed: no_window_dropped" in text
+    assert "goodput 60 % (60 % of the capacity)" in text
 
 
 def test_without_a_speaking_step_there_is_nothing_to_judge_against() -> None:
-    assert overload_summary([], _row(1200, 100.0)) == {}
+    assert overload_summary([], _row(1200, 100.0), None) == {}

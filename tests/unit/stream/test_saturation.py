@@ -34,6 +34,18 @@ def test_one_slow_turn_does_not_close_admission_but_a_lasting_lag_does() -> None
     assert s.saturated and s.capacity == pytest.approx(640)
 
 
+def test_a_full_collection_pause_at_the_default_bounds_does_not_close_admission() -> None:
+    s = Saturation(SaturationLimits(warmup_seconds=0))
+    now = _feed(s, 0.0015, 0.0, 3.0, streams=150)
+    now += 0.05 + 0.15  # the loop held 150 ms: the timer runs that late, that much later
+    s.observe(0.15, now, 150)
+    assert not s.saturated and s.lag < 0.008  # uncapped, this one sample made it 29 ms
+    now = _feed(s, 0.0015, now, 3.0, streams=150)
+    assert not s.saturated
+    _feed(s, 0.03, now, 1.0, streams=150)  # late turn after turn: a queue, not one pause
+    assert s.saturated and s.capacity == 150
+
+
 def test_it_stays_closed_between_the_bounds_and_reopens_after_the_hold() -> None:
     s = Saturation(LIMITS)
     now = _feed(s, 0.3, 0.0, 2.0)
