@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -26,6 +27,10 @@ from gateway.settings import Settings, load_settings
 from gateway.signals import stop_signals
 from gateway.stt.local_transcriber import LocalTranscriber
 from gateway.web.links import page_link
+
+if TYPE_CHECKING:
+    from gateway.runtime.gateway import Gateway
+    from gateway.web.server import GatewayRunner
 
 log = get_logger("gateway.cli")
 
@@ -215,12 +220,31 @@ async def serve(settings: Settings) -> tuple[LocalTranscriber, float] | None:
         return await _serve_until(settings, stop)
 
 
+def _listening(
+    runner: GatewayRunner, gateway: Gateway, settings: Settings, *, frozen: int
+) -> None:
+    """Say where the gateway listens, with which Whisper."""
+    from gateway.runtime.upstream import announce
+
+    announce(settings, gateway.upstream.url)
+    for address in runner.addresses:
+        host, port = address[0], address[1]
+        log.info(
+            "gateway.listening",
+            url=f"http://{host}:{port}",
+            listen=f"ws://{host}:{port}/api/v1/listen",
+            provider=gateway.provider,
+            model=settings.upstream_model_label,
+            simulated=gateway.simulated,
+            heap_frozen_objects=frozen,
+        )
+
+
 async def _serve_until(
     settings: Settings, stop: asyncio.Event
 ) -> tuple[LocalTranscriber, float] | None:
     """Run until SIGTERM/SIGINT, then drain: not ready, no new sessions, finish, close."""
     from gateway.runtime.heap import freeze_startup
-    from gateway.runtime.upstream import announce
     from gateway.web.app import create_app
     from gateway.web.keys import GATEWAY
     from gateway.web.server import GatewayRunner
@@ -243,19 +267,7 @@ async def _serve_until(
             f"cannot be used: {exc.strerror or exc}"
         ) from None
     gateway = app[GATEWAY]
-    frozen = freeze_startup()
-    announce(settings, gateway.upstream.url)
-    for address in runner.addresses:
-        host, port = address[0], address[1]
-        log.info(
-            "gateway.listening",
-            url=f"http://{host}:{port}",
-            listen=f"ws://{host}:{port}/api/v1/listen",
-            provider=gateway.provider,
-            model=settings.upstream_model_label,
-            simulated=gateway.simulated,
-            heap_frozen_objects=frozen,
-        )
+    _listening(runner, gateway, settings, frozen=freeze_startup())
     if settings.APP_ENV == "dev":
         log.info(
             "gateway.try_it",

@@ -146,8 +146,9 @@ def test_a_saturated_process_refuses_new_streams_but_not_replacements() -> None:
 
 
 def test_near_saturation_the_registry_lets_new_streams_in_at_the_pace() -> None:
-    """The lag between the bounds: not saturated (readiness stays ready), but new streams
-    come in a few a second, each refusal a jittered OVERLOADED; replacements are not paced."""
+    """The lag between the bounds: not saturated, but new streams come in a few a second,
+    each refusal a jittered OVERLOADED (admission closed for a second after it: readiness
+    says saturated); replacements are not paced."""
     limits = SaturationLimits(enter_seconds=0.1, leave_seconds=0.03, warmup_seconds=0)
     saturation = Saturation(limits)
     saturation.observe(0.06, -5.0, 0)
@@ -159,19 +160,24 @@ def test_near_saturation_the_registry_lets_new_streams_in_at_the_pace() -> None:
     with pytest.raises(Overloaded, match="near saturation") as refused:
         registry.check_admission(("a", "g1"))
     assert refused.value.retry_after == 5.0 and not saturation.saturated
+    assert "2 a second" in str(refused.value)
+    assert registry.admission_closed()  # refusing: readiness sends new streams elsewhere
     registry.check_admission(("a", "g0"))  # a replacement adds no load
     clock[0] += 0.5  # two a second at the least
     registry.check_admission(("a", "g1"))
     registry.check_admission(("a", "g1"), paced=False)  # after its claim: its place is taken
     refusals = registry._metrics.admission_refused
     assert refusals.labels(reason="saturated")._value.get() == 1
+    assert registry.admission_closed()  # the refusal was half a second ago
+    clock[0] += 0.6
+    assert not registry.admission_closed()
 
 
 def test_after_saturating_the_fair_share_is_of_what_the_process_served() -> None:
     """Saturated at 10 streams, it reopens: near those 10 (not near MAX_SESSIONS), a school
     past its fair share waits so that another school's group gets in."""
     registry = _saturated_registry(capacity=10)
-    for now in range(1, 80):  # the load falls: the lag settles, and admission reopens
+    for now in range(1, 150):  # the load falls: the lag settles, and admission reopens
         registry.saturation.observe(0.001, now / 10, 9)
     assert not registry.saturation.saturated and registry.saturation.capacity == 10
     for n in range(8):
@@ -232,7 +238,8 @@ async def test_near_saturation_a_stream_comes_in_once_through_the_whole_handshak
 ) -> None:
     """Near saturation (the lag between the bounds), one new stream takes the one place in
     the pace and gets its Begin — its second look after the group's claim does not take
-    another — and the stream right behind it is told to come back."""
+    another — and the stream right behind it is told to come back; readiness then says
+    saturated, and so does ``stt_saturated``."""
     server = await make_gateway(ADMISSION_LAG_MS=100, ADMISSION_REOPEN_LAG_MS=30)
     saturation = server.state.registry.saturation
     # The lag injected, held there: the loop's own (small) measurements barely move it.
@@ -240,8 +247,12 @@ async def test_near_saturation_a_stream_comes_in_once_through_the_whole_handshak
     saturation.limits = limits
     saturation.observe(0.0, asyncio.get_running_loop().time(), 0)
     saturation.lag = 0.06  # between the bounds: near, not saturated
-    server.state.registry.pace.limits = PaceLimits(share_per_second=0, min_per_second=0.01)
+    registry = server.state.registry
+    registry.pace.limits = PaceLimits(share_per_second=0, min_per_second=0.01)
+    registry._clock = lambda: 1000.0  # the pace's clock, held: no refill, no forgetting
     assert saturation.near(0) and not saturation.saturated
+    status, body = await http_json("GET", f"{server.http}/api/v1/ready")
+    assert body["checks"]["admission"]["status"] == "open"
     first = await open_stream(server, token("s-1", "g-0"))
     assert first.messages[0]["type"] == "Begin"
     second = await connect(server, token("s-2", "g-0"))
@@ -249,6 +260,10 @@ async def test_near_saturation_a_stream_comes_in_once_through_the_whole_handshak
     assert error["code"] == "OVERLOADED" and "near saturation" in error["message"]
     await second.collect()
     assert second.close_code == 1013
+    status, body = await http_json("GET", f"{server.http}/api/v1/ready")
+    assert status == 503 and body["status"] == "saturated"  # refusing: go elsewhere
+    assert not saturation.saturated
+    await eventually(lambda: server.state.metrics.saturated._value.get() == 1)
     for stream in (first, second):
         await stream.close()
 

@@ -1,7 +1,8 @@
 """The event loop's lag, measured by the process itself: a timer every
 :data:`INTERVAL_SECONDS`, and how late the loop ran it. Each measurement goes to
 ``stt_event_loop_lag_seconds`` and to the process's :class:`Saturation` (which decides
-admission); a change of state is logged and shown by ``stt_saturated``."""
+admission); a change of state is logged. ``stt_saturated`` shows whether admission is
+closed for the load (saturated, or new streams refused by the pace a moment ago)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ async def measure(
     saturation: Saturation,
     metrics: Metrics,
     streams: Callable[[], int],
+    closed: Callable[[], bool],
     interval: float = INTERVAL_SECONDS,
 ) -> None:
     loop = asyncio.get_running_loop()
@@ -33,8 +35,9 @@ async def measure(
         lag = max(0.0, now - due)
         metrics.event_loop_lag.observe(lag)
         open_streams = streams()
-        if saturation.observe(lag, now, open_streams):
-            metrics.saturated.set(1 if saturation.saturated else 0)
+        changed = saturation.observe(lag, now, open_streams)
+        metrics.saturated.set(1 if closed() else 0)
+        if changed:
             if saturation.saturated:
                 lag_ms = round(saturation.lag * 1000, 1)
                 log.warning("admission.saturated", lag_ms=lag_ms, streams=open_streams)
@@ -44,9 +47,12 @@ async def measure(
 
 @contextlib.asynccontextmanager
 async def measuring(
-    saturation: Saturation, metrics: Metrics, streams: Callable[[], int]
+    saturation: Saturation,
+    metrics: Metrics,
+    streams: Callable[[], int],
+    closed: Callable[[], bool],
 ) -> AsyncIterator[None]:
-    task = asyncio.create_task(measure(saturation, metrics, streams))
+    task = asyncio.create_task(measure(saturation, metrics, streams, closed))
     try:
         yield
     finally:

@@ -99,7 +99,9 @@ async def open_gateway(base: Foundation) -> AsyncIterator[Gateway]:
             open_interims(settings, metrics, budget, upstream, saturation)
         )
         registry = SessionRegistry(settings.MAX_SESSIONS, metrics, saturation)
-        await stack.enter_async_context(measuring(saturation, metrics, lambda: len(registry)))
+        await stack.enter_async_context(
+            measuring(saturation, metrics, lambda: len(registry), registry.admission_closed)
+        )
         fleet, presence, kept = await stack.enter_async_context(
             open_fleet(
                 ledger.redis,

@@ -14,11 +14,17 @@ as a token bucket:
   to what the process served when it last saturated — a trickle of ``share_per_second``
   of the streams open a second (at least ``min_per_second``), so each one's load shows
   before many more join.
+
+A process whose pace refused a stream within :data:`REFUSING_SECONDS` is *refusing*: its
+admission is closed for now as surely as a saturated one's, and readiness says so.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+#: A pace refusal keeps the process *refusing* this long (the pace refills within it).
+REFUSING_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +35,7 @@ class PaceLimits:
     #: ... and as many as this at once.
     burst: float = 50.0
     #: Near saturation: new streams a second as a share of the streams open ...
-    share_per_second: float = 0.02
+    share_per_second: float = 0.03
     #: ... and never fewer than this many a second.
     min_per_second: float = 2.0
 
@@ -39,6 +45,7 @@ class Pace:
         self.limits = limits or PaceLimits()
         self._tokens: float | None = None
         self._last = 0.0
+        self._refused_at: float | None = None
 
     def rate(self, streams: int, near: bool) -> float:
         """New streams a second with ``streams`` open."""
@@ -59,6 +66,11 @@ class Pace:
             self._tokens = min(most, self._tokens + earned)
         self._last = now
         if self._tokens < 1.0:
+            self._refused_at = now
             return False
         self._tokens -= 1.0
         return True
+
+    def refusing(self, now: float) -> bool:
+        """Whether the pace refused a stream within :data:`REFUSING_SECONDS` of ``now``."""
+        return self._refused_at is not None and now - self._refused_at < REFUSING_SECONDS

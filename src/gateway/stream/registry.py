@@ -123,15 +123,22 @@ class SessionRegistry:
         if paced:
             self._paced()
 
+    def admission_closed(self) -> bool:
+        """Whether new streams are being refused for the load: saturated, or the pace
+        refused one a moment ago (readiness then sends new connections elsewhere)."""
+        return self.saturation.saturated or self.pace.refusing(self._clock())
+
     def _paced(self) -> None:
         if self.saturation.limits.enter_seconds <= 0:
             return  # admission by saturation off: nothing paced either
         streams = len(self._all)
-        if not self.pace.admit(self._clock(), streams, self.saturation.near(streams)):
+        near = self.saturation.near(streams)
+        if not self.pace.admit(self._clock(), streams, near):
             self._refused("saturated")
+            why = "is near saturation and lets" if near else "lets"
+            rate = self.pace.rate(streams, near)
             raise Overloaded(
-                "the gateway is near saturation and lets new streams in a few a second; "
-                "retry later or elsewhere",
+                f"the gateway {why} new streams in {rate:.0f} a second; retry later or elsewhere",
                 retry_after=jittered(SATURATED_RETRY_AFTER, self._rand),
             )
 

@@ -36,7 +36,7 @@ class SaturationLimits:
     enter_seconds: float = 0.008
     leave_seconds: float = 0.003
     hold_seconds: float = 5.0
-    smoothing_seconds: float = 1.0
+    smoothing_seconds: float = 2.0
     #: The process's first seconds (imports, connections, a model loading) decide nothing:
     #: until its loop stayed calm for ``calm_seconds``, and at most this long.
     warmup_seconds: float = 5.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.stream.pacing import Pace, PaceLimits
+from gateway.stream.pacing import REFUSING_SECONDS, Pace, PaceLimits
 from gateway.stream.saturation import Saturation, SaturationLimits
 
 LIMITS = PaceLimits(
@@ -79,3 +79,11 @@ def test_without_saturation_there_is_no_pacing() -> None:
     s = Saturation(SaturationLimits(enter_seconds=0, warmup_seconds=0))
     s.observe(5.0, 0.0, 100)
     assert not s.near(100)
+
+
+def test_a_refusal_keeps_the_process_refusing_for_a_moment() -> None:
+    pace = Pace(LIMITS)
+    assert _admitted(pace, 0.0, 0, False, 50) == 50 and not pace.refusing(0.0)
+    assert not pace.admit(0.01, 50, near=False)
+    assert pace.refusing(0.01 + REFUSING_SECONDS / 2)
+    assert not pace.refusing(0.01 + REFUSING_SECONDS)

@@ -75,9 +75,10 @@ async def ready(request: web.Request) -> web.Response:
         or (redis_state["status"] == "down" and settings.BUDGET_ENFORCEMENT_MODE == "strict")
     )
     saturation = gateway.registry.saturation
+    closed = gateway.registry.admission_closed()
     if not_ready:
         status, code = "not_ready", 503
-    elif saturation.saturated:  # new connections to other replicas; admitted streams go on
+    elif closed:  # new connections to other replicas; admitted streams go on
         status, code = "saturated", 503
     elif not whisper_healthy:
         status = "degraded"
@@ -85,7 +86,7 @@ async def ready(request: web.Request) -> web.Response:
     else:
         status, code = "ready", 200
     checks["admission"] = {
-        "status": "saturated" if saturation.saturated else "open",
+        "status": "saturated" if closed else "open",
         "event_loop_lag_ms": round(saturation.lag * 1000, 1),
         "streams": len(gateway.registry),
     }
