@@ -220,9 +220,7 @@ async def serve(settings: Settings) -> tuple[LocalTranscriber, float] | None:
         return await _serve_until(settings, stop)
 
 
-def _listening(
-    runner: GatewayRunner, gateway: Gateway, settings: Settings, *, frozen: int
-) -> None:
+def _listening(runner: GatewayRunner, gateway: Gateway, settings: Settings, *, frozen: int) -> None:
     """Say where the gateway listens, with which Whisper."""
     from gateway.runtime.upstream import announce
 

@@ -35,7 +35,7 @@ class PaceLimits:
     #: ... and as many as this at once.
     burst: float = 50.0
     #: Near saturation: new streams a second as a share of the streams open ...
-    share_per_second: float = 0.03
+    share_per_second: float = 0.02
     #: ... and never fewer than this many a second.
     min_per_second: float = 2.0
 

@@ -88,10 +88,11 @@ class SessionRegistry:
         """Raise :class:`Overloaded` when a new stream for ``key`` may not start: draining,
         saturated (with a jittered ``retry_after``), at ``MAX_SESSIONS``, the school at its
         ``cap`` or its fair share of what the process can serve
-        (:mod:`gateway.stream.admission`), or near saturation faster than the pace
-        (:mod:`gateway.stream.pacing`; ``paced=False``: a stream looked at again after its
-        claim, its place in the pace taken already). A group's replacement always may (it
-        adds no load), and so may a resume of a session held here."""
+        (:mod:`gateway.stream.admission`), or faster than the pace — a slow start, a
+        trickle near saturation (:mod:`gateway.stream.pacing`; ``paced=False``: a stream
+        looked at again after its claim, its place in the pace taken already). A group's
+        replacement always may (it adds no load), and so may a resume of a session held
+        here."""
         if self.draining:
             self._refused("draining")
             raise Overloaded(
