@@ -271,10 +271,10 @@ def capacity(cap: argparse.ArgumentParser) -> argparse.ArgumentParser:
         "--overload",
         type=int,
         metavar="STREAMS",
-        help="one more gateway step, with admission as configured: this many speaking "
-        "streams over --overload-ramp seconds (more than it serves): admitted, refused (and "
-        "how soon), the admitted streams' drops and latency, judged against the steps "
-        "(admission off)",
+        help="two more gateway steps, with admission as configured, streams over "
+        "--overload-ramp seconds: exactly what the steps (admission off) say it serves, then "
+        "this many (more than it serves): admitted, refused (and how soon), the admitted "
+        "streams' drops and latency, goodput, judged against both",
     )
     cap.add_argument(
         "--overload-ramp",
