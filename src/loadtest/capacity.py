@@ -40,6 +40,8 @@ from loadtest.capacity_signals import Signals
 from loadtest.report import percentile
 
 KINDS = ("sink", "gateway-silent", "gateway", "bare-post")
+#: The server column of the steps run with admission on (``--overload``).
+ADMITTED = "gateway-admission"
 
 
 def run_step(
@@ -239,10 +241,9 @@ def _overload_steps(
     the steps say the process serves, then ``args.overload`` (more than it serves); the
     latter judged against both (:func:`overload_summary`)."""
     capacity, _ = serves(steps)
-    at_capacity = None
-    if capacity:
-        at_capacity = _step("gateway", capacity, args, workdir, args.overload_ramp, None)
-        at_capacity["at_capacity"] = True
-    overload = _step("gateway", args.overload, args, workdir, args.overload_ramp, None)
-    overload["overload"] = overload_summary(steps, overload, at_capacity)
-    return [r for r in (at_capacity, overload) if r is not None]
+    offered = [capacity, args.overload] if capacity else [args.overload]
+    rows = [_step("gateway", n, args, workdir, args.overload_ramp, None) for n in offered]
+    for row in rows:  # not a step: the per-step comparisons (CPU per window, interims) skip it
+        row["server"] = ADMITTED
+    rows[-1]["overload"] = overload_summary(steps, rows[-1], rows[0] if capacity else None)
+    return rows

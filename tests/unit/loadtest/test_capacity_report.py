@@ -86,3 +86,17 @@ def test_each_missed_target_is_named() -> None:
 
 def test_without_a_speaking_step_there_is_nothing_to_judge_against() -> None:
     assert overload_summary([], _row(1200, 100.0), None) == {}
+
+
+def test_the_steps_with_admission_on_are_not_taken_for_the_step_of_the_same_size() -> None:
+    from loadtest.capacity import ADMITTED
+
+    step = _row(300, 120.0)
+    live = {**_row(300, 160.0), "server": "gateway-interims", "interims": 9000}
+    at_capacity = {**_row(300, 40.0, held=280), "server": ADMITTED}
+    args = argparse.Namespace(
+        step_seconds=15, window_seconds=5, upstream_latency_ms=300, loaders=2, interims="local"
+    )
+    text = markdown([step, live, at_capacity], args)
+    assert "| 300 | 2.00 | 30 / 120 ms | 40 / 160 ms |" in text  # the step's, not 10 / 40
+    assert f"| 300 | {ADMITTED} | 280 |" in text
